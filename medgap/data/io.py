@@ -1,0 +1,204 @@
+"""Reading and writing images with their geometry: NIfTI (nibabel), PNG (Pillow) and h5 (h5py).
+
+Arrays keep the file's voxel order: NIfTI ``(X, Y, Z)`` as nibabel gives it, PNG ``(H, W)``.
+Every failure is a :class:`DatasetError` naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from medgap.atomic import atomic_path
+from medgap.errors import DatasetError
+
+NIFTI_ENDINGS = (".nii.gz", ".nii")
+SUPPORTED_ENDINGS = (*NIFTI_ENDINGS, ".png", ".h5")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the voxels are: ``affine`` (4×4, voxel → world mm), ``spacing`` (mm per spatial axis), ``shape``."""
+
+    affine: np.ndarray
+    spacing: tuple[float, ...]
+    shape: tuple[int, ...]
+    header: nib.Nifti1Header | None = field(default=None, compare=False, repr=False)
+
+    def matches(self, other: Geometry, tolerance: float = 1e-3) -> bool:
+        return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=tolerance)
+
+    @staticmethod
+    def identity(shape: tuple[int, ...], spacing: tuple[float, ...] | None = None) -> Geometry:
+        spacing = tuple(float(s) for s in (spacing or (1.0,) * len(shape)))
+        affine = np.eye(4)
+        for axis, step in enumerate(spacing[:3]):
+            affine[axis, axis] = step
+        return Geometry(affine=affine, spacing=spacing, shape=tuple(shape))
+
+
+def file_ending(path: str | os.PathLike) -> str:
+    name = os.fspath(path)
+    for ending in SUPPORTED_ENDINGS:
+        if name.endswith(ending):
+            return ending
+    raise DatasetError(f"{name}: unsupported file type (expected one of {', '.join(SUPPORTED_ENDINGS)})")
+
+
+def read_image(
+    path: str | os.PathLike, *, max_bytes: int | None = None, check_finite: bool = True
+) -> tuple[np.ndarray, Geometry]:
+    """Read one image channel as float32 with its geometry.
+
+    Args:
+        path: ``.nii.gz``/``.nii`` (3-D, or 4-D with one volume), ``.png`` (grayscale) or ``.h5`` (dataset ``image``).
+        max_bytes: refuse images whose float32 array would exceed this many bytes (checked from the header,
+            before any voxel is read), so an oversized file is an error, not an out-of-memory kill.
+        check_finite: refuse NaN/Inf voxels.
+
+    Returns:
+        ``(array (X, Y[, Z]) float32, Geometry)``.
+    """
+    path = Path(path)
+    ending = file_ending(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    if ending in NIFTI_ENDINGS:
+        array, geometry = _read_nifti(path, max_bytes, dtype=np.float32)
+    elif ending == ".png":
+        array, geometry = _read_png(path)
+    else:
+        array, geometry = _read_h5(path, "image")
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise DatasetError(f"{path}: unsupported voxel type {array.dtype} (expected real numbers)")
+    array = np.asarray(array, dtype=np.float32)
+    if check_finite and not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise DatasetError(f"{path}: {bad} NaN/Inf voxels")
+    return array, geometry
+
+
+def read_label(path: str | os.PathLike, *, max_bytes: int | None = None) -> tuple[np.ndarray, Geometry]:
+    """Read a label map as int16 with its geometry; non-integer values are an error."""
+    path = Path(path)
+    ending = file_ending(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    if ending in NIFTI_ENDINGS:
+        array, geometry = _read_nifti(path, max_bytes, dtype=None)
+    elif ending == ".png":
+        array, geometry = _read_png(path)
+    else:
+        array, geometry = _read_h5(path, "label")
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise DatasetError(f"{path}: unsupported label type {array.dtype}")
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
+            raise DatasetError(f"{path}: label map has non-integer values")
+    return np.asarray(array, dtype=np.int16), geometry
+
+
+def _read_nifti(path: Path, max_bytes: int | None, dtype) -> tuple[np.ndarray, Geometry]:
+    try:
+        image = nib.load(path)
+    except Exception as error:  # nibabel raises many types for broken headers
+        raise DatasetError(f"{path}: not a readable NIfTI file ({_short(error)})") from None
+    shape = tuple(int(s) for s in image.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) not in (2, 3):
+        raise DatasetError(f"{path}: expected a 2-D or 3-D image, got shape {tuple(image.shape)}")
+    if max_bytes is not None and int(np.prod(shape)) * 4 > max_bytes:
+        raise DatasetError(
+            f"{path}: image of shape {shape} needs {int(np.prod(shape)) * 4 / 2**20:.0f} MiB, "
+            f"over the memory budget of {max_bytes / 2**20:.0f} MiB (data.max_image_mib)"
+        )
+    try:
+        data = np.asanyarray(image.dataobj) if dtype is None else image.get_fdata(dtype=dtype)
+    except (EOFError, OSError, ValueError, zlib.error, gzip.BadGzipFile) as error:
+        raise DatasetError(f"{path}: corrupt or truncated NIfTI ({_short(error)})") from None
+    data = np.asarray(data).reshape(shape)
+    zooms = tuple(float(z) for z in image.header.get_zooms()[: len(shape)])
+    geometry = Geometry(affine=np.asarray(image.affine, dtype=np.float64), spacing=zooms, shape=shape,
+                        header=image.header)
+    return data, geometry
+
+
+def _read_png(path: Path) -> tuple[np.ndarray, Geometry]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as handle:
+            if handle.mode not in ("L", "I", "I;16", "1", "P"):
+                handle = handle.convert("L")
+            data = np.asarray(handle)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DatasetError(f"{path}: not a readable PNG ({_short(error)})") from None
+    return data, Geometry.identity(data.shape)
+
+
+def _read_h5(path: Path, dataset: str) -> tuple[np.ndarray, Geometry]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            if dataset not in handle:
+                raise DatasetError(f"{path}: no '{dataset}' dataset (found: {', '.join(handle.keys())})")
+            data = handle[dataset][()]
+            spacing = tuple(float(s) for s in handle[dataset].attrs.get("spacing", (1.0,) * data.ndim))
+    except OSError as error:
+        raise DatasetError(f"{path}: not a readable h5 file ({_short(error)})") from None
+    return data, Geometry.identity(data.shape, spacing)
+
+
+def write_nifti(
+    path: str | os.PathLike, array: np.ndarray, affine: np.ndarray | None = None,
+    header: nib.Nifti1Header | None = None,
+) -> None:
+    """Write ``array`` as NIfTI atomically, with the given affine and (optionally) a reference header.
+
+    The reference header carries over orientation codes and units; its data type is replaced by the array's.
+    """
+    array = np.asarray(array)
+    affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
+    if header is not None:
+        header = header.copy()
+        header.set_data_dtype(array.dtype)
+    image = nib.Nifti1Image(array, affine, header=header)
+    if header is None:
+        image.header.set_xyzt_units("mm")
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    with atomic_path(path) as tmp:
+        nib.save(image, tmp)
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a 2-D uint8/uint16 array as PNG atomically."""
+    from PIL import Image
+
+    array = np.asarray(array)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"write_png expects uint8 or uint16, got {array.dtype}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, geometry: Geometry | None = None) -> None:
+    """Write by file ending: NIfTI with the geometry's affine/header, or PNG."""
+    if file_ending(path) == ".png":
+        write_png(path, array)
+    else:
+        write_nifti(path, array, None if geometry is None else geometry.affine,
+                    None if geometry is None else geometry.header)
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:160]
