@@ -1,0 +1,166 @@
+"""``medgap <command>``: thin wrappers over the library functions.
+
+A :class:`MedgapError` (bad input, bad config, run-folder conflict) is printed as one line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medgap.errors import MedgapError
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _bar(console, description: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console)
+
+
+def cmd_synth(args) -> int:
+    from medgap.data.synthetic import generate
+
+    console = _console()
+    with _bar(console, f"synth {args.name}") as bar:
+        task = bar.add_task("synth", total=None)
+        out = generate(args.name, args.out_dir, cases=args.cases, seed=args.seed, test_cases=args.test_cases,
+                       exist_ok=args.exist_ok, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from medgap.data.verify import format_report, verify_dataset
+
+    console = _console()
+    with _bar(console, "verify") as bar:
+        task = bar.add_task("verify", total=None)
+        report = verify_dataset(args.dataset_dir, max_bytes=int(args.max_image_mib * 2**20),
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    print(format_report(report))
+    return 0 if report.ok else 2
+
+
+def _load_config(args):
+    from medgap.config import load_config
+
+    overrides = list(args.overrides)
+    for flag, key in (("devices", "trainer.devices"), ("num_nodes", "trainer.num_nodes"),
+                      ("strategy", "trainer.strategy"), ("accelerator", "trainer.accelerator"),
+                      ("precision", "trainer.precision")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return load_config(args.config, overrides)
+
+
+def cmd_train(args) -> int:
+    from medgap.training.loop import default_run_dir, train
+
+    config = _load_config(args)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
+    summary = train(config, run_dir, resume=args.resume, overwrite=args.overwrite, console=_console())
+    if summary is not None:
+        print(f"trained {summary['steps']} steps into {run_dir} (best validation Dice {summary['best_val_dice']:.4f} "
+              f"at step {summary['best_step']})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from medgap.evaluation.evaluate import evaluate_run
+
+    console = _console()
+    with _bar(console, "evaluate") as bar:
+        task = bar.add_task("evaluate", total=None)
+        result = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    print(result["table"], end="")
+    print(f"wrote {result['paths']['md']}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from medgap.data.dataset_json import load_dataset_json
+    from medgap.evaluation.evaluate import load_run_config, load_trained_method
+    from medgap.inference.predict import predict_folder
+
+    config = load_run_config(args.run_dir)
+    spec = load_dataset_json(config.data.dataset_dir)
+    method = load_trained_method(args.run_dir, config, spec, args.checkpoint)
+    console = _console()
+    with _bar(console, "predict") as bar:
+        task = bar.add_task("predict", total=None)
+        written = predict_folder(method, config, args.input_dir, args.output_dir,
+                                 progress=lambda done, total, case: bar.update(task, completed=done, total=total))
+    print(f"wrote {len(written)} prediction(s) to {args.output_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medgap", description="Medical image learning when the data have gaps.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="generate a built-in synthetic dataset in the nnU-Net folder layout")
+    synth.add_argument("name", help="brain-tumour | atrium-3d | cardiac-2d")
+    synth.add_argument("out_dir")
+    synth.add_argument("--cases", type=int, default=None, help="training cases (default: the generator's)")
+    synth.add_argument("--test-cases", type=int, default=None, help="held-out cases in imagesTs/labelsTs")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--exist-ok", action="store_true", help="keep an identical existing dataset")
+    synth.set_defaults(func=cmd_synth)
+
+    verify = commands.add_parser("verify", help="check a dataset folder and summarise it")
+    verify.add_argument("dataset_dir")
+    verify.add_argument("--max-image-mib", type=float, default=4096.0)
+    verify.set_defaults(func=cmd_verify)
+
+    train = commands.add_parser("train", help="train a method from a YAML config (key=value overrides)")
+    train.add_argument("config")
+    train.add_argument("overrides", nargs="*", help="e.g. trainer.max_steps=200 data.labelled_ratio=0.1")
+    train.add_argument("--run-dir", default=None, help="default: runs/<config name>")
+    train.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--devices", default=None, help="Fabric devices (e.g. 1, 4, 'auto')")
+    train.add_argument("--num-nodes", type=int, default=None, help="Fabric nodes (multi-node)")
+    train.add_argument("--strategy", default=None, help="Fabric strategy (auto, ddp, ...)")
+    train.add_argument("--accelerator", default=None, help="cpu, cuda, gpu, auto")
+    train.add_argument("--precision", default=None, help="32-true, bf16-mixed, 16-mixed")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a trained run on its held-out split")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--split", choices=("test", "val"), default=None)
+    evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="segment every case of a folder into NIfTI files")
+    predict.add_argument("run_dir")
+    predict.add_argument("input_dir", help="folder of CASE_XXXX.nii.gz files (absent channels = missing)")
+    predict.add_argument("output_dir")
+    predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    predict.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MedgapError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Cases of a dataset folder: which channel files exist (the availability mask), label, report, genetics.
+
+Availability is data, not a flag: a channel file that is absent is a missing modality for that case, a label
+file that is absent makes the case unlabelled.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medgap.data.dataset_json import DatasetSpec
+from medgap.data.io import Geometry, read_image, read_label
+from medgap.errors import DatasetError
+
+_SAFE_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass
+class Case:
+    """One case: per-channel file paths (``None`` where missing), label path, optional report and genetics."""
+
+    case_id: str
+    image_paths: tuple[Path | None, ...]
+    label_path: Path | None = None
+    text_path: Path | None = None
+    genetics: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def availability(self) -> np.ndarray:
+        """``(C,)`` bool: which modalities are present."""
+        return np.array([path is not None for path in self.image_paths], dtype=bool)
+
+    @property
+    def labelled(self) -> bool:
+        return self.label_path is not None
+
+
+@dataclass
+class CaseData:
+    """A loaded case. ``image`` is ``(C, *spatial)`` float32 with zeros where a modality is missing."""
+
+    case_id: str
+    image: np.ndarray
+    availability: np.ndarray
+    geometry: Geometry
+    label: np.ndarray | None = None
+    text: str | None = None
+
+
+def check_case_id(case_id: str, where: str | os.PathLike = "") -> str:
+    """Refuse ids that could escape an output folder (path separators, ``..``, leading dots)."""
+    if not _SAFE_CASE_ID.match(case_id) or ".." in case_id:
+        prefix = f"{where}: " if where else ""
+        raise DatasetError(f"{prefix}case id {case_id!r} is not allowed (letters, digits, '_', '-', '.'; no '..' or '/')")
+    return case_id
+
+
+def channel_pattern(file_ending: str) -> re.Pattern:
+    return re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})" + re.escape(file_ending) + "$")
+
+
+def discover_images(folder: Path, spec: DatasetSpec) -> dict[str, list[Path | None]]:
+    """Map case id → per-channel paths for ``CASE_XXXX<ending>`` files in ``folder``.
+
+    A file with the dataset's ending but no 4-digit channel suffix, or with a channel index not in
+    ``channel_names``, is an error naming the file.
+    """
+    pattern = channel_pattern(spec.file_ending)
+    found: dict[str, list[Path | None]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if not path.name.endswith(spec.file_ending):
+            continue
+        match = pattern.match(path.name)
+        if not match:
+            raise DatasetError(f"{path}: image file names must be CASE_XXXX{spec.file_ending} (4-digit channel suffix)")
+        channel = int(match["channel"])
+        if channel >= spec.num_channels:
+            raise DatasetError(
+                f"{path}: channel {channel:04d} is not in dataset.json channel_names (0..{spec.num_channels - 1})")
+        case_id = check_case_id(match["case"], path)
+        found.setdefault(case_id, [None] * spec.num_channels)[channel] = path
+    return found
+
+
+def discover_cases(dataset_dir: str | os.PathLike, spec: DatasetSpec, part: str = "Tr") -> list[Case]:
+    """Cases of ``imagesTr`` (``part="Tr"``) or ``imagesTs``: images, labels, reports and genetics by case id."""
+    root = Path(dataset_dir)
+    images_dir = root / f"images{part}"
+    if not images_dir.is_dir():
+        raise DatasetError(f"{images_dir}: folder not found")
+    images = discover_images(images_dir, spec)
+    if not images:
+        raise DatasetError(f"{images_dir}: no image files ending in {spec.file_ending}")
+    labels_dir = root / f"labels{part}"
+    text_dir = root / f"text{part}"
+    genetics = load_genetics(root / "genetics") if part == "Tr" else {}
+    cases = []
+    for case_id, paths in images.items():
+        label_path = labels_dir / f"{case_id}{spec.file_ending}"
+        text_path = text_dir / f"{case_id}.txt"
+        cases.append(Case(
+            case_id=case_id, image_paths=tuple(paths),
+            label_path=label_path if label_path.is_file() else None,
+            text_path=text_path if text_path.is_file() else None,
+            genetics={name: rows[case_id] for name, rows in genetics.items() if case_id in rows},
+        ))
+    if labels_dir.is_dir():
+        known = set(images)
+        for path in labels_dir.iterdir():
+            if path.name.endswith(spec.file_ending) and path.name[: -len(spec.file_ending)] not in known:
+                raise DatasetError(f"{path}: label without any image in {images_dir.name}/")
+    return cases
+
+
+def load_genetics(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    """``genetics/*.csv``: one modality per file, first column = case id, the rest numeric; absent row = missing."""
+    if not folder.is_dir():
+        return {}
+    modalities = {}
+    for path in sorted(folder.glob("*.csv")):
+        rows: dict[str, np.ndarray] = {}
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None or len(header) < 2:
+                raise DatasetError(f"{path}: expected a header row 'case_id,feature1,...'")
+            for line_number, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                case_id = row[0]
+                if case_id in rows:
+                    raise DatasetError(f"{path}:{line_number}: duplicate case id {case_id!r}")
+                if len(row) != len(header):
+                    raise DatasetError(f"{path}:{line_number}: {len(row)} columns, header has {len(header)}")
+                try:
+                    rows[case_id] = np.array([float(value) for value in row[1:]], dtype=np.float32)
+                except ValueError:
+                    raise DatasetError(f"{path}:{line_number}: non-numeric value for case {case_id!r}") from None
+        modalities[path.stem] = rows
+    return modalities
+
+
+def load_case(case: Case, spec: DatasetSpec, *, max_bytes: int | None = None, check_labels: bool = True) -> CaseData:
+    """Read every present channel (missing ones zero-filled), the label and the report, checking geometry.
+
+    Raises:
+        DatasetError: unreadable file, NaN/Inf voxels, channels whose shape/affine disagree, label geometry
+            different from the image, label values not declared in dataset.json, non-UTF-8 report.
+    """
+    arrays: list[np.ndarray | None] = []
+    reference: Geometry | None = None
+    reference_path: Path | None = None
+    for path in case.image_paths:
+        if path is None:
+            arrays.append(None)
+            continue
+        array, geometry = read_image(path, max_bytes=max_bytes)
+        if reference is None:
+            reference, reference_path = geometry, path
+        elif not reference.matches(geometry):
+            raise DatasetError(
+                f"{path}: geometry {geometry.shape} does not match {reference_path.name} {reference.shape} "
+                f"(shape and affine of all channels of case {case.case_id} must agree)")
+        arrays.append(array)
+    if reference is None:
+        raise DatasetError(f"case {case.case_id}: no channel file present")
+    image = np.stack([a if a is not None else np.zeros(reference.shape, np.float32) for a in arrays])
+
+    label = None
+    if case.label_path is not None:
+        label, label_geometry = read_label(case.label_path, max_bytes=max_bytes)
+        if not reference.matches(label_geometry):
+            raise DatasetError(
+                f"{case.label_path}: label geometry {label_geometry.shape} does not match image {reference.shape}")
+        if check_labels:
+            check_label_values(label, spec, case.label_path)
+
+    text = None
+    if case.text_path is not None:
+        try:
+            text = case.text_path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise DatasetError(f"{case.text_path}: report is not UTF-8 text") from None
+    return CaseData(case_id=case.case_id, image=image, availability=case.availability, geometry=reference,
+                    label=label, text=text)
+
+
+def check_label_values(label: np.ndarray, spec: DatasetSpec, path: Path | str) -> None:
+    present = np.unique(label)
+    undeclared = sorted(set(present.tolist()) - set(spec.label_values))
+    if undeclared:
+        raise DatasetError(f"{path}: label value(s) {undeclared} not declared in dataset.json (declared {list(spec.label_values)})")

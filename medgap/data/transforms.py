@@ -1,0 +1,114 @@
+"""Patch sampling and augmentation on numpy arrays, driven by an explicit ``numpy.random.Generator``.
+
+Explicit generators (rather than global RNG state) make every sample reproducible from its own seed; see
+:mod:`medgap.data.samplers`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def normalise(image: np.ndarray, availability: np.ndarray, scheme: str = "zscore_nonzero") -> np.ndarray:
+    """Per-channel intensity normalisation of ``(C, *spatial)``; missing channels stay zero.
+
+    ``zscore_nonzero`` (BraTS/MRI, nnU-Net's "nonzero" scheme): mean/std over non-zero voxels, background stays 0.
+    ``zscore``: over all voxels. ``minmax``: to [0, 1]. ``none``: unchanged.
+    """
+    out = np.zeros_like(image, dtype=np.float32)
+    for channel in np.flatnonzero(availability):
+        values = image[channel]
+        if scheme == "none":
+            out[channel] = values
+            continue
+        if scheme == "minmax":
+            low, high = float(values.min()), float(values.max())
+            out[channel] = (values - low) / max(high - low, 1e-8)
+            continue
+        mask = values != 0 if scheme == "zscore_nonzero" else np.ones(values.shape, bool)
+        if not mask.any():
+            continue
+        selected = values[mask]
+        mean, std = float(selected.mean()), float(selected.std())
+        normalised = (values - mean) / max(std, 1e-8)
+        out[channel] = np.where(mask, normalised, 0.0) if scheme == "zscore_nonzero" else normalised
+    return out
+
+
+def crop_patch(image: np.ndarray, label: np.ndarray | None, patch_size: tuple[int, ...], rng: np.random.Generator,
+               foreground: np.ndarray | None = None, foreground_probability: float = 0.33):
+    """A random patch of ``patch_size`` from ``image (C, *spatial)`` and ``label (*spatial)``, zero-padded if small.
+
+    With probability ``foreground_probability`` the patch is centred on a random row of ``foreground`` (voxel
+    coordinates, ``(N, ndim)``), as nnU-Net oversamples foreground. A 2-D ``patch_size`` on a 3-D volume takes a
+    random slice along the last axis first (slice-wise 2-D training on stacks, as for ACDC).
+    """
+    spatial = image.shape[1:]
+    if len(patch_size) == 2 and len(spatial) == 3:
+        if foreground is not None and len(foreground) and rng.random() < foreground_probability:
+            point = foreground[rng.integers(len(foreground))]
+            z = int(point[2])
+            foreground_2d = point[None, :2]
+        else:
+            z = int(rng.integers(spatial[2]))
+            foreground_2d = None
+        image = image[..., z]
+        label = None if label is None else label[..., z]
+        return crop_patch(image, label, patch_size, rng, foreground_2d, 1.0 if foreground_2d is not None else 0.0)
+    if len(patch_size) != len(spatial):
+        raise ValueError(f"patch_size {patch_size} does not fit an image with spatial shape {spatial}")
+    use_foreground = foreground is not None and len(foreground) and rng.random() < foreground_probability
+    centre = foreground[rng.integers(len(foreground))] if use_foreground else None
+    starts = []
+    for axis, (size, patch) in enumerate(zip(spatial, patch_size)):
+        if size <= patch:
+            starts.append(-((patch - size) // 2) if centre is None else int(centre[axis]) - patch // 2)
+        elif centre is None:
+            starts.append(int(rng.integers(size - patch + 1)))
+        else:
+            starts.append(int(centre[axis]) - patch // 2 + int(rng.integers(-patch // 4, patch // 4 + 1)))
+        if size > patch:
+            starts[-1] = int(np.clip(starts[-1], 0, size - patch))
+    return _extract(image, starts, patch_size), None if label is None else _extract(label[None], starts, patch_size)[0]
+
+
+def _extract(array: np.ndarray, starts: list[int], patch_size: tuple[int, ...]) -> np.ndarray:
+    """``array[:, starts:starts+patch]`` with zero padding where the window leaves the array."""
+    out = np.zeros((array.shape[0], *patch_size), dtype=array.dtype)
+    source, target = [slice(None)], [slice(None)]
+    for start, patch, size in zip(starts, patch_size, array.shape[1:]):
+        low, high = max(start, 0), min(start + patch, size)
+        source.append(slice(low, high))
+        target.append(slice(low - start, high - start))
+    out[tuple(target)] = array[tuple(source)]
+    return out
+
+
+@dataclass
+class Augmentation:
+    """Training-time augmentation of a patch: random flips, intensity scale/shift per channel, Gaussian noise."""
+
+    flip_axes: tuple[int, ...] = (0, 1, 2)
+    flip_probability: float = 0.5
+    intensity_scale: float = 0.1
+    intensity_shift: float = 0.1
+    noise_std: float = 0.05
+
+    def __call__(self, image: np.ndarray, label: np.ndarray | None, availability: np.ndarray,
+                 rng: np.random.Generator):
+        ndim = image.ndim - 1
+        for axis in self.flip_axes:
+            if axis < ndim and rng.random() < self.flip_probability:
+                image = np.flip(image, axis + 1)
+                label = None if label is None else np.flip(label, axis)
+        image = np.ascontiguousarray(image)
+        channels = image.shape[0]
+        scale = 1.0 + rng.uniform(-self.intensity_scale, self.intensity_scale, channels)
+        shift = rng.uniform(-self.intensity_shift, self.intensity_shift, channels)
+        image = image * scale.reshape(-1, *[1] * ndim).astype(np.float32) + shift.reshape(-1, *[1] * ndim).astype(np.float32)
+        if self.noise_std > 0:
+            image = image + rng.normal(0, self.noise_std, image.shape).astype(np.float32)
+        image[~availability] = 0.0  # missing modalities stay exactly zero
+        return image, None if label is None else np.ascontiguousarray(label)

@@ -1,0 +1,110 @@
+"""``medgap verify``: check a dataset folder the way nnU-Net's integrity check does, and summarise it.
+
+Every case is read in full; problems are collected (one line each) rather than stopping at the first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medgap.data.cases import discover_cases, load_case
+from medgap.data.dataset_json import DatasetSpec, load_dataset_json
+from medgap.errors import DatasetError
+
+
+@dataclass
+class VerifyReport:
+    spec: DatasetSpec | None
+    problems: list[str] = field(default_factory=list)
+    cases: int = 0
+    labelled: int = 0
+    with_text: int = 0
+    availability: Counter = field(default_factory=Counter)  # pattern (tuple of bool) -> cases
+    shapes: list[tuple[int, ...]] = field(default_factory=list)
+    spacings: list[tuple[float, ...]] = field(default_factory=list)
+    label_counts: Counter = field(default_factory=Counter)  # label value -> cases containing it
+    genetics: dict[str, int] = field(default_factory=dict)  # modality -> cases having it
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_dataset(dataset_dir: str | os.PathLike, *, max_bytes: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+    dataset_dir = Path(dataset_dir)
+    try:
+        spec = load_dataset_json(dataset_dir)
+        cases = discover_cases(dataset_dir, spec, "Tr")
+    except DatasetError as error:
+        return VerifyReport(spec=None, problems=[str(error)])
+    report = VerifyReport(spec=spec, cases=len(cases))
+    if spec.num_training is not None and spec.num_training != len(cases):
+        report.problems.append(f"{spec.path}: numTraining is {spec.num_training} but imagesTr has {len(cases)} cases")
+    if spec.text:
+        missing = [case.case_id for case in cases if case.text_path is None]
+        if missing:
+            report.problems.append(f"{dataset_dir / 'textTr'}: no report for {len(missing)} case(s), e.g. {missing[0]}")
+    for done, case in enumerate(cases, start=1):
+        report.availability[tuple(bool(a) for a in case.availability)] += 1
+        for name, _ in case.genetics.items():
+            report.genetics[name] = report.genetics.get(name, 0) + 1
+        try:
+            data = load_case(case, spec, max_bytes=max_bytes)
+        except DatasetError as error:
+            report.problems.append(str(error))
+            continue
+        report.shapes.append(data.geometry.shape)
+        report.spacings.append(tuple(round(s, 4) for s in data.geometry.spacing))
+        report.with_text += data.text is not None
+        if data.label is not None:
+            report.labelled += 1
+            values = np.unique(data.label)
+            report.label_counts.update(int(v) for v in values)
+            if len(values) == 1 and values[0] == 0:
+                report.problems.append(f"{case.label_path}: label map is empty (background only)")
+        if progress is not None:
+            progress(done, len(cases))
+    return report
+
+
+def format_report(report: VerifyReport) -> str:
+    """Human-readable summary: counts, the modality-availability matrix, geometry, then every problem."""
+    lines = []
+    spec = report.spec
+    if spec is not None:
+        lines.append(f"dataset {spec.name}: {report.cases} cases, {report.labelled} labelled, "
+                     f"{report.cases - report.labelled} unlabelled, {report.with_text} with reports")
+        lines.append("modality availability (● present, ○ missing):")
+        width = max(len(name) for name in spec.channel_names)
+        lines.append("  " + "  ".join(name.rjust(width) for name in spec.channel_names) + "  cases")
+        for pattern, count in sorted(report.availability.items(), key=lambda item: -item[1]):
+            lines.append("  " + "  ".join(("●" if p else "○").rjust(width) for p in pattern) + f"  {count}")
+        totals = np.sum([np.array(p) * c for p, c in report.availability.items()], axis=0) if report.availability else []
+        if len(totals):
+            lines.append("  per modality: " + ", ".join(f"{n} {int(t)}/{report.cases}" for n, t in zip(spec.channel_names, totals)))
+        if report.shapes:
+            shapes = np.array(report.shapes)
+            spacings = np.array(report.spacings)
+            lines.append(f"shapes: min {tuple(shapes.min(0))}, median {tuple(np.median(shapes, 0).astype(int))}, "
+                         f"max {tuple(shapes.max(0))}")
+            lines.append(f"spacings (mm): min {tuple(spacings.min(0))}, median {tuple(np.median(spacings, 0))}, "
+                         f"max {tuple(spacings.max(0))}")
+        if report.label_counts:
+            names = {value: name for name, value in spec.labels.items()}
+            lines.append("labels (cases containing each): " + ", ".join(
+                f"{names.get(v, v)}={c}" for v, c in sorted(report.label_counts.items())))
+        if report.genetics:
+            lines.append("genetics: " + ", ".join(f"{m} {c}/{report.cases}" for m, c in report.genetics.items()))
+    if report.problems:
+        lines.append(f"{len(report.problems)} problem(s):")
+        lines += [f"  - {problem}" for problem in report.problems]
+    else:
+        lines.append("no problems found")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Evaluation of runs (cases × structures → tables), reports and plots."""

@@ -1,0 +1,88 @@
+"""Paper-style result tables: Markdown for reading, CSV/JSON for tools."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from medgap.atomic import write_json, write_text
+
+# (record key, column title, scale) — Dice/Jaccard as percentages as the papers print them.
+METRIC_COLUMNS = {
+    "dice": ("Dice (%)", 100.0),
+    "jaccard": ("Jaccard (%)", 100.0),
+    "hd95": ("HD95 ({unit})", 1.0),
+    "asd": ("ASD ({unit})", 1.0),
+    "hd95_vox": ("HD95 (vox)", 1.0),
+    "asd_vox": ("ASD (vox)", 1.0),
+}
+
+
+def mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(aggregated: list[dict], metrics: Sequence[str], unit: str = "mm",
+                  label_key: str = "structure") -> str:
+    """One row per structure (mean ± std over cases) plus their mean, like a paper's results table."""
+    header = [label_key.capitalize(), *(METRIC_COLUMNS[m][0].format(unit=unit) for m in metrics), "n"]
+    rows = []
+    for row in aggregated:
+        cells = [row[label_key]]
+        for metric in metrics:
+            title, scale = METRIC_COLUMNS[metric]
+            text = mean_std(row[metric], row[f"{metric}_std"], scale)
+            if row.get(f"{metric}_nan"):
+                text += f" ({row[f'{metric}_nan']} NaN)"
+            cells.append(text)
+        rows.append([*cells, row["n"]])
+    if len(aggregated) > 1:
+        means = []
+        for metric in metrics:
+            scale = METRIC_COLUMNS[metric][1]
+            values = [row[metric] for row in aggregated if row[metric] is not None and not math.isnan(row[metric])]
+            means.append(f"{sum(values) / len(values) * scale:.2f}" if values else "–")
+        rows.append(["**Mean**", *means, ""])
+    return markdown_table(header, rows)
+
+
+def records_to_csv(records: list[dict]) -> str:
+    if not records:
+        return ""
+    columns = list(records[0])
+    for record in records[1:]:
+        columns += [key for key in record if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return buffer.getvalue()
+
+
+def write_results(out_dir: str | os.PathLike, *, title: str, intro: Sequence[str], table_markdown: str,
+                  aggregated: list[dict], records: list[dict], extra: dict | None = None,
+                  stem: str = "results") -> dict[str, Path]:
+    """Write ``results.md`` (title, context lines, table), ``results.csv`` (aggregated rows),
+    ``per_case.csv`` (one row per case × structure) and ``results.json`` (everything)."""
+    out_dir = Path(out_dir)
+    markdown = f"# {title}\n\n" + "".join(f"{line}\n" for line in intro) + "\n" + table_markdown
+    paths = {"md": out_dir / f"{stem}.md", "csv": out_dir / f"{stem}.csv",
+             "per_case": out_dir / ("per_case.csv" if stem == "results" else f"{stem}_per_case.csv"),
+             "json": out_dir / f"{stem}.json"}
+    write_text(paths["md"], markdown)
+    write_text(paths["csv"], records_to_csv(aggregated))
+    write_text(paths["per_case"], records_to_csv(records))
+    write_json(paths["json"], {"title": title, "aggregated": aggregated, "per_case": records, **(extra or {})})
+    return paths

@@ -1,0 +1,1 @@
+"""Sliding-window inference and prediction of whole folders."""

@@ -1,0 +1,79 @@
+"""Predict label maps for preprocessed cases (validation/evaluation) and for a folder of NIfTI files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medgap.config import ExperimentConfig
+from medgap.data.cases import Case, discover_images, load_case
+from medgap.data.preprocess import PreprocessedCase
+from medgap.data.transforms import normalise
+from medgap.errors import MedgapError
+from medgap.inference.sliding_window import keep_largest_component, predict_probabilities
+
+
+def inference_patch(config: ExperimentConfig) -> list[int]:
+    return list(config.inference.patch_size or config.data.patch_size)
+
+
+def predict_array(method, image: np.ndarray, availability: np.ndarray, config: ExperimentConfig,
+                  device: torch.device | None = None) -> tuple[np.ndarray, torch.Tensor]:
+    """Normalised ``image (C, *S)`` → (label map with the dataset's values, probabilities ``(K, *S)``)."""
+    inference = config.inference
+    probabilities = predict_probabilities(
+        method, image, availability, inference_patch(config), overlap=inference.overlap, mode=inference.mode,
+        sw_batch_size=inference.sw_batch_size, device=device)
+    label = method.targets.to_label_map(probabilities)
+    if inference.largest_component:
+        label = keep_largest_component(label)
+    return label, probabilities
+
+
+def predict_case(method, case: PreprocessedCase, config: ExperimentConfig, availability: np.ndarray | None = None,
+                 device: torch.device | None = None) -> np.ndarray:
+    """Label map for a preprocessed case; ``availability`` may drop modalities (they are zeroed)."""
+    image = np.array(case.image(), dtype=np.float32)
+    present = case.availability if availability is None else (case.availability & availability)
+    image[~present] = 0.0
+    return predict_array(method, image, present, config, device)[0]
+
+
+def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
+                   *, progress: Callable[[int, int, str], None] | None = None) -> list[Path]:
+    """Predict every case ``CASE_XXXX<ending>`` of ``input_dir`` into ``output_dir/CASE<ending>``.
+
+    Absent channel files are missing modalities (zero-filled, and passed as the availability mask to methods
+    that model them). Predictions carry the affine and header of the case's first present channel. The output
+    folder may not be the input folder or inside it, and an input file is never overwritten.
+    """
+    spec = method.targets.spec
+    input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
+    if not input_dir.is_dir():
+        raise MedgapError(f"{input_dir}: input folder not found")
+    if output_dir == input_dir or input_dir in output_dir.parents:
+        raise MedgapError(f"{output_dir}: output folder must not be the input folder or inside it")
+    images = discover_images(input_dir, spec)
+    if not images:
+        raise MedgapError(f"{input_dir}: no files named CASE_XXXX{spec.file_ending}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    max_bytes = int(config.data.max_image_mib * 2**20)
+    from medgap.data.io import write_image
+
+    for done, (case_id, paths) in enumerate(sorted(images.items()), start=1):
+        data = load_case(Case(case_id=case_id, image_paths=tuple(paths)), spec, max_bytes=max_bytes)
+        image = normalise(data.image, data.availability, config.data.normalisation)
+        label, _ = predict_array(method, image, data.availability, config)
+        target = output_dir / f"{case_id}{spec.file_ending}"
+        if target.resolve() in {Path(p).resolve() for p in paths if p is not None}:
+            raise MedgapError(f"{target}: refusing to overwrite an input file")
+        write_image(target, label.astype(np.uint8 if label.max() < 256 else np.int16), data.geometry)
+        written.append(target)
+        if progress is not None:
+            progress(done, len(images), case_id)
+    return written

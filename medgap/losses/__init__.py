@@ -1,0 +1,5 @@
+"""Losses shared by methods."""
+
+from medgap.losses.segmentation import SegmentationLoss
+
+__all__ = ["SegmentationLoss"]

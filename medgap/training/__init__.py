@@ -1,0 +1,1 @@
+"""The one generic training loop (Lightning Fabric), checkpoints, run folders, schedules."""

@@ -1,0 +1,213 @@
+"""The one generic training loop, on Lightning Fabric.
+
+Methods supply ``training_step`` (and optionally ``on_after_optimizer_step``); everything else lives here:
+devices/precision/strategy (Fabric: ``--devices``, ``--num-nodes``, ``--strategy ddp`` come straight from it),
+the two-stream loader, optimiser and schedule, logging, periodic validation choosing ``best.pt``, atomic
+checkpoints and exact resume. Only rank 0 writes the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning_fabric import Fabric
+
+from medgap.atomic import write_json, write_text
+from medgap.config import ExperimentConfig, save_config
+from medgap.data.pipeline import PreparedData, prepare_data, training_loader
+from medgap.data.preprocess import index_to_label
+from medgap.errors import TrainingError
+from medgap.inference.predict import predict_case
+from medgap.methods import build_method
+from medgap.metrics import dice, label_to_masks
+from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from medgap.training.run_folder import RunLock, environment, prepare_run_folder, read_jsonl
+from medgap.training.schedules import build_optimizer, build_scheduler
+
+
+def default_run_dir(config: ExperimentConfig) -> Path:
+    return Path(config.run_dir or Path("runs") / (config.name or config.method.name))
+
+
+def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
+          overwrite: bool = False, console=None) -> dict:
+    """Train ``config`` into ``run_dir``; returns the summary written to ``summary.json``."""
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    trainer = config.trainer
+    fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
+                    strategy=trainer.strategy, precision=trainer.precision)
+    fabric.launch()
+    if fabric.is_global_zero:
+        prepare_run_folder(run_dir, resume=resume, overwrite=overwrite)
+    fabric.barrier()
+    with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
+        return _train(fabric, config, run_dir, resume, console)
+
+
+def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool, console) -> dict:
+    trainer, seed = config.trainer, config.trainer.seed
+    rank_zero = fabric.is_global_zero
+    if rank_zero:
+        save_config(config, run_dir / "config.yaml")
+    # Rank 0 preprocesses (writes the cache and splits); the others then read the same files.
+    if rank_zero:
+        data = _prepare_with_progress(config, seed, run_dir, console)
+    fabric.barrier()
+    if not rank_zero:
+        data = prepare_data(config.data, seed, run_dir, write_splits=False)
+
+    torch.manual_seed(seed)  # identical initial weights on every rank and on resume
+    method = build_method(config, data.spec)
+    optimizer = build_optimizer([p for p in method.parameters() if p.requires_grad], config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, trainer.max_steps)
+    model, optimizer = fabric.setup(method, optimizer)
+    model.mark_forward_method("training_step")  # route through forward so DDP syncs gradients
+
+    start_step, best = 0, {"metric": -math.inf, "step": None}
+    checkpoints = run_dir / "checkpoints"
+    if resume:
+        state = load_checkpoint(checkpoints / "last.pt")
+        load_model_state(method, state["model"], checkpoints / "last.pt")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_step, best = int(state["step"]), dict(state["best"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(list(state["rng"]["cuda"]))
+        if rank_zero:
+            _truncate_log(run_dir / "metrics.jsonl", start_step)
+
+    loader = training_loader(data, config.data, seed, rank=fabric.global_rank, world_size=fabric.world_size,
+                             start_step=start_step)
+    log_path = run_dir / "metrics.jsonl"
+    running: dict[str, list[float]] = {}
+    started = time.perf_counter()
+    progress = _progress(console, rank_zero and trainer.progress, start_step, trainer.max_steps)
+    method.train()
+    with progress or nullcontext():
+        task = progress.add_task("train", total=trainer.max_steps, completed=start_step, loss="") if progress else None
+        batches = iter(loader)
+        for step in range(start_step, trainer.max_steps):
+            batch = _to_device(next(batches), fabric.device)
+            output = model.training_step(batch, step)
+            if not torch.isfinite(output.loss):
+                raise TrainingError(
+                    f"step {step + 1}: loss is {float(output.loss)} (NaN/Inf); training stopped, "
+                    f"last good checkpoint kept at {checkpoints / 'last.pt'}")
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(output.loss)
+            if config.optim.grad_clip:
+                fabric.clip_gradients(model, optimizer, max_norm=config.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            method.on_after_optimizer_step(step)
+            done = step + 1
+            for key, value in {"loss": float(output.loss.detach()), **output.logs}.items():
+                running.setdefault(key, []).append(value)
+            if progress:
+                progress.update(task, completed=done, loss=f"loss {running['loss'][-1]:.4f}")
+            if done % trainer.log_every == 0 or done == trainer.max_steps:
+                row = {"step": done, "lr": scheduler.get_last_lr()[0],
+                       **{k: float(np.mean(v)) for k, v in running.items()},
+                       "elapsed_s": round(time.perf_counter() - started, 3)}
+                running = {}
+                if rank_zero:
+                    _append_jsonl(log_path, row)
+            if done % trainer.val_every == 0 or done == trainer.max_steps:
+                scores = validate(method, data, config, fabric.device)
+                method.train()
+                if rank_zero:
+                    _append_jsonl(log_path, {"step": done, **{f"val_{k}": v for k, v in scores.items()}})
+                    if scores["dice"] > best["metric"]:
+                        best = {"metric": scores["dice"], "step": done}
+                        save_checkpoint(checkpoints / "best.pt",
+                                        {"model": method.state_dict(), "step": done, "val_dice": scores["dice"]})
+            if done % trainer.checkpoint_every == 0 or done == trainer.max_steps:
+                if rank_zero:
+                    save_checkpoint(checkpoints / "last.pt", _training_state(method, optimizer, scheduler, done, best))
+                fabric.barrier()
+
+    summary = {
+        "run_dir": str(run_dir), "name": config.name, "method": config.method.name,
+        "dataset": data.spec.name, "steps": trainer.max_steps, "seed": seed,
+        "best_val_dice": best["metric"], "best_step": best["step"],
+        "train_seconds_this_session": round(time.perf_counter() - started, 1),
+        "resumed_from_step": start_step if resume else None,
+        "splits": {key: len(data.splits[key]) for key in ("train", "val", "test", "labelled", "unlabelled")},
+        "world_size": fabric.world_size, "environment": environment(),
+    }
+    if rank_zero:
+        write_json(run_dir / "summary.json", summary)
+        from medgap.evaluation.plots import plot_training_curves
+
+        plot_training_curves(log_path, run_dir / "plots" / "training_curves.png")
+    fabric.barrier()
+    return summary
+
+
+@torch.inference_mode()
+def validate(method, data: PreparedData, config: ExperimentConfig, device) -> dict[str, float]:
+    """Mean Dice per structure over the validation cases (whole volumes, sliding window)."""
+    method.eval()
+    cases = data.split_cases("val")[: config.trainer.val_max_cases or None]
+    spec = data.spec
+    per_structure: dict[str, list[float]] = {name: [] for name in spec.output_names}
+    for case in cases:
+        prediction = predict_case(method, case, config, device=device)
+        truth = index_to_label(np.asarray(case.label()), spec)
+        predicted_masks = label_to_masks(prediction, spec.regions, spec.labels)
+        true_masks = label_to_masks(truth, spec.regions, spec.labels)
+        for name in per_structure:
+            per_structure[name].append(dice(predicted_masks[name], true_masks[name]))
+    means = {name: float(np.mean(values)) if values else float("nan") for name, values in per_structure.items()}
+    return {"dice": float(np.nanmean(list(means.values()))) if cases else float("nan"),
+            **{f"dice_{name}": value for name, value in means.items()}}
+
+
+def _training_state(method, optimizer, scheduler, step: int, best: dict) -> dict:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {"model": method.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "step": step, "best": best, "rng": rng}
+
+
+def _prepare_with_progress(config, seed, run_dir, console) -> PreparedData:
+    progress = _progress(console, config.trainer.progress, 0, None, description="preprocess")
+    with progress or nullcontext():
+        task = progress.add_task("preprocess", total=None, loss="") if progress else None
+        callback = (lambda done, total: progress.update(task, completed=done, total=total)) if progress else None
+        return prepare_data(config.data, seed, run_dir, progress=callback)
+
+
+def _progress(console, enabled: bool, start: int, total: int | None, description: str = "train"):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for key, value in batch.items()}
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop log rows written after the checkpoint (they will be written again)."""
+    rows = [row for row in read_jsonl(path) if row.get("step", 0) <= step]
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
