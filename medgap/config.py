@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any, Literal
 import yaml
 
 from medgap.errors import ConfigError
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 @dataclass
@@ -240,6 +243,8 @@ def _coerce(hint, value, source: str, key: str):
             raise _wrong(source, key, hint, value)
         return value
     if hint is float:
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            return float(value)  # PyYAML (YAML 1.1) reads 1e-3 as a string; users mean the number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _wrong(source, key, hint, value)
         return float(value)

@@ -25,8 +25,9 @@ def write_tiny_dataset(root: Path, *, cases: int = 10, shape=(24, 24, 24), spaci
     affine = np.diag([*spacing, 1.0])
     grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).astype(np.float32)
     for index in range(cases):
-        centre = rng.uniform(7, np.array(shape) - 7)
-        radius = rng.uniform(4, 6.5)
+        margin = min(7.0, min(shape) / 3)
+        centre = rng.uniform(margin, np.array(shape) - margin)
+        radius = rng.uniform(0.6, 0.95) * margin
         distance = np.linalg.norm(grid - centre, axis=-1)
         label = np.zeros(shape, np.uint8)
         label[distance < radius] = 1

@@ -99,7 +99,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
             output = model.training_step(batch, step)
             if not torch.isfinite(output.loss):
                 raise TrainingError(
-                    f"step {step + 1}: loss is {float(output.loss)} (NaN/Inf); training stopped, "
+                    f"step {step + 1}: loss is {float(output.loss.detach())} (NaN/Inf); training stopped, "
                     f"last good checkpoint kept at {checkpoints / 'last.pt'}")
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(output.loss)

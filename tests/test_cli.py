@@ -1,0 +1,70 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import write_tiny_dataset
+from medgap.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "medgap.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path):
+    result = run_cli("verify", tmp_path)
+    assert result.returncode == 2
+    assert "dataset.json: missing" in result.stdout + result.stderr
+    config = tmp_path / "c.yaml"
+    config.write_text("trainer: {max_stepz: 1}\n")
+    result = run_cli("train", config)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {config}: unknown key 'trainer.max_stepz' "
+                                                  "(known: max_steps, val_every, val_max_cases, log_every, "
+                                                  "checkpoint_every, seed, accelerator, devices, num_nodes, strategy, "
+                                                  "precision, progress)"]
+    assert "Traceback" not in result.stderr
+
+
+def test_verify_summarises_availability_and_reports_every_problem(tmp_path, capsys):
+    root = write_tiny_dataset(tmp_path / "ds", cases=5, shape=(12, 12, 12), unlabelled=(4,), missing={1: (1,), 2: (0,)})
+    assert main(["verify", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "5 cases, 4 labelled, 1 unlabelled" in out
+    lines = out.splitlines()
+    assert "  ●  ●  3" in lines and "  ●  ○  1" in lines and "  ○  ●  1" in lines
+    assert "per modality: A 4/5, B 4/5" in out
+    assert "no problems found" in out
+    data = (root / "imagesTr" / "case_003_0000.nii.gz").read_bytes()
+    (root / "imagesTr" / "case_003_0000.nii.gz").write_bytes(data[:100])
+    raw = json.loads((root / "dataset.json").read_text())
+    raw["numTraining"] = 7
+    (root / "dataset.json").write_text(json.dumps(raw))
+    assert main(["verify", str(root)]) == 2
+    out = capsys.readouterr().out
+    assert "2 problem(s):" in out and "numTraining is 7 but imagesTr has 5" in out and "case_003_0000.nii.gz" in out
+
+
+@pytest.mark.slow
+def test_cli_train_evaluate_predict_end_to_end(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"data: {{dataset_dir: {tiny_dataset}, patch_size: [16, 16, 16], num_workers: 0}}\n"
+                      "model: {features: [8, 16, 32]}\ntrainer: {max_steps: 40, val_every: 20, progress: false}\n"
+                      "optim: {lr: 0.01}\n")
+    assert main(["train", str(config), "--run-dir", str(run), "trainer.log_every=5"]) == 0
+    assert main(["evaluate", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "| outer |" in out and "| core |" in out
+    results = json.loads((run / "results.json").read_text())
+    dice = {row["structure"]: row["dice"] for row in results["aggregated"]}
+    assert dice["outer"] > 0.5  # 40 steps are enough to find the sphere
+    assert (run / "plots" / "overlay.png").is_file() and (run / "per_case.csv").is_file()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["evaluation"]["per_structure"]["outer"]["dice"] == pytest.approx(dice["outer"])
+    assert main(["predict", str(run), str(tiny_dataset / "imagesTr"), str(tmp_path / "pred")]) == 0
+    assert len(list((tmp_path / "pred").glob("*.nii.gz"))) == 10
+    assert main(["train", str(config), "--run-dir", str(run)]) == 2
+    assert "already exists" in capsys.readouterr().err
