@@ -104,6 +104,14 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from medgap.data.convert import converter
+
+    out = converter(args.format).convert(args.source, args.out_dir)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medgap", description="Medical image learning when the data have gaps.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--exist-ok", action="store_true", help="keep an identical existing dataset")
     synth.set_defaults(func=cmd_synth)
+
+    convert = commands.add_parser("convert", help="convert a public dataset layout into medgap's folder layout")
+    convert.add_argument("format", help="see medgap.data.convert.CONVERTERS")
+    convert.add_argument("source")
+    convert.add_argument("out_dir")
+    convert.set_defaults(func=cmd_convert)
 
     verify = commands.add_parser("verify", help="check a dataset folder and summarise it")
     verify.add_argument("dataset_dir")
