@@ -1,0 +1,220 @@
+"""``atrium-3d``: LA-challenge-like 3-D MRI of the left atrium, one channel, label 1 = left atrium.
+
+What it imitates:
+    The 2018 Atrial Segmentation Challenge volumes as used by SS-Net (cropped around the atrium, ~1 mm voxels):
+    an irregular ellipsoidal left-atrial blood pool with 2–4 pulmonary-vein stubs (left common trunk sometimes)
+    and an appendage, in random pose, size and deformation. The label covers the atrium body, the proximal vein
+    stubs and the appendage only; the veins continue unlabelled into the lungs with the same intensity, and
+    other bright blood pools surround it (left ventricle below, right atrium with the venae cavae, ascending and
+    descending aorta, pulmonary trunk and arteries), separated from it by thin walls, so the task needs shape
+    and context rather than a threshold. Dark myocardium, mediastinal tissue with bright fat, dark lungs with
+    small vessels, the vertebral body; per-case intensity curve (gamma), tissue means, coil bias field, scale
+    and Rician noise.
+
+What it does not imitate:
+    Late-gadolinium enhancement of the atrial wall (scar), the real variability of vein anatomy, valves, motion
+    and respiratory blurring, the LA challenge's anisotropic 0.625 × 0.625 × 1.25 mm grid (default 1.25 mm
+    isotropic), and the body outline (the field of view lies inside the chest, as in the cropped challenge data).
+    Intensities are only relatively realistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from medgap.data.synthetic.common import (
+    Generator,
+    SyntheticCase,
+    bias_field,
+    centred_origin,
+    dilate_mm,
+    displacement_field,
+    ellipsoid_radius,
+    grid_affine,
+    grid_mm,
+    jitter,
+    largest_component,
+    random_rotation,
+    random_tubes,
+    rician_noise,
+    segment_distance,
+    smooth_noise,
+    transform_points,
+    unit,
+)
+from medgap.errors import MedgapError
+
+# Mean intensities (0–1000 before the per-case curve and scale) of a gadolinium-enhanced 3-D GRE.
+INTENSITY = {"blood": 620.0, "wall": 230.0, "tissue": 330.0, "fat": 700.0, "lung": 45.0, "marrow": 480.0}
+
+# Pulmonary-vein ostia directions in the patient frame (x right, y anterior, z superior): right and left,
+# superior and inferior veins leave the atrium posterolaterally.
+VEIN_DIRECTIONS = {
+    "right_superior": (1.0, -0.6, 0.45), "right_inferior": (1.0, -0.5, -0.45),
+    "left_superior": (-1.0, -0.6, 0.45), "left_inferior": (-1.0, -0.5, -0.45),
+}
+
+
+@dataclass(frozen=True)
+class AtriumOptions:
+    """Keyword options of the generator.
+
+    Attributes:
+        spacing: isotropic voxel size in mm.
+        shape: voxels per axis; the field of view is ``shape × spacing`` mm (default 120 × 120 × 80 mm).
+    """
+
+    spacing: float = 1.25
+    shape: tuple[int, int, int] = (96, 96, 64)
+
+
+def _surface_distance(direction: np.ndarray, radii: np.ndarray, rotation: np.ndarray) -> float:
+    """Distance from an ellipsoid's centre to its surface along a unit ``direction``."""
+    return 1.0 / float(np.linalg.norm((rotation.T @ direction) / radii))
+
+
+def _frame(direction: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A rotation whose first column is ``direction`` (the other two at a random roll)."""
+    helper = unit(rng.standard_normal(3))
+    second = unit(np.cross(direction, helper))
+    return np.stack([direction, second, np.cross(direction, second)], axis=1)
+
+
+def make_case(options: AtriumOptions, rng: np.random.Generator) -> SyntheticCase:
+    """One case; see the module docstring. Shapes are built in a heart frame (mm, LA centre at 0)."""
+    shape, spacing = tuple(options.shape), float(options.spacing)
+    points = grid_mm(shape, (spacing,) * 3)
+    pose = random_rotation(rng, 15.0) / rng.uniform(0.85, 1.15)
+    la_offset = rng.normal(0.0, 5.0, size=3)
+    heart = transform_points(pose.T, points, -pose.T @ la_offset)
+    heart += displacement_field(rng, shape, magnitude=2.5, correlation=30.0 / spacing)
+
+    def noise(width_mm: float) -> np.ndarray:
+        return smooth_noise(rng, shape, width_mm / spacing)
+
+    # ---- the left atrium: body + vein stubs + appendage (the label)
+    la_radii = np.array([rng.uniform(22, 30), rng.uniform(16, 21), rng.uniform(15, 20)])
+    la_rotation = random_rotation(rng, 12.0)
+    la_body = ellipsoid_radius(heart, (0, 0, 0), la_radii, la_rotation) < 1.0 + 0.1 * noise(14.0)
+    label_mask = la_body.copy()
+    vessels = []      # (distance field, radius) of image-only blood vessels continuing the labelled stubs
+    for side in ("right", "left"):
+        separate = rng.random() < (0.85 if side == "right" else 0.7)
+        names = [f"{side}_superior", f"{side}_inferior"]
+        directions = [np.asarray(VEIN_DIRECTIONS[n]) for n in names]
+        if not separate:
+            directions = [np.mean(directions, axis=0)]
+        for base_direction in directions:
+            direction = unit(np.asarray(base_direction) + rng.normal(0.0, 0.15, size=3))
+            radius = rng.uniform(4.0, 6.5) * (1.0 if separate else 1.3)
+            ostium = _surface_distance(direction, la_radii, la_rotation)
+            start, end = 0.5 * ostium * direction, (ostium + rng.uniform(5.0, 12.0)) * direction
+            stub, _ = segment_distance(heart, start, end)
+            label_mask |= stub < radius
+            bend = unit(direction + rng.normal(0.0, 0.35, size=3))
+            distal = end + rng.uniform(18.0, 35.0) * bend
+            vessels.append((segment_distance(heart, end, distal)[0], 0.85 * radius))
+            branch = unit(bend + rng.normal(0.0, 0.5, size=3))
+            vessels.append((segment_distance(heart, distal, distal + rng.uniform(15, 30) * branch)[0], 0.6 * radius))
+    appendage_direction = unit(np.array([-0.7, 0.65, 0.45]) + rng.normal(0.0, 0.15, size=3))
+    ostium = _surface_distance(appendage_direction, la_radii, la_rotation)
+    appendage_centre = (ostium + rng.uniform(3.0, 7.0)) * appendage_direction
+    appendage_radii = (rng.uniform(9.0, 14.0), rng.uniform(5.0, 7.0), rng.uniform(4.0, 6.0))
+    appendage = ellipsoid_radius(heart, appendage_centre, appendage_radii, _frame(appendage_direction, rng))
+    label_mask |= appendage < 1.0 + 0.15 * noise(6.0)
+    label_mask |= segment_distance(heart, 0.6 * ostium * appendage_direction, appendage_centre)[0] < 5.0
+    label_mask = largest_component(label_mask)
+
+    # ---- neighbouring blood pools, kept ≥ 3 mm (a wall) away from the atrium
+    guard = dilate_mm(label_mask, 3.0, (spacing,) * 3)
+    mitral = unit(np.array([-0.3, 0.6, -0.75]) + rng.normal(0.0, 0.1, size=3))
+    lv_axis = unit(np.array([-0.5, 0.55, -0.67]) + rng.normal(0.0, 0.1, size=3))
+    lv_long, lv_short = rng.uniform(35.0, 45.0), rng.uniform(19.0, 26.0)
+    lv_centre = (_surface_distance(mitral, la_radii, la_rotation) + 4.0) * mitral + 0.9 * lv_long * lv_axis
+    lv_frame = _frame(lv_axis, rng)
+    lv_blood = ellipsoid_radius(heart, lv_centre, (lv_long, lv_short, lv_short), lv_frame) < 1.0
+    wall_thickness = rng.uniform(8.0, 12.0)
+    lv_wall = ellipsoid_radius(heart, lv_centre, (lv_long + wall_thickness, lv_short + wall_thickness,
+                                                  lv_short + wall_thickness), lv_frame) < 1.0
+    ra_centre = np.array([rng.uniform(32, 40), rng.uniform(5, 12), rng.uniform(-5, 5)])
+    ra_blood = ellipsoid_radius(heart, ra_centre, rng.uniform(16, 22, size=3), random_rotation(rng, 20)) < (
+        1.0 + 0.08 * noise(14.0))
+
+    def tube(start, end, radius) -> np.ndarray:
+        return segment_distance(heart, start, end)[0] < radius
+
+    def jiggle() -> np.ndarray:   # per-landmark positional variation, mm
+        return rng.normal(0.0, 3.0, size=3)
+
+    trunk_top = np.array([-15.0, 28.0, 30.0]) + jiggle()
+    pools = {
+        "lv": lv_blood,
+        "ra": ra_blood | tube(ra_centre, ra_centre + (0, -3, 70), rng.uniform(8, 10))
+        | tube(ra_centre, ra_centre + (0, -5, -70), rng.uniform(10, 12)),
+        "aorta": tube(np.array([8.0, 32.0, -15.0]) + jiggle(), np.array([8.0, 28.0, 70.0]) + jiggle(),
+                      rng.uniform(12.0, 15.0))
+        | tube(np.array([-22.0, -38.0, -80.0]) + jiggle(), np.array([-22.0, -38.0, 80.0]) + jiggle(),
+               rng.uniform(9.0, 12.0)),
+        "pulmonary_artery": tube(np.array([-18.0, 45.0, -10.0]) + jiggle(), trunk_top, rng.uniform(11.0, 14.0))
+        | tube(trunk_top, np.array([35.0, -5.0, 34.0]) + jiggle(), rng.uniform(8.0, 11.0))
+        | tube(trunk_top, np.array([-50.0, -10.0, 32.0]) + jiggle(), rng.uniform(8.0, 11.0)),
+    }
+    pools = {name: pool & ~guard for name, pool in pools.items()}
+    veins = np.zeros(shape, dtype=bool)
+    for distance, radius in vessels:
+        veins |= distance < radius
+    veins &= ~label_mask
+
+    # ---- the rest of the chest
+    mediastinum = (((heart[0] - 3.0) / 46.0) ** 2 + ((heart[1] - 5.0) / 75.0) ** 2) < 1.0 + 0.15 * noise(25.0)
+    spine = (((heart[0] - 3.0) ** 2 + (heart[1] + 64.0) ** 2) < rng.uniform(14, 18) ** 2)
+    lung_vessels = random_tubes(rng, shape, 18.0 / spacing, thickness=0.1) * ~mediastinum
+    fat = mediastinum & (noise(8.0) > 1.1)
+
+    blood = label_mask | veins | np.logical_or.reduce(list(pools.values()))
+    near_blood = dilate_mm(blood, rng.uniform(2.0, 3.0), (spacing,) * 3)
+
+    means = jitter(rng, INTENSITY, 0.12)
+    image = np.full(shape, means["lung"], dtype=np.float32)
+    image += lung_vessels * (0.5 * means["blood"] - means["lung"])
+    image[mediastinum] = means["tissue"]
+    image[fat] = means["fat"]
+    image[spine] = means["marrow"]
+    image[lv_wall | near_blood] = means["wall"]
+    for pool in pools.values():
+        image[pool] = means["blood"] * rng.uniform(0.85, 1.1)
+    image[veins] = means["blood"] * rng.uniform(0.9, 1.05)
+    image[label_mask] = means["blood"] * rng.uniform(0.92, 1.08)
+
+    # ---- acquisition: partial volume, intensity curve, texture, coil bias, scale, Rician noise
+    image = ndimage.gaussian_filter(image, 0.6)
+    gamma = rng.uniform(0.75, 1.35)
+    image = 1000.0 * (image / 1000.0) ** gamma * (1.0 + 0.04 * noise(6.0))
+    scale = rng.uniform(0.6, 1.6)
+    image *= bias_field(rng, shape, 0.3, 60.0 / spacing) * scale
+    sigma = rng.uniform(0.02, 0.07) * 1000.0 * (means["blood"] / 1000.0) ** gamma * scale
+    image = rician_noise(rng, image.astype(np.float32), sigma)
+    affine = grid_affine((spacing,) * 3, centred_origin(shape, (spacing,) * 3))
+    return SyntheticCase(images=[image], label=label_mask.astype(np.uint8), affine=affine)
+
+
+def _build(options: AtriumOptions):
+    if not options.spacing > 0 or len(options.shape) != 3 or min(options.shape) < 8:
+        raise MedgapError(f"synth atrium-3d: need spacing > 0 and a 3-D shape ≥ 8 voxels, got {options}")
+    return lambda rng: make_case(options, rng)
+
+
+GENERATOR = Generator(
+    name="atrium-3d",
+    case_prefix="Atrium",
+    dataset_name="SyntheticAtrium",
+    description="Synthetic LA-challenge-like 3-D MRI of the left atrium; see docs/datasets.md",
+    channel_names=("MRI",),
+    labels={"background": 0, "left_atrium": 1},
+    options=AtriumOptions,
+    build=_build,
+    default_cases=40,
+)
