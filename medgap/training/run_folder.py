@@ -28,6 +28,9 @@ def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: b
     if resume:
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             raise RunFolderError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+        check_unlocked(run_dir)
+        for stale in (run_dir / "checkpoints").glob(".*.tmp*"):  # half-written by a killed run
+            stale.unlink()
         return run_dir
     if exists:
         if not overwrite:
