@@ -17,21 +17,22 @@ Run: ``python benchmarks/bench_metrics.py [--repeats 3]``; prints a table and wr
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import scipy
-import torch
+import torch  # noqa: F401  (MONAI metrics take tensors)
 from medpy.metric import binary as medpy_binary
 from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 from scipy import ndimage
 
-import medgap
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info  # noqa: E402
+
 from medgap.atomic import write_json
 from medgap.metrics import surface_distance_metrics
 from medgap.metrics.surface import joint_bounding_box
@@ -131,26 +132,12 @@ def run_case(name, shape, spacing, radius_fraction, repeats):
     }
 
 
-def machine_info():
+def versions():
     import medpy as medpy_package
     import monai as monai_package
 
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "versions": {
-            "medgap": medgap.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-            "torch": torch.__version__,
-            "medpy": getattr(medpy_package, "__version__", "unknown"),
-            "monai": monai_package.__version__,
-        },
-    }
+    return {"scipy": scipy.__version__, "medpy": getattr(medpy_package, "__version__", "unknown"),
+            "monai": monai_package.__version__}
 
 
 def format_table(rows):
@@ -209,7 +196,7 @@ def main(argv=None):
     )
     write_json(
         args.out,
-        {"benchmark": "bench_metrics", "repeats": args.repeats, "machine": machine_info(), "summary": summary,
+        {"benchmark": "bench_metrics", "repeats": args.repeats, "machine": machine_info(**versions()), "summary": summary,
          "cases": rows, "table": table},
     )
     print(f"wrote {args.out}")
