@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy
-import torch  # noqa: F401  (MONAI metrics take tensors)
+import torch
 from medpy.metric import binary as medpy_binary
 from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 from scipy import ndimage
