@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from medgap.errors import MedgapError
+from medgap.progress import progress_bar
 
 
 def _console():
@@ -18,18 +19,11 @@ def _console():
     return Console(stderr=True)
 
 
-def _bar(console, description: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console)
-
-
 def cmd_synth(args) -> int:
     from medgap.data.synthetic import generate
 
     console = _console()
-    with _bar(console, f"synth {args.name}") as bar:
+    with progress_bar(f"synth {args.name}", console) as bar:
         task = bar.add_task("synth", total=None)
         out = generate(args.name, args.out_dir, cases=args.cases, seed=args.seed, test_cases=args.test_cases,
                        exist_ok=args.exist_ok, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -41,7 +35,7 @@ def cmd_verify(args) -> int:
     from medgap.data.verify import format_report, verify_dataset
 
     console = _console()
-    with _bar(console, "verify") as bar:
+    with progress_bar("verify", console) as bar:
         task = bar.add_task("verify", total=None)
         report = verify_dataset(args.dataset_dir, max_bytes=int(args.max_image_mib * 2**20),
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -69,21 +63,42 @@ def cmd_train(args) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
     summary = train(config, run_dir, resume=args.resume, overwrite=args.overwrite, console=_console())
     if summary is not None:
-        print(f"trained {summary['steps']} steps into {run_dir} (best validation Dice {summary['best_val_dice']:.4f} "
-              f"at step {summary['best_step']})")
+        name, best = next((k, v) for k, v in summary.items() if k.startswith("best_val_"))
+        score = "no validation cases" if best is None else (
+            f"best validation {name[9:]} {best:.4f} at step {summary['best_step']}")
+        print(f"trained {summary['steps']} steps into {run_dir} ({score})")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from medgap.evaluation.evaluate import evaluate_run
+    from medgap.data.dataset_json import load_dataset_json
+    from medgap.evaluation.evaluate import evaluate_run, load_run_config
+    from medgap.evaluation.subsets import evaluate_subsets
 
+    # Classification runs (accuracy) and --modality-subsets go through the subset evaluation.
+    classification = load_dataset_json(load_run_config(args.run_dir).data.dataset_dir).task == "classification"
     console = _console()
-    with _bar(console, "evaluate") as bar:
+    with progress_bar("evaluate", console) as bar:
         task = bar.add_task("evaluate", total=None)
-        result = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+        callback = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+        if args.modality_subsets or classification:
+            result = evaluate_subsets(args.run_dir, subsets=args.modality_subsets or "available", split=args.split,
+                                      checkpoint=args.checkpoint, progress=callback)
+        else:
+            result = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint, progress=callback)
     print(result["table"], end="")
     print(f"wrote {result['paths']['md']}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from medgap.evaluation.subsets import compare_runs
+
+    labels = args.labels.split(",") if args.labels else None
+    result = compare_runs(args.run_dirs, args.out, subsets=args.modality_subsets, split=args.split,
+                          checkpoint=args.checkpoint, labels=labels, reuse=not args.fresh)
+    print(result["table"], end="")
+    print(f"wrote {result['path']}")
     return 0
 
 
@@ -96,7 +111,7 @@ def cmd_predict(args) -> int:
     spec = load_dataset_json(config.data.dataset_dir)
     method = load_trained_method(args.run_dir, config, spec, args.checkpoint)
     console = _console()
-    with _bar(console, "predict") as bar:
+    with progress_bar("predict", console) as bar:
         task = bar.add_task("predict", total=None)
         written = predict_folder(method, config, args.input_dir, args.output_dir,
                                  progress=lambda done, total, case: bar.update(task, completed=done, total=total))
@@ -136,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--max-image-mib", type=float, default=4096.0)
     verify.set_defaults(func=cmd_verify)
 
-    train = commands.add_parser("train", help="train a method from a YAML config (key=value overrides)")
+    train = commands.add_parser("train", aliases=["pretrain"],  # pretraining methods (AMVLM) run the same loop
+                                help="train a method from a YAML config (key=value overrides)")
     train.add_argument("config")
     train.add_argument("overrides", nargs="*", help="e.g. trainer.max_steps=200 data.labelled_ratio=0.1")
     train.add_argument("--run-dir", default=None, help="default: runs/<config name>")
@@ -153,7 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--split", choices=("test", "val"), default=None)
     evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    evaluate.add_argument("--modality-subsets", choices=("all",), default=None,
+                          help="all: score every non-empty subset of modalities (2^N - 1 rows, ShaSpec Table 1)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    compare = commands.add_parser("compare", help="several runs side by side per modality subset, paired t-tests")
+    compare.add_argument("run_dirs", nargs="+", help="run folders; the first is the reference of the t-tests")
+    compare.add_argument("--out", required=True, help="folder for compare.md/.csv/.json")
+    compare.add_argument("--modality-subsets", choices=("all", "available"), default="all")
+    compare.add_argument("--labels", default=None, help="comma-separated names per run (default: config names); "
+                         "runs with one name (several seeds) are pooled")
+    compare.add_argument("--split", choices=("test", "val"), default=None)
+    compare.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    compare.add_argument("--fresh", action="store_true", help="re-evaluate even if a run has a matching subsets.json")
+    compare.set_defaults(func=cmd_compare)
 
     predict = commands.add_parser("predict", help="segment every case of a folder into NIfTI files")
     predict.add_argument("run_dir")

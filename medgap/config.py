@@ -52,6 +52,7 @@ class DataConfig:
 
 @dataclass
 class NetConfig:
+    arch: Literal["unet", "vnet"] = "unet"
     features: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     norm: Literal["instance", "batch", "group"] = "instance"
     dropout: float = 0.0
@@ -92,6 +93,7 @@ class TrainerConfig:
 class InferenceConfig:
     patch_size: list[int] | None = None
     overlap: float = 0.5
+    stride: list[int] | None = None  # window step per axis (SS-Net: [18, 18, 4]); overrides overlap when given
     mode: Literal["gaussian", "constant"] = "gaussian"
     sw_batch_size: int = 2
     largest_component: bool = False

@@ -102,6 +102,10 @@ def discover_cases(dataset_dir: str | os.PathLike, spec: DatasetSpec, part: str 
     labels_dir = root / f"labels{part}"
     text_dir = root / f"text{part}"
     genetics = load_genetics(root / "genetics") if part == "Tr" else {}
+    # genetics rows are keyed by individual when dataset.json maps images to individuals (both eyes, one person)
+    from medgap.data.genetics import case_groups
+
+    individual = case_groups(root, spec.genetics, images) or {}
     cases = []
     for case_id, paths in images.items():
         label_path = labels_dir / f"{case_id}{spec.file_ending}"
@@ -110,7 +114,8 @@ def discover_cases(dataset_dir: str | os.PathLike, spec: DatasetSpec, part: str 
             case_id=case_id, image_paths=tuple(paths),
             label_path=label_path if label_path.is_file() else None,
             text_path=text_path if text_path.is_file() else None,
-            genetics={name: rows[case_id] for name, rows in genetics.items() if case_id in rows},
+            genetics={name: rows[key] for name, rows in genetics.items()
+                      if (key := individual.get(case_id, case_id)) in rows},
         ))
     if labels_dir.is_dir():
         known = set(images)

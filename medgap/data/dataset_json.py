@@ -43,6 +43,8 @@ class DatasetSpec:
     num_training: int | None = None
     text: bool = False
     genetics: Any = None
+    task: str = "segmentation"  # or "classification": one class per case from labelsTr.csv
+    classes: tuple[str, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -79,6 +81,16 @@ def load_dataset_json(dataset_dir: str | os.PathLike) -> DatasetSpec:
 def parse_dataset_json(raw: Any, path: Path) -> DatasetSpec:
     if not isinstance(raw, dict):
         raise DatasetError(f"{path}: expected a JSON object at the top level")
+    task = raw.get("task", "segmentation")
+    if task not in ("segmentation", "classification"):
+        raise DatasetError(f"{path}: task must be 'segmentation' or 'classification', got {task!r}")
+    classes = ()
+    if task == "classification":  # class names instead of label maps; labels default to background only
+        classes = raw.get("classes")
+        if not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(classes):
+            raise DatasetError(f"{path}: a classification dataset needs 'classes', a list of >= 2 distinct names")
+        classes = tuple(map(str, classes))
+        raw = {"labels": {"background": 0}, **raw}
     missing = [key for key in REQUIRED_KEYS if key not in raw]
     if missing:
         raise DatasetError(f"{path}: missing required key(s) {', '.join(missing)}")
@@ -105,7 +117,7 @@ def parse_dataset_json(raw: Any, path: Path) -> DatasetSpec:
     return DatasetSpec(
         path=path, name=str(raw.get("name", path.parent.name)), channel_names=channel_names, labels=labels,
         file_ending=file_ending, regions=regions, regions_class_order=order, num_training=num_training,
-        text=bool(raw.get("text", False)), genetics=raw.get("genetics"), raw=raw,
+        text=bool(raw.get("text", False)), genetics=raw.get("genetics"), task=task, classes=classes, raw=raw,
     )
 
 

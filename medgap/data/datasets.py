@@ -15,7 +15,8 @@ class PatchDataset(Dataset):
     """Random patches for training; indexed by ``(case index, sample seed)`` from a batch sampler.
 
     Each item: ``image (C, *patch)`` float32, ``label (*patch)`` int64 label indices (zeros when unlabelled),
-    ``availability (C,)`` bool, ``labelled`` bool, ``case`` str.
+    ``availability (C,)`` bool, ``labelled`` bool, ``case`` str, ``text`` str or None (the case's report; with
+    text, use a 2-D patch as large as the image and no left/right flips so the crop still matches the report).
 
     Args:
         cases: preprocessed cases.
@@ -50,6 +51,7 @@ class PatchDataset(Dataset):
             "availability": torch.from_numpy(case.availability.copy()),
             "labelled": torch.tensor(use_label),
             "case": case.case_id,
+            "text": case.text,  # the report or None; collate keeps a list of strings
         }
 
 

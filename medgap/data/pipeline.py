@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from medgap.atomic import write_json
 from medgap.config import DataConfig
 from medgap.data.cases import Case, discover_cases
+from medgap.data.classification import ClassificationDataset, load_class_labels
 from medgap.data.dataset_json import DatasetSpec, load_dataset_json
 from medgap.data.datasets import PatchDataset, collate
 from medgap.data.preprocess import PreprocessedCase, preprocess_cases
@@ -29,6 +30,7 @@ class PreparedData:
     cases: dict[str, Case]
     splits: dict
     preprocessed: dict[str, PreprocessedCase]
+    class_labels: dict[str, int] | None = None  # classification datasets: case id → class index
 
     def split_cases(self, name: str) -> list[PreprocessedCase]:
         return [self.preprocessed[case_id] for case_id in self.splits[name] if case_id in self.preprocessed]
@@ -56,6 +58,8 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
         raise DatasetError(f"{dataset_dir}: dataset folder not found")
     spec = load_dataset_json(dataset_dir)
     cases = {case.case_id: case for case in discover_cases(dataset_dir, spec, "Tr")}
+    class_labels = load_class_labels(dataset_dir, spec, set(cases)) if spec.task == "classification" else None
+    has_label = set(class_labels) if class_labels is not None else {c for c, case in cases.items() if case.labelled}
     run_dir = Path(run_dir)
     run_splits = run_dir / "splits.json"
     if run_splits.is_file():
@@ -64,14 +68,17 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
         if (dataset_dir / "splits.json").is_file():
             splits = load_splits(dataset_dir / "splits.json", list(cases))
             if config.labelled_ratio is not None or config.labelled_count is not None:
-                redrawn = make_splits(splits["train"], {c for c in splits["train"] if cases[c].labelled}, seed=seed,
+                redrawn = make_splits(splits["train"], {c for c in splits["train"] if c in has_label}, seed=seed,
                                       val_fraction=0.0, test_fraction=0.0, labelled_ratio=config.labelled_ratio,
                                       labelled_count=config.labelled_count)
                 splits.update(labelled=redrawn["labelled"], unlabelled=redrawn["unlabelled"])
         else:
-            splits = make_splits(list(cases), {c for c, case in cases.items() if case.labelled}, seed=seed,
+            from medgap.data.genetics import case_groups  # several images of one individual: split by individual
+
+            splits = make_splits(list(cases), has_label, seed=seed,
                                  val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                                 labelled_ratio=config.labelled_ratio, labelled_count=config.labelled_count)
+                                 labelled_ratio=config.labelled_ratio, labelled_count=config.labelled_count,
+                                 groups=case_groups(dataset_dir, spec.genetics, cases))
         if write_splits:
             write_json(run_splits, splits)
     wanted = sorted({c for name in (only_splits or ("train", "val", "test")) for c in splits[name]})
@@ -79,7 +86,8 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
     handles = preprocess_cases([cases[c] for c in wanted], spec, cache_dir, normalisation=config.normalisation,
                                max_bytes=int(config.max_image_mib * 2**20), skip_bad_cases=config.skip_bad_cases,
                                progress=progress)
-    return PreparedData(spec=spec, cases=cases, splits=splits, preprocessed={h.case_id: h for h in handles})
+    return PreparedData(spec=spec, cases=cases, splits=splits, preprocessed={h.case_id: h for h in handles},
+                        class_labels=class_labels)
 
 
 def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: int = 0, world_size: int = 1,
@@ -87,7 +95,9 @@ def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: 
     """An endless loader of two-stream batches (labelled first), positioned at ``start_step``."""
     train = data.split_cases("train")
     labelled_ids = set(data.splits["labelled"])
-    labelled_flags = [case.case_id in labelled_ids and case.labelled for case in train]
+    classes = data.class_labels
+    labelled_flags = [case.case_id in labelled_ids and (case.labelled if classes is None else case.case_id in classes)
+                      for case in train]
     labelled = [i for i, flag in enumerate(labelled_flags) if flag]
     unlabelled = [i for i, flag in enumerate(labelled_flags) if not flag]
     if config.labelled_batch_size > 0 and not labelled:
@@ -95,10 +105,13 @@ def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: 
     if config.unlabelled_batch_size > 0 and not unlabelled:
         raise DatasetError(f"{config.dataset_dir}: data.unlabelled_batch_size > 0 but there are no unlabelled cases")
     augment = config.augmentation
-    dataset = PatchDataset(train, tuple(config.patch_size), labelled_flags,
-                           Augmentation(tuple(augment.flip_axes), augment.flip_probability, augment.intensity_scale,
-                                        augment.intensity_shift, augment.noise_std),
-                           config.foreground_probability)
+    augmentation = Augmentation(tuple(augment.flip_axes), augment.flip_probability, augment.intensity_scale,
+                                augment.intensity_shift, augment.noise_std)
+    if data.class_labels is not None:
+        dataset = ClassificationDataset(train, tuple(config.patch_size), classes, labelled_flags, augmentation)
+    else:
+        dataset = PatchDataset(train, tuple(config.patch_size), labelled_flags, augmentation,
+                               config.foreground_probability)
     sampler = TwoStreamBatchSampler(labelled, unlabelled, config.labelled_batch_size, config.unlabelled_batch_size,
                                     seed, rank, world_size, start_step)
     # An explicit generator keeps DataLoader from drawing its base seed from the global torch RNG, which would

@@ -39,6 +39,7 @@ class PreprocessedCase:
     availability: np.ndarray
     spacing: tuple[float, ...]
     shape: tuple[int, ...]
+    text: str | None = None  # the case's report (``textTr/CASE.txt``), carried so batches can hold it
 
     def image(self) -> np.ndarray:
         return np.load(self.image_path, mmap_mode="r")
@@ -67,7 +68,7 @@ def index_to_label(index: np.ndarray, spec: DatasetSpec) -> np.ndarray:
 
 def _fingerprint(case: Case, normalisation: str, spec: DatasetSpec) -> str:
     parts = [f"v{CACHE_VERSION}", normalisation, repr(spec.label_values)]
-    for path in (*case.image_paths, case.label_path):
+    for path in (*case.image_paths, case.label_path, *([case.text_path] if case.text_path else [])):
         if path is None:
             parts.append("-")
         else:
@@ -132,10 +133,10 @@ def _preprocess_one(case: Case, spec: DatasetSpec, cache: Path, normalisation: s
             has_foreground = True
         meta = {"fingerprint": fingerprint, "case_id": case.case_id, "labelled": data.label is not None,
                 "foreground": has_foreground, "availability": data.availability.tolist(),
-                "spacing": list(data.geometry.spacing), "shape": list(data.geometry.shape)}
+                "spacing": list(data.geometry.spacing), "shape": list(data.geometry.shape), "text": data.text}
         write_json(meta_path, meta)  # written last: it marks the entry complete
     return PreprocessedCase(
         case_id=case.case_id, image_path=image_path, label_path=label_path if meta["labelled"] else None,
         foreground_path=foreground_path if meta["foreground"] else None,
         availability=np.asarray(meta["availability"], bool), spacing=tuple(meta["spacing"]),
-        shape=tuple(meta["shape"]))
+        shape=tuple(meta["shape"]), text=meta.get("text"))

@@ -21,6 +21,7 @@ SPLIT_KEYS = ("train", "val", "test")
 def make_splits(
     case_ids: list[str], labelled_ids: set[str], *, seed: int, val_fraction: float = 0.2,
     test_fraction: float = 0.2, labelled_ratio: float | None = None, labelled_count: int | None = None,
+    groups: dict[str, str] | None = None,
 ) -> dict:
     """Partition cases into train/val/test and the training cases into labelled/unlabelled.
 
@@ -28,11 +29,17 @@ def make_splits(
     cases with a label file, ``labelled_count`` (or ``round(labelled_ratio × n_train)``, at least 1) keep their
     label; the others become unlabelled, as do cases without a label file. With neither given, all keep it.
 
+    ``groups`` (case id → group, e.g. the individual of each eye image) keeps every group on one side: whole
+    groups are drawn for test and validation until their case counts are reached (ContIG splits by individual).
+
     Returns:
         ``{"seed", "train", "val", "test", "labelled", "unlabelled", ...}`` with sorted case-id lists.
     """
     if labelled_ratio is not None and labelled_count is not None:
         raise DatasetError("give data.labelled_ratio or data.labelled_count, not both")
+    if groups is not None:
+        return _grouped_splits(case_ids, labelled_ids, groups, seed=seed, val_fraction=val_fraction,
+                               test_fraction=test_fraction, labelled_ratio=labelled_ratio, labelled_count=labelled_count)
     ids = sorted(case_ids)
     with_label = [case_id for case_id in ids if case_id in labelled_ids]
     without_label = [case_id for case_id in ids if case_id not in labelled_ids]
@@ -64,6 +71,34 @@ def make_splits(
         "train": sorted(labelled + unlabelled), "val": sorted(val), "test": sorted(test),
         "labelled": labelled, "unlabelled": unlabelled,
     }
+
+
+def _grouped_splits(case_ids, labelled_ids, groups, *, seed, val_fraction, test_fraction, labelled_ratio,
+                    labelled_count) -> dict:
+    """:func:`make_splits` by group: held-out groups are drawn among groups with a labelled case, then the
+    training cases (all of the remaining groups) are partitioned into labelled/unlabelled by case as usual."""
+    ids = sorted(case_ids)
+    members: dict[str, list[str]] = {}
+    for case_id in ids:
+        members.setdefault(groups.get(case_id, case_id), []).append(case_id)
+    scored = sorted(g for g, cases in members.items() if any(c in labelled_ids for c in cases))
+    order = [scored[i] for i in np.random.default_rng(seed).permutation(len(scored))]
+    targets = {"test": int(round(test_fraction * len(ids))), "val": int(round(val_fraction * len(ids)))}
+    held: dict[str, list[str]] = {"test": [], "val": []}
+    position = 0
+    for name in ("test", "val"):
+        while len(held[name]) < targets[name] and position < len(order):
+            held[name].extend(members[order[position]])
+            position += 1
+    train = sorted(c for g in order[position:] for c in members[g]) + sorted(
+        c for g, cases in members.items() if g not in scored for c in cases)
+    if (targets["test"] or targets["val"]) and not any(c in labelled_ids for c in train):
+        raise DatasetError(f"only {len(scored)} labelled groups: not enough for validation, test and training")
+    inner = make_splits(sorted(train), {c for c in train if c in labelled_ids}, seed=seed, val_fraction=0.0,
+                        test_fraction=0.0, labelled_ratio=labelled_ratio, labelled_count=labelled_count)
+    inner.update(val_fraction=val_fraction, test_fraction=test_fraction, grouped=True,
+                 val=sorted(held["val"]), test=sorted(held["test"]))
+    return inner
 
 
 def load_splits(path: str | os.PathLike, case_ids: list[str]) -> dict:

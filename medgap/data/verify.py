@@ -92,10 +92,10 @@ def format_report(report: VerifyReport) -> str:
         if report.shapes:
             shapes = np.array(report.shapes)
             spacings = np.array(report.spacings)
-            lines.append(f"shapes: min {tuple(shapes.min(0))}, median {tuple(np.median(shapes, 0).astype(int))}, "
-                         f"max {tuple(shapes.max(0))}")
-            lines.append(f"spacings (mm): min {tuple(spacings.min(0))}, median {tuple(np.median(spacings, 0))}, "
-                         f"max {tuple(spacings.max(0))}")
+            lines.append(f"shapes: min {_fmt(shapes.min(0))}, median {_fmt(np.median(shapes, 0).astype(int))}, "
+                         f"max {_fmt(shapes.max(0))}")
+            lines.append(f"spacings (mm): min {_fmt(spacings.min(0))}, median {_fmt(np.median(spacings, 0))}, "
+                         f"max {_fmt(spacings.max(0))}")
         if report.label_counts:
             names = {value: name for name, value in spec.labels.items()}
             lines.append("labels (cases containing each): " + ", ".join(
@@ -108,3 +108,7 @@ def format_report(report: VerifyReport) -> str:
     else:
         lines.append("no problems found")
     return "\n".join(lines)
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in np.asarray(values).tolist()) + ")"

@@ -27,7 +27,7 @@ def plot_training_curves(metrics_jsonl: str | os.PathLike, path: str | os.PathLi
     """Training loss (and its components) and validation Dice against the step."""
     rows = read_jsonl(Path(metrics_jsonl))
     train = [row for row in rows if "loss" in row]
-    val = [row for row in rows if "val_dice" in row]
+    val = [row for row in rows if "val_dice" in row or "val_accuracy" in row]
     if not train and not val:
         return None
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -37,7 +37,7 @@ def plot_training_curves(metrics_jsonl: str | os.PathLike, path: str | os.PathLi
     left.set_xlabel("step"), left.set_ylabel("loss"), left.set_title("training loss")
     if train:
         left.legend(fontsize=8)
-    for key in sorted({k for row in val for k in row if k.startswith("val_dice")}):
+    for key in sorted({k for row in val for k in row if k.startswith(("val_dice", "val_accuracy"))}):
         points = [(row["step"], row[key]) for row in val if key in row]
         right.plot(*zip(*points), marker="o", label=key.removeprefix("val_"))
     right.set_xlabel("step"), right.set_ylabel("Dice"), right.set_title("validation Dice"), right.set_ylim(0, 1)

@@ -13,7 +13,7 @@ from medgap.config import ExperimentConfig
 from medgap.data.cases import Case, discover_images, load_case
 from medgap.data.preprocess import PreprocessedCase
 from medgap.data.transforms import normalise
-from medgap.errors import MedgapError
+from medgap.errors import ConfigError, MedgapError
 from medgap.inference.sliding_window import keep_largest_component, predict_probabilities
 
 
@@ -21,12 +21,26 @@ def inference_patch(config: ExperimentConfig) -> list[int]:
     return list(config.inference.patch_size or config.data.patch_size)
 
 
+def window_overlap(config: ExperimentConfig) -> float | list[float]:
+    """MONAI's overlap: ``inference.overlap``, or per axis ``(window − stride) / window`` when a stride is given.
+
+    SS-Net/UA-MT describe the sliding window by its stride (18×18×4 voxels on 112×112×80 windows). MONAI steps by
+    ``int(window × (1 − overlap))``; the tiny margin keeps that from rounding 18.0 down to 17.
+    """
+    inference, window = config.inference, inference_patch(config)
+    if inference.stride is None:
+        return inference.overlap
+    if len(inference.stride) != len(window) or not all(0 < s <= w for s, w in zip(inference.stride, window)):
+        raise ConfigError(f"inference.stride {inference.stride} must give 1..window voxels per axis of {window}")
+    return [max((w - s) / w - 1e-6, 0.0) for s, w in zip(inference.stride, window)]
+
+
 def predict_array(method, image: np.ndarray, availability: np.ndarray, config: ExperimentConfig,
                   device: torch.device | None = None) -> tuple[np.ndarray, torch.Tensor]:
     """Normalised ``image (C, *S)`` → (label map with the dataset's values, probabilities ``(K, *S)``)."""
     inference = config.inference
     probabilities = predict_probabilities(
-        method, image, availability, inference_patch(config), overlap=inference.overlap, mode=inference.mode,
+        method, image, availability, inference_patch(config), overlap=window_overlap(config), mode=inference.mode,
         sw_batch_size=inference.sw_batch_size, device=device)
     label = method.targets.to_label_map(probabilities)
     if inference.largest_component:

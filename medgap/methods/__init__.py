@@ -11,6 +11,15 @@ from medgap.errors import ConfigError
 
 METHODS = {
     "supervised": "medgap.methods.supervised",
+    "shaspec": "medgap.methods.shaspec",
+    "zero_filling": "medgap.methods.zero_filling",
+    "mean_teacher": "medgap.methods.mean_teacher",
+    "ss_net": "medgap.methods.ss_net",
+    "amvlm": "medgap.methods.amvlm",
+    "amvlm_ssmis": "medgap.methods.amvlm_ssmis",
+    "contig": "medgap.methods.contig",
+    "simclr": "medgap.methods.simclr",
+    "image_classifier": "medgap.methods.classifier",
 }
 
 

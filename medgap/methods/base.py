@@ -79,3 +79,24 @@ class SegmentationMethod(nn.Module):
 
     def on_after_optimizer_step(self, step: int) -> None:
         """Hook after each optimiser step (EMA updates); default none."""
+
+
+class ClassificationMethod(nn.Module):
+    """Base for whole-image classification methods (``dataset.json`` ``"task": "classification"``).
+
+    ``predict_logits(image (B, C, *S), availability (B, C)) -> (B, K)`` over ``spec.classes``; the loop validates
+    these methods by accuracy and ``medgap evaluate`` writes an accuracy table.
+    """
+
+    task = "classification"
+    output = "softmax"
+
+    def __init__(self, spec: DatasetSpec):
+        super().__init__()
+        self.spec = spec
+
+    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def on_after_optimizer_step(self, step: int) -> None:
+        """Hook after each optimiser step; default none."""

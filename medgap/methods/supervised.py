@@ -14,7 +14,7 @@ from medgap.config import ExperimentConfig, MethodConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.losses import SegmentationLoss
 from medgap.methods.base import SegmentationMethod, StepOutput
-from medgap.nets import UNet
+from medgap.nets import build_net
 
 
 @dataclass
@@ -28,8 +28,7 @@ class Supervised(SegmentationMethod):
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         super().__init__(spec)
         dims = len(config.data.patch_size)
-        self.net = UNet(dims, spec.num_channels, self.targets.num_outputs, config.model.features,
-                        config.model.norm, config.model.dropout)
+        self.net = build_net(config.model, dims, spec.num_channels, self.targets.num_outputs)
         self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,21 @@
 """Plain ``nn.Module`` networks (no losses inside); dimension (2-D/3-D) is a constructor argument."""
 
 from medgap.nets.unet import UNet, UNetDecoder, UNetEncoder, conv_block
+from medgap.nets.vnet import VNet
 
-__all__ = ["UNet", "UNetDecoder", "UNetEncoder", "conv_block"]
+
+def build_net(config, dims: int, in_channels: int, out_channels: int):
+    """The segmentation network named by ``config.arch`` (a :class:`medgap.config.NetConfig`).
+
+    Both returned networks have ``forward_features(x) -> (logits, last decoder feature map)``.
+    """
+    if config.arch == "vnet":
+        if dims != 3:
+            from medgap.errors import ConfigError
+
+            raise ConfigError(f"model.arch vnet is 3-D only, but data.patch_size has {dims} entries")
+        return VNet(in_channels, out_channels, config.features, config.norm, config.dropout)
+    return UNet(dims, in_channels, out_channels, config.features, config.norm, config.dropout)
+
+
+__all__ = ["UNet", "UNetDecoder", "UNetEncoder", "VNet", "build_net", "conv_block"]

@@ -41,8 +41,8 @@ def load_model_state(model: nn.Module, state_dict: dict, path: str | os.PathLike
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
-    shapes = sorted(key for key in set(own) & set(state_dict)
-                    if tuple(own[key].shape) != tuple(state_dict[key].shape))
+    shapes = sorted(key for key in set(own) & set(state_dict)  # extra states (e.g. a vocabulary) have no shape
+                    if hasattr(own[key], "shape") and tuple(own[key].shape) != tuple(state_dict[key].shape))
     if missing or unexpected or shapes:
         parts = []
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):

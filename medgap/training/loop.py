@@ -26,6 +26,7 @@ from medgap.data.preprocess import index_to_label
 from medgap.errors import TrainingError
 from medgap.inference.predict import predict_case
 from medgap.methods import build_method
+from medgap.progress import progress_bar
 from medgap.metrics import dice, label_to_masks
 from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from medgap.training.run_folder import RunLock, environment, prepare_run_folder, read_jsonl
@@ -89,10 +90,10 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     log_path = run_dir / "metrics.jsonl"
     running: dict[str, list[float]] = {}
     started = time.perf_counter()
-    progress = _progress(console, rank_zero and trainer.progress, start_step, trainer.max_steps)
+    progress = progress_bar("train", console, with_status=True) if rank_zero and trainer.progress else None
     method.train()
     with progress or nullcontext():
-        task = progress.add_task("train", total=trainer.max_steps, completed=start_step, loss="") if progress else None
+        task = progress.add_task("train", total=trainer.max_steps, completed=start_step, status="") if progress else None
         batches = iter(loader)
         for step in range(start_step, trainer.max_steps):
             batch = _to_device(next(batches), fabric.device)
@@ -112,7 +113,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
             for key, value in {"loss": float(output.loss.detach()), **output.logs}.items():
                 running.setdefault(key, []).append(value)
             if progress:
-                progress.update(task, completed=done, loss=f"loss {running['loss'][-1]:.4f}")
+                progress.update(task, completed=done, status=f"loss {running['loss'][-1]:.4f}")
             if done % trainer.log_every == 0 or done == trainer.max_steps:
                 row = {"step": done, "lr": scheduler.get_last_lr()[0],
                        **{k: float(np.mean(v)) for k, v in running.items()},
@@ -125,10 +126,11 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                 method.train()
                 if rank_zero:
                     _append_jsonl(log_path, {"step": done, **{f"val_{k}": v for k, v in scores.items()}})
-                    if scores["dice"] > best["metric"]:
-                        best = {"metric": scores["dice"], "step": done}
+                    metric_name, metric = next(iter(scores.items()))  # first entry selects (higher is better)
+                    if metric > best["metric"]:
+                        best = {"metric": metric, "step": done}
                         save_checkpoint(checkpoints / "best.pt",
-                                        {"model": method.state_dict(), "step": done, "val_dice": scores["dice"]})
+                                        {"model": method.state_dict(), "step": done, f"val_{metric_name}": metric})
             if done % trainer.checkpoint_every == 0 or done == trainer.max_steps:
                 if rank_zero:
                     save_checkpoint(checkpoints / "last.pt", _training_state(method, optimizer, scheduler, done, best))
@@ -137,7 +139,8 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     summary = {
         "run_dir": str(run_dir), "name": config.name, "method": config.method.name,
         "dataset": data.spec.name, "steps": trainer.max_steps, "seed": seed,
-        "best_val_dice": best["metric"], "best_step": best["step"],
+        f"best_val_{'accuracy' if data.spec.task == 'classification' else 'dice'}": best["metric"] if best["step"] is not None else None,
+        "best_step": best["step"],
         "train_seconds_this_session": round(time.perf_counter() - started, 1),
         "resumed_from_step": start_step if resume else None,
         "splits": {key: len(data.splits[key]) for key in ("train", "val", "test", "labelled", "unlabelled")},
@@ -154,8 +157,15 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
 
 @torch.inference_mode()
 def validate(method, data: PreparedData, config: ExperimentConfig, device) -> dict[str, float]:
-    """Mean Dice per structure over the validation cases (whole volumes, sliding window)."""
+    """Mean Dice per structure over the validation cases (whole volumes, sliding window); accuracy for
+    classification datasets. The first entry of the result selects ``best.pt`` (higher is better)."""
     method.eval()
+    if hasattr(method, "validation_scores"):  # methods that do not segment (pretraining) supply their own score
+        return method.validation_scores(data, config, device)
+    if data.spec.task == "classification":
+        from medgap.evaluation.subsets import classification_scores
+
+        return classification_scores(method, data, config, "val", device, limit=config.trainer.val_max_cases)
     cases = data.split_cases("val")[: config.trainer.val_max_cases or None]
     spec = data.spec
     per_structure: dict[str, list[float]] = {name: [] for name in spec.output_names}
@@ -180,21 +190,11 @@ def _training_state(method, optimizer, scheduler, step: int, best: dict) -> dict
 
 
 def _prepare_with_progress(config, seed, run_dir, console) -> PreparedData:
-    progress = _progress(console, config.trainer.progress, 0, None, description="preprocess")
+    progress = progress_bar("preprocess", console) if config.trainer.progress else None
     with progress or nullcontext():
-        task = progress.add_task("preprocess", total=None, loss="") if progress else None
+        task = progress.add_task("preprocess", total=None) if progress else None
         callback = (lambda done, total: progress.update(task, completed=done, total=total)) if progress else None
         return prepare_data(config.data, seed, run_dir, progress=callback)
-
-
-def _progress(console, enabled: bool, start: int, total: int | None, description: str = "train"):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    console=console, transient=False)
 
 
 def _to_device(batch: dict, device) -> dict:

@@ -10,7 +10,13 @@ import importlib
 
 from medgap.errors import MedgapError
 
-CONVERTERS: dict[str, str] = {}
+CONVERTERS: dict[str, str] = {
+    "brats": "medgap.data.convert.brats",
+    "la_h5": "medgap.data.convert.la_h5",
+    "acdc_h5": "medgap.data.convert.acdc_h5",
+    "lvit": "medgap.data.convert.lvit",
+    "genetics": "medgap.data.genetics",
+}
 
 
 def converter(name: str):

@@ -18,13 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medgap.data.synthetic import atrium, brain_tumour, cardiac, digits_av
+from medgap.data.synthetic import atrium, brain_tumour, cardiac, chest_xray_text, digits_av, fundus_genetics
 from medgap.data.synthetic.common import Generator, SyntheticCase, generate_dataset
 from medgap.errors import MedgapError
 
 GENERATORS: dict[str, Generator] = {
     generator.name: generator
-    for generator in (brain_tumour.GENERATOR, atrium.GENERATOR, cardiac.GENERATOR, digits_av.GENERATOR)
+    for generator in (brain_tumour.GENERATOR, atrium.GENERATOR, cardiac.GENERATOR, digits_av.GENERATOR,
+                      chest_xray_text.GENERATOR, fundus_genetics.GENERATOR)
 }
 
 

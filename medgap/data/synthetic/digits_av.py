@@ -121,7 +121,8 @@ class DigitsAVGenerator:
             rng = np.random.default_rng([seed, 1, int(index)])
             digit = int(digits.target[index])
             case_id = f"{self.case_prefix}_{int(index):04d}"
-            write_png(out_dir / "imagesTr" / f"{case_id}_0000.png", _to_uint8(digit_image(digits.images[index], rng, resolved)))
+            image = digit_image(digits.images[index], rng, resolved)
+            write_png(out_dir / "imagesTr" / f"{case_id}_0000.png", _to_uint8(image))
             write_png(out_dir / "imagesTr" / f"{case_id}_0001.png", _to_uint8(spectrogram(digit, rng, resolved)))
             rows.append(f"{case_id},{digit}")
             if progress is not None:

@@ -1,0 +1,234 @@
+"""``chest-xray-text``: QaTa-COV19-like chest radiographs with infection masks and a report per image (AMVLM).
+
+What it imitates:
+    A frontal chest radiograph (PA view) as LViT uses QaTa-COV19: two dark lung fields in a brighter body,
+    a bright mediastinum/heart shadow between them, curved ribs across the lung fields, clavicles, a smooth
+    exposure gradient and noise. 0–4 infection regions (ground-glass opacities: soft, irregular brightening)
+    are placed in distinct lung zones (upper / middle / lower × left / right); the label is the infection mask.
+    The report is generated *from the mask* in LViT's QaTa template, e.g. "Bilateral pulmonary infection, two
+    infected areas, upper left lung and lower right lung.", so the text tells where and how many lesions there
+    are. Each image gets several equivalent phrasings (template, reordered zones, synonyms) -- the
+    "alignment multiplicity" AMVLM is about -- and a fraction ``vague_fraction`` of images only gets a vague
+    report ("Patchy opacities in the lungs.") that says neither where nor how many.
+
+What it does not imitate:
+    Real anatomy (heart shape, diaphragm domes, costophrenic angles), devices, lateral views, COVID-specific
+    patterns; the reports have no negations beyond "no infection".
+
+Orientation: radiological convention -- the patient's right lung is on the image's left (column 0 side).
+Arrays are ``(H, W)`` rows top→bottom, written as 8-bit grayscale PNG.
+
+Layout::
+
+    imagesTr/CXR_000_0000.png    labelsTr/CXR_000.png (0/1)    textTr/CXR_000.txt (the report, one line)
+    textTr/CXR_000.alt.txt       every equivalent phrasing of that report, one per line (the first is CXR_000.txt)
+    imagesTs/ labelsTs/ textTs/  held-out cases, same layout
+    dataset.json                 "text": true, labels background/infection, file_ending .png
+
+``CASE.txt`` is what training reads (one report per image, as LViT); ``CASE.alt.txt`` feeds the uncertainty
+analysis (one image vs its equivalent reports) and is ignored by the loader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from medgap.atomic import write_text
+from medgap.data.dataset_json import write_dataset_json
+from medgap.data.io import write_png
+from medgap.data.synthetic.common import TEST_STREAM, TRAIN_STREAM, _reuse_existing, case_rng, smooth_noise
+from medgap.errors import MedgapError
+
+VERSION = 1
+LEVELS = ("upper", "middle", "lower")
+SIDES = ("right", "left")  # the patient's side; "right" is on the image's left (radiological convention)
+NUMBERS = ("no", "one", "two", "three", "four")
+VAGUE_REPORTS = ("Pulmonary infection present.", "Patchy opacities in the lungs.",
+                 "Findings consistent with pneumonia.", "Lung infection, extent unclear.")
+NORMAL_REPORTS = ("No lung infection found.", "No infected area, lungs are clear.",
+                  "Normal lungs without pulmonary infection.", "Clear lung fields, no infection.")
+
+
+@dataclass
+class ChestXrayTextOptions:
+    """Keyword options of ``generate``.
+
+    Attributes:
+        size: image side in pixels (square); 64 keeps pretraining and SSMIS CPU-sized.
+        max_regions: the most infection regions per image (0..6; QaTa's template goes to four).
+        empty_fraction: share of images without infection.
+        vague_fraction: share of images whose report is vague (no location, no count).
+    """
+
+    size: int = 64
+    max_regions: int = 4
+    empty_fraction: float = 0.15
+    vague_fraction: float = 0.1
+
+
+def zone_name(level: str, side: str) -> str:
+    return f"{level} {side} lung"
+
+
+def report_phrasings(zones: list[tuple[str, str]], rng: np.random.Generator, vague: bool = False) -> list[str]:
+    """Equivalent reports for the infected ``zones`` [(level, side), ...]; the first is LViT's QaTa template.
+
+    Every phrasing names the same zones and count (they differ in order, wording and synonyms), except when
+    ``vague``: then all phrasings are vague. No zone → the normal reports.
+    """
+    if not zones:
+        return list(NORMAL_REPORTS)
+    if vague:
+        return list(VAGUE_REPORTS)
+    count = len(zones)
+    sides = {side for _, side in zones}
+    extent = "Bilateral" if len(sides) == 2 else "Unilateral"
+    areas = f"{NUMBERS[count] if count < len(NUMBERS) else count} infected area{'s' if count > 1 else ''}"
+    names = [zone_name(level, side) for level, side in zones]
+    shuffled = [names[i] for i in rng.permutation(count)]
+    zones_text = " and ".join(names)
+    lesions = f"{NUMBERS[count] if count < len(NUMBERS) else count} lesion{'s' if count > 1 else ''}"
+    where = "both lungs" if len(sides) == 2 else f"the {next(iter(sides))} lung"
+    return [
+        f"{extent} pulmonary infection, {areas}, {zones_text}.",
+        f"{areas.capitalize()} of pulmonary infection in {' and '.join(shuffled)}.",
+        f"Infection of {where} with {lesions}: {', '.join(f'{s} {l} zone' for l, s in zones)}.",
+        f"{extent} lung infection showing {areas} located in the {' and the '.join(shuffled)}.",
+    ]
+
+
+def _lung_fields(size: int, rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Soft lung occupancy ``(H, W)`` in [0, 1] and the two hard lung masks (image-left first = patient right)."""
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    masks = []
+    for centre_col in (0.3, 0.7):
+        centre = (rng.uniform(0.47, 0.53), centre_col + rng.uniform(-0.02, 0.02))
+        radii = (rng.uniform(0.30, 0.34), rng.uniform(0.13, 0.16))
+        radius = np.sqrt(((rows - centre[0]) / radii[0]) ** 2 + ((cols - centre[1]) / radii[1]) ** 2)
+        # flatten the bottom a little (diaphragm) and keep the apex rounded
+        masks.append((radius < 1.0) & (rows < centre[0] + 0.9 * radii[0]))
+    lungs = ndimage.gaussian_filter((masks[0] | masks[1]).astype(np.float32), size / 64)
+    return lungs, masks
+
+
+def _zone_mask(lung: np.ndarray, level: int) -> np.ndarray:
+    """The third ``level`` (0 upper .. 2 lower) of one lung mask, split by its own row extent."""
+    rows = np.flatnonzero(lung.any(1))
+    top, bottom = rows.min(), rows.max() + 1
+    edges = np.linspace(top, bottom, 4).round().astype(int)
+    zone = np.zeros_like(lung)
+    zone[edges[level]:edges[level + 1]] = lung[edges[level]:edges[level + 1]]
+    return zone
+
+
+def make_case(options: ChestXrayTextOptions, rng: np.random.Generator):
+    """One radiograph: ``(image uint8 (H, W), mask uint8 (H, W), phrasings list[str])``."""
+    size = options.size
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    lungs, lung_masks = _lung_fields(size, rng)
+    body = np.exp(-((cols - 0.5) / 0.48) ** 8)                       # soft body outline, dark air at the sides
+    image = 0.55 * body + 0.1 * smooth_noise(rng, (size, size), size / 4) * body
+    image -= 0.38 * lungs                                            # aerated lungs are dark
+    mediastinum = np.exp(-((cols - 0.5) / rng.uniform(0.07, 0.09)) ** 2) * (rows > 0.15)
+    heart = np.exp(-(((rows - 0.68) / 0.16) ** 2 + ((cols - 0.55) / 0.15) ** 2))
+    image += 0.35 * mediastinum + 0.25 * heart
+    for rib in range(8):                                             # curved ribs across both lungs
+        y0 = 0.18 + rib * 0.085 + rng.uniform(-0.01, 0.01)
+        curve = y0 + 0.12 * (np.abs(cols - 0.5) - 0.25) ** 2 * 4 - 0.04 * np.abs(cols - 0.5)
+        image += 0.10 * np.exp(-((rows - curve) / 0.012) ** 2) * lungs
+    clavicle = 0.12 + 0.1 * np.abs(cols - 0.5)
+    image += 0.15 * np.exp(-((rows - clavicle) / 0.012) ** 2) * (np.abs(cols - 0.5) > 0.05) * body
+
+    # Infections: distinct zones, each a soft irregular blob inside its zone.
+    max_regions = int(np.clip(options.max_regions, 0, 6))
+    count = 0 if (rng.random() < options.empty_fraction or max_regions == 0) else int(rng.integers(1, max_regions + 1))
+    all_zones = [(level, side) for side in range(2) for level in range(3)]
+    chosen = sorted(rng.choice(len(all_zones), size=count, replace=False).tolist()) if count else []
+    mask = np.zeros((size, size), bool)
+    zones = []
+    for index in chosen:
+        level, side = all_zones[index]
+        zone = _zone_mask(lung_masks[side], level)
+        points = np.argwhere(ndimage.binary_erosion(zone, iterations=max(1, size // 32)))
+        if len(points) == 0:
+            continue
+        centre = points[rng.integers(len(points))] / size
+        radii = rng.uniform(0.05, 0.09, 2)
+        radius = np.sqrt(((rows - centre[0]) / radii[0]) ** 2 + ((cols - centre[1]) / radii[1]) ** 2)
+        blob = (radius < 1.0 + 0.3 * smooth_noise(rng, (size, size), size / 10)) & zone
+        if blob.sum() < 4:
+            continue
+        mask |= blob
+        zones.append((LEVELS[level], SIDES[side]))
+    opacity = ndimage.gaussian_filter(mask.astype(np.float32), size / 80) * rng.uniform(0.18, 0.3)
+    image += opacity * (0.7 + 0.3 * smooth_noise(rng, (size, size), size / 16))
+    image += rng.normal(0.0, 0.03, image.shape)
+    image = np.clip(image, 0.0, 1.0)
+    vague = rng.random() < options.vague_fraction
+    phrasings = report_phrasings(zones, rng, vague)
+    # The report training sees is one of the equivalent phrasings, drawn per image: across the data set the same
+    # finding is worded in several ways, as in real reports.
+    first = int(rng.integers(len(phrasings)))
+    phrasings = [phrasings[first]] + phrasings[:first] + phrasings[first + 1:]
+    return np.round(image * 255).astype(np.uint8), mask.astype(np.uint8), phrasings
+
+
+class ChestXrayTextGenerator:
+    """Registry entry for ``medgap synth chest-xray-text`` (PNG images + masks + reports)."""
+
+    name = "chest-xray-text"
+    case_prefix = "CXR"
+    channel_names = ("xray",)
+    description = "QaTa-COV19-like chest radiographs, infection masks, LViT-template reports with equivalent phrasings"
+    default_cases = 200
+    default_test_cases = 20
+
+    def case_id(self, index: int) -> str:
+        return f"{self.case_prefix}_{index:03d}"
+
+    def generate(self, out_dir: str | os.PathLike, cases: int | None = None, seed: int = 0,
+                 test_cases: int | None = None, exist_ok: bool = False,
+                 progress: Callable[[int, int], Any] | None = None, **options: Any) -> Path:
+        """Write the data set (see the module docstring); case ``k`` depends only on ``(seed, k)``."""
+        try:
+            resolved = ChestXrayTextOptions(**options)
+        except TypeError as error:
+            raise MedgapError(f"synth {self.name}: bad option ({error})") from None
+        cases = self.default_cases if cases is None else int(cases)
+        test_cases = self.default_test_cases if test_cases is None else int(test_cases)
+        if cases < 1 or test_cases < 0 or resolved.size < 32:
+            raise MedgapError(f"synth {self.name}: need cases >= 1, test_cases >= 0, size >= 32")
+        out_dir = Path(out_dir)
+        synthetic = {"generator": self.name, "version": VERSION, "cases": cases, "seed": int(seed),
+                     "test_cases": test_cases, "options": asdict(resolved)}
+        if _reuse_existing(out_dir, synthetic, exist_ok):
+            return out_dir
+        total, done = cases + test_cases, 0
+        for stream, subset, count in ((TRAIN_STREAM, "Tr", cases), (TEST_STREAM, "Ts", test_cases)):
+            for index in range(count):
+                image, mask, phrasings = make_case(resolved, case_rng(seed, stream, index))
+                case_id = self.case_id(index)
+                write_png(out_dir / f"images{subset}" / f"{case_id}_0000.png", image)
+                write_png(out_dir / f"labels{subset}" / f"{case_id}.png", mask)
+                write_text(out_dir / f"text{subset}" / f"{case_id}.txt", phrasings[0] + "\n")
+                write_text(out_dir / f"text{subset}" / f"{case_id}.alt.txt", "\n".join(phrasings) + "\n")
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        write_dataset_json(out_dir, {
+            "name": "SyntheticChestXrayText", "description": self.description,
+            "channel_names": {"0": "xray"}, "labels": {"background": 0, "infection": 1},
+            "file_ending": ".png", "numTraining": cases, "text": True, "synthetic": synthetic,
+            "reference": "Report template: LViT (Li et al., IEEE TMI 2023) QaTa-COV19 text annotations",
+        })
+        return out_dir
+
+
+GENERATOR = ChestXrayTextGenerator()

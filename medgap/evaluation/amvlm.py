@@ -1,0 +1,232 @@
+"""AMVLM's evaluation: Dice/mIoU in both published conventions, per-image scores, paper-layout tables with paired
+t-tests, and the two figures (text-guided mask vs prediction vs GT; similarity under alignment multiplicity).
+
+Conventions (both reported, both labelled):
+- **paper** (AMVLM tables): Dice and mIoU from the confusion counts pooled over every pixel of the split,
+  foreground class only (binary task; background excluded, see ``docs/methods/amvlm.md``).
+- **LViT** (the test script AMVLM's baselines use): per image, foreground Dice and IoU of the prediction
+  thresholded at 0.5, averaged over images; an image with empty GT and empty prediction scores 1
+  (medgap's empty-mask policy).
+
+Usage (after training the runs)::
+
+    python -m medgap.evaluation.amvlm table --out runs/amvlm_tables.md \\
+        --group "U-Net=runs/unet_s0,runs/unet_s1" --group "MT=runs/mt_s0,runs/mt_s1" \\
+        --group "AMVLM=runs/amvlm_s0,runs/amvlm_s1" --reference AMVLM
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medgap.atomic import write_json, write_text
+from medgap.data.pipeline import prepare_data
+from medgap.evaluation.evaluate import load_run_config, load_trained_method
+from medgap.inference.predict import predict_case
+from medgap.metrics import dice, jaccard
+from medgap.metrics.stats import paired_ttest
+
+
+def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str = "best") -> dict:
+    """Predict ``split`` with the run's U-Net and score it in both conventions; writes ``amvlm_scores.csv``
+    (per image: dice, iou) and ``amvlm_scores.json`` (pooled + per-image means) into the run folder."""
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=(split,))
+    method = load_trained_method(run_dir, config, data.spec, checkpoint)
+    counts = np.zeros(3, np.int64)  # pooled TP, FP, FN
+    rows = []
+    for case in data.split_cases(split):
+        prediction = predict_case(method, case, config) > 0
+        truth = np.asarray(case.label()) > 0
+        counts += [(prediction & truth).sum(), (prediction & ~truth).sum(), (~prediction & truth).sum()]
+        rows.append({"case": case.case_id, "dice": dice(prediction, truth), "iou": jaccard(prediction, truth)})
+    tp, fp, fn = (float(c) for c in counts)
+    result = {
+        "run_dir": str(run_dir), "split": split, "checkpoint": checkpoint, "images": len(rows),
+        "paper_dice": 2 * tp / max(2 * tp + fp + fn, 1.0), "paper_miou": tp / max(tp + fp + fn, 1.0),
+        "lvit_dice": float(np.mean([r["dice"] for r in rows])), "lvit_iou": float(np.mean([r["iou"] for r in rows])),
+        "per_image": {r["case"]: {"dice": r["dice"], "iou": r["iou"]} for r in rows},
+        "conventions": "paper = pooled pixels, foreground; lvit = per-image foreground mean, empty/empty = 1",
+    }
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, ["case", "dice", "iou"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(run_dir / "amvlm_scores.csv", buffer.getvalue())
+    write_json(run_dir / "amvlm_scores.json", result)
+    return result
+
+
+def comparison_table(groups: dict[str, list[str]], reference: str | None = None, split: str = "test",
+                     rescore: bool = False) -> str:
+    """Markdown table: one row per group (method) of runs (seeds): mean ± std over seeds of paper Dice/mIoU and
+    LViT Dice/IoU, and the paired t-test p-value (per-image LViT Dice, averaged over seeds) vs ``reference``."""
+    import json
+
+    scores = {}
+    for label, runs in groups.items():
+        scores[label] = []
+        for run in runs:
+            path = Path(run) / "amvlm_scores.json"
+            scores[label].append(json.loads(path.read_text()) if path.is_file() and not rescore
+                                 else score_run(run, split))
+
+    def per_image(label):
+        cases = sorted(scores[label][0]["per_image"])
+        return {c: float(np.mean([s["per_image"][c]["dice"] for s in scores[label]])) for c in cases}
+
+    header = ["Method", "seeds", "Dice (paper)", "mIoU (paper)", "Dice (LViT)", "IoU (LViT)"]
+    if reference:
+        header.append(f"p vs {reference}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, runs in scores.items():
+        cells = [label, str(len(runs))]
+        for key in ("paper_dice", "paper_miou", "lvit_dice", "lvit_iou"):
+            values = np.array([r[key] for r in runs]) * 100
+            cells.append(f"{values.mean():.2f} ± {values.std():.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+        if reference:
+            cells.append("—" if label == reference else f"{paired_ttest(per_image(reference), per_image(label))['p']:.3g}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def plot_text_guided(run_dir: str | os.PathLike, path: str | os.PathLike, cases: int = 4, split: str = "test",
+                     checkpoint: str = "best") -> Path:
+    """Rows of (image + report, text-guided mask, prediction, ground truth) for an ``amvlm_ssmis`` run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=(split,))
+    method = load_trained_method(run_dir, config, data.spec, checkpoint)
+    chosen = [c for c in data.split_cases(split) if np.asarray(c.label()).any()][:cases]
+    figure, axes = plt.subplots(len(chosen), 4, figsize=(10, 2.7 * len(chosen)), squeeze=False)
+    for row, case in zip(axes, chosen):
+        image = torch.from_numpy(np.array(case.image(), np.float32))[None]
+        mask = torch.sigmoid(method.text_mask(image, [case.text])[0])[0].numpy() if hasattr(method, "text_mask") else None
+        prediction = predict_case(method, case, config)
+        panels = [(image[0, 0].numpy(), "\n".join(_wrap(case.text or "", 38))), (mask, "text-guided mask"),
+                  (prediction, "prediction"), (np.asarray(case.label()), "ground truth")]
+        for axis, (array, title) in zip(row, panels):
+            axis.axis("off")
+            if array is not None:
+                is_mask = array is not panels[0][0]
+                axis.imshow(array, cmap="gray", vmin=0 if is_mask else None, vmax=1 if is_mask else None)
+            axis.set_title(title, fontsize=7)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + [line]
+
+
+@torch.no_grad()
+def similarity_under_multiplicity(pretrain_run: str | os.PathLike, dataset_dir: str | os.PathLike,
+                                  image_case: str, report_case: str, images_for_report: list[str]) -> dict:
+    """The uncertainty analysis: similarity (the model's own: sim' with PDT, cosine without) of one image to its
+    4 equivalent reports (``textTr/CASE.alt.txt``) and of one report to 4 images it fits."""
+    from medgap.data.io import read_image
+    from medgap.data.transforms import normalise
+
+    run = Path(pretrain_run)
+    config = load_run_config(run)
+    method = load_trained_method(run, config, _spec(config), "last")
+    dataset_dir = Path(dataset_dir)
+
+    def image(case):
+        array = read_image(dataset_dir / "imagesTr" / f"{case}_0000.png")[0][None].astype(np.float32)
+        return torch.from_numpy(normalise(array, np.ones(1, bool), config.data.normalisation))[None]
+
+    reports = (dataset_dir / "textTr" / f"{image_case}.alt.txt").read_text().splitlines()[:4]
+    encoders = method.encoders
+    one_image, alternatives = encoders.encode_image(image(image_case)), encoders.encode_text(reports)
+    report = (dataset_dir / "textTr" / f"{report_case}.txt").read_text().strip()
+    many_images = encoders.encode_image(torch.cat([image(c) for c in images_for_report]))
+    one_report = encoders.encode_text([report])
+    result = {"reports": reports, "report": report, "images": images_for_report, "pdt": bool(encoders.pdt),
+              "image_to_reports": encoders.similarity(one_image, alternatives)[0].tolist(),
+              "report_to_images": encoders.similarity(many_images, one_report)[:, 0].tolist()}
+    if encoders.pdt:  # the same model's plain cosine of the means: what the similarity is without the PDT gate
+        result["image_to_reports_cosine"] = (one_image.cls @ alternatives.cls.T)[0].tolist()
+        result["report_to_images_cosine"] = (many_images.cls @ one_report.cls.T)[:, 0].tolist()
+    return result
+
+
+def _spec(config):
+    from medgap.data.dataset_json import load_dataset_json
+
+    return load_dataset_json(config.data.dataset_dir)
+
+
+def plot_uncertainty(results: dict[str, dict], path: str | os.PathLike) -> Path:
+    """Bar plots of :func:`similarity_under_multiplicity` for several pretraining runs (e.g. with/without PDT)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    width = 0.8 / max(len(results), 1)
+    for offset, (label, result) in enumerate(results.items()):
+        for axis, key in zip(axes, ("image_to_reports", "report_to_images")):
+            values = result[key]
+            axis.bar(np.arange(len(values)) + offset * width, values, width,
+                     label=f"{label} (std {np.std(values):.3f})")
+    axes[0].set_title("one image vs 4 equivalent reports", fontsize=9)
+    axes[1].set_title("one report vs 4 matching images", fontsize=9)
+    for axis in axes:
+        axis.set_ylabel("similarity")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m medgap.evaluation.amvlm")
+    commands = parser.add_subparsers(dest="command", required=True)
+    table = commands.add_parser("table", help="paper-layout table of several runs (groups = methods, runs = seeds)")
+    table.add_argument("--group", action="append", required=True, help="LABEL=run_dir[,run_dir...]")
+    table.add_argument("--reference", default=None)
+    table.add_argument("--out", required=True)
+    table.add_argument("--rescore", action="store_true")
+    args = parser.parse_args(argv)
+    groups = {}
+    for item in args.group:
+        label, _, runs = item.partition("=")
+        groups[label] = [run for run in runs.split(",") if run]
+    markdown = comparison_table(groups, args.reference, rescore=args.rescore)
+    write_text(args.out, markdown)
+    print(markdown, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""InfoNCE variants: ContIG's weighted cross-modal loss and SimCLR's NT-Xent.
+
+Both L2-normalise the embeddings and use cosine similarity / temperature as logits; the positive of each row is
+its partner with the same index.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def cross_modal_infonce(z_image: torch.Tensor, z_other: torch.Tensor, temperature: float = 0.1,
+                        alpha: float = 0.75) -> torch.Tensor:
+    """ContIG's pairwise loss (Taleb et al. 2022, Eq. 1–3; official τ 0.1, α 0.75).
+
+    ``L = α · CE(v→g) + (1 − α) · CE(g→v)`` with logits ``s_ij = <z_v_i, z_g_j> / τ`` over the batch (row i's
+    positive is column i; only cross-modal logits, no image–image or genetics–genetics negatives).
+
+    Args:
+        z_image: ``(N, D)`` image projections; z_other: ``(N, D)`` projections of the same N individuals' modality.
+
+    Returns:
+        scalar, mean over the N rows.
+    """
+    z_image, z_other = F.normalize(z_image, dim=1), F.normalize(z_other, dim=1)
+    logits = z_image @ z_other.T / temperature  # (N, N)
+    target = torch.arange(len(logits), device=logits.device)
+    return alpha * F.cross_entropy(logits, target) + (1 - alpha) * F.cross_entropy(logits.T, target)
+
+
+def nt_xent(z_first: torch.Tensor, z_second: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """SimCLR's NT-Xent (Chen et al. 2020, Eq. 1): each of the 2N views against the 2N − 1 others, positive =
+    the other view of the same image. ``z_first, z_second``: ``(N, D)``. Returns a scalar (mean over 2N)."""
+    z = F.normalize(torch.cat([z_first, z_second]), dim=1)
+    logits = z @ z.T / temperature
+    logits = logits.masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), float("-inf"))
+    n = len(z_first)
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, target)

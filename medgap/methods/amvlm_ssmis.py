@@ -1,0 +1,229 @@
+"""AMVLM step 2: text-guided semi-supervised medical image segmentation (SSMIS) with a Mean Teacher U-Net.
+
+Pieces (Pan et al.; ``medgap.methods.amvlm`` holds step 1):
+
+- **Text mask generator.** The pretrained AMVLM encoders are frozen; a light decoder upsamples the image's patch
+  embeddings to dense embeddings e(x) ``(B, d, H, W)`` (the image itself joins at full resolution for sharp
+  edges) and the text-guided mask is m = sigmoid(s·⟨ê(x), t̂^cls⟩ + b) with the CLS embedding of *that image's
+  own report* (learned scale s and bias b; hats = L2-normalised). The decoder is trained with
+  Dice + BCE on labelled images and with L_tg on all images.
+- **L_tg** (text-guided InfoNCE): v_text,i = normalise(Σ_hw m_i ê_i / Σ_hw m_i) (mask-pooled embedding) and
+      L_tg = −1/(2B) Σ_i [ log e^{sim(v_text,i, t_i)/τ} / Σ_j e^{sim(v_text,i, t_j)/τ}
+                          + log e^{sim(t_i, v_text,i)/τ} / Σ_j e^{sim(t_i, v_text,j)/τ} ].
+- **Mean Teacher.** Student U-Net; teacher = EMA copy (``training/ema.py``: initialised as a copy, decay
+  min(1 − 1/(step + 1), 0.99), eval mode, no_grad) that sees the image with clamped Gaussian noise.
+- **Pseudo label (fusion rule).** p_fused = (1 − β)·p_teacher + β·m, pseudo label = [p_fused > 0.5], β =
+  ``method.text_weight`` (0.5: the label is foreground where the *average* of the two probabilities is). Both
+  inputs must agree for a confident call; an empty lung (p_teacher ≈ 0, m ≈ 0) gives an empty pseudo label
+  (the official sigmoid(p + m) is > 0.5 everywhere).
+- **Losses.** L = L_sup + λ(t)·L_unsup + w_tg·L_tg + w_mask·L_mask with L_sup = 0.5 Dice + 0.5 CE (= BCE for
+  the binary task) on labelled images, L_unsup the same loss of the student on unlabelled images against the
+  pseudo labels, λ(t) the sigmoid ramp-up (``training/ramps.py``), L_mask = Dice + BCE of the text mask on
+  labelled images.
+
+Ablation switches: ``text_guidance: false`` (pseudo labels from the teacher alone — the "MT" row),
+``text_guided_loss: false`` (no L_tg). Inference uses the student U-Net only (no report needed at test time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medgap.config import ExperimentConfig, MethodConfig, load_config
+from medgap.data.dataset_json import DatasetSpec
+from medgap.errors import ConfigError, MedgapError
+from medgap.losses import SegmentationLoss
+from medgap.methods import amvlm
+from medgap.methods.amvlm import AMVLMEncoders, info_nce
+from medgap.methods.base import SegmentationMethod, StepOutput
+from medgap.nets import build_net
+from medgap.training.ema import make_teacher, update_teacher
+from medgap.training.ramps import consistency_weight
+
+
+@dataclass
+class Config(MethodConfig):
+    name: str = "amvlm_ssmis"
+    pretrained_run: str = ""            # run folder of an `amvlm` pretraining; empty = untrained encoders
+    pretrained_checkpoint: Literal["last", "best"] = "last"
+    encoder: dict[str, Any] = field(default_factory=dict)  # amvlm.Config options when pretrained_run is empty
+    text_guidance: bool = True          # fuse the text-guided mask into the pseudo labels
+    text_guided_loss: bool = True       # L_tg
+    text_weight: float = 0.5            # β of the fusion rule
+    weight_tg: float = 0.1
+    weight_mask: float = 1.0
+    mask_channels: int = 16
+    ema_decay: float = 0.99
+    consistency: float = 1.0            # final λ
+    consistency_rampup: float = 40.0    # in units of rampup_unit steps
+    rampup_unit: int = 10
+    noise_std: float = 0.1
+    dice_weight: float = 0.5
+    ce_weight: float = 0.5
+    predict_with: Literal["student", "teacher"] = "student"
+
+
+def fuse_pseudo_label(teacher_probability: torch.Tensor, text_mask: torch.Tensor | None,
+                      text_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fusion rule: ``p = (1 − β) p_teacher + β m``; pseudo label ``p > 0.5``.
+
+    Args:
+        teacher_probability: foreground probability ``(B, H, W)``; text_mask: the text-guided mask ``(B, H, W)``
+            in [0, 1] or None (teacher only).
+    Returns:
+        ``(p (B, H, W) float, pseudo label (B, H, W) int64)``.
+    """
+    fused = teacher_probability if text_mask is None else (1 - text_weight) * teacher_probability + text_weight * text_mask
+    return fused, (fused > 0.5).long()
+
+
+class TextMaskGenerator(nn.Module):
+    """Patch embeddings ``(B, P, d)`` + the image ``(B, C, H, W)`` + report CLS ``(B, d)`` → mask logits ``(B, H, W)``
+    and the dense embeddings ``(B, d, H/2, W/2)`` (L2-normalised over d).
+
+    The dense embeddings live at half resolution (the mask logits are upsampled bilinearly): on CPU the
+    full-resolution convolution cost as much as the whole student U-Net."""
+
+    def __init__(self, dim: int, in_channels: int, channels: int = 32):
+        super().__init__()
+        self.lift = nn.Sequential(nn.Conv2d(dim, channels, 3, padding=1), nn.GroupNorm(4, channels), nn.GELU())
+        self.refine = nn.Sequential(nn.Conv2d(channels + in_channels, channels, 3, padding=1),
+                                    nn.GroupNorm(4, channels), nn.GELU(), nn.Conv2d(channels, dim, 1))
+        self.scale = nn.Parameter(torch.tensor(10.0))
+        self.bias = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, patches: torch.Tensor, image: torch.Tensor, text_cls: torch.Tensor):
+        batch, count, dim = patches.shape
+        grid = int(round(count ** 0.5))
+        features = self.lift(patches.transpose(1, 2).reshape(batch, dim, grid, grid))
+        half = F.avg_pool2d(image, 2)
+        features = F.interpolate(features, size=half.shape[-2:], mode="bilinear", align_corners=False)
+        dense = F.normalize(self.refine(torch.cat([features, half], 1)), dim=1)           # (B, d, H/2, W/2)
+        logits = self.scale * torch.einsum("bdhw,bd->bhw", dense, F.normalize(text_cls, dim=-1)) + self.bias
+        logits = F.interpolate(logits[:, None], size=image.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return logits, dense
+
+
+class AMVLMSegmentation(SegmentationMethod):
+    def __init__(self, config: ExperimentConfig, spec: DatasetSpec, tokenizer=None):
+        super().__init__(spec)
+        if len(spec.label_values) != 2:
+            raise ConfigError(f"{spec.path}: amvlm_ssmis segments one foreground class (binary labels), "
+                              f"found labels {list(spec.label_values)}")
+        self.config = method = config.method
+        dims = len(config.data.patch_size)
+        self.net = build_net(config.model, dims, spec.num_channels, self.targets.num_outputs)
+        self.teacher = make_teacher(self.net)
+        self.loss = SegmentationLoss(self.output, method.dice_weight, method.ce_weight)
+        if method.text_guidance or method.text_guided_loss:
+            self.encoders, encoder_config = load_pretrained_encoders(method, config, spec, tokenizer)
+            for parameter in self.encoders.parameters():
+                parameter.requires_grad_(False)
+            self.mask_generator = TextMaskGenerator(self.encoders.image_projection.second.out_features,
+                                                    spec.num_channels, method.mask_channels)
+            self.mask_loss = SegmentationLoss("sigmoid", 1.0, 1.0)
+            self.temperature = float(encoder_config.temperature)
+
+    def train(self, mode: bool = True):
+        """The student and the mask decoder train; the teacher and the frozen encoders stay in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        if hasattr(self, "encoders"):
+            self.encoders.eval()
+        return self
+
+    def text_mask(self, image: torch.Tensor, texts: list[str]):
+        """``(mask logits (B, H, W), dense embeddings (B, d, H, W), report CLS (B, d))`` for each image and *its*
+        report; the case id plays no part."""
+        with torch.no_grad():
+            patches = self.encoders.encode_image(image).tokens
+            text_cls = self.encoders.encode_text(texts).cls
+        logits, dense = self.mask_generator(patches, image, text_cls)
+        return logits, dense, text_cls
+
+    @torch.no_grad()
+    def pseudo_label(self, image: torch.Tensor, text_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher (noisy input, eval mode, no_grad) fused with the text mask: ``(p_fused, pseudo label)``."""
+        sigma = self.config.noise_std
+        noise = torch.clamp(torch.randn_like(image) * sigma, -2 * sigma, 2 * sigma)
+        teacher_probability = self.targets.probabilities(self.teacher(image + noise))[:, 1]
+        return fuse_pseudo_label(teacher_probability, text_mask, self.config.text_weight)
+
+    def training_step(self, batch: dict, step: int) -> StepOutput:
+        method = self.config
+        image, labelled, label = batch["image"], batch["labelled"], batch["label"]
+        logits = self.net(image)
+        loss_sup = self.loss(logits[labelled], self.targets.targets(label[labelled]))
+        logs = {"loss_sup": float(loss_sup.detach())}
+        loss = loss_sup
+        text_mask = None
+        if hasattr(self, "encoders"):
+            texts = batch.get("text")
+            if texts is None or any(text is None for text in texts):
+                raise MedgapError(f"{batch['case'][0]}...: amvlm_ssmis needs a report (textTr/CASE.txt) per image")
+            mask_logits, dense, text_cls = self.text_mask(image, texts)
+            if labelled.any():
+                loss_mask = self.mask_loss(mask_logits[labelled][:, None], (label[labelled] > 0)[:, None].float())
+                loss = loss + method.weight_mask * loss_mask
+                logs["loss_mask"] = float(loss_mask.detach())
+            if method.text_guided_loss:
+                weights = F.avg_pool2d(torch.sigmoid(mask_logits)[:, None], 2)                # (B, 1, H/2, W/2)
+                pooled = (weights * dense).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)    # (B, d)
+                loss_tg = info_nce(F.normalize(pooled, dim=-1), F.normalize(text_cls, dim=-1), self.temperature)
+                loss = loss + method.weight_tg * loss_tg
+                logs["loss_tg"] = float(loss_tg.detach())
+            if method.text_guidance:
+                text_mask = torch.sigmoid(mask_logits.detach())
+        unlabelled = ~labelled
+        weight = consistency_weight(step, method.consistency, method.consistency_rampup, method.rampup_unit)
+        if unlabelled.any():
+            _, pseudo = self.pseudo_label(image[unlabelled], None if text_mask is None else text_mask[unlabelled])
+            loss_unsup = self.loss(logits[unlabelled], pseudo)
+            loss = loss + weight * loss_unsup
+            logs.update(loss_unsup=float(loss_unsup.detach()), pseudo_foreground=float(pseudo.float().mean()))
+        logs["lambda"] = weight
+        return StepOutput(loss, logs)
+
+    def on_after_optimizer_step(self, step: int) -> None:
+        update_teacher(self.teacher, self.net, self.config.ema_decay, step)
+
+    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        return (self.teacher if self.config.predict_with == "teacher" else self.net)(image)
+
+
+def load_pretrained_encoders(method: Config, config: ExperimentConfig, spec: DatasetSpec,
+                             tokenizer=None) -> tuple[AMVLMEncoders, amvlm.Config]:
+    """The encoders of the pretraining run ``method.pretrained_run`` (its config and checkpoint) and that run's
+    method config, or untrained encoders built from ``method.encoder`` when no run is given. ``tokenizer``
+    overrides the vocabulary built from the data set's ``textTr`` (benchmarks, tests)."""
+    if not method.pretrained_run:
+        encoder_config = amvlm.Config(**method.encoder)
+        pretraining_config = ExperimentConfig(method=encoder_config, data=config.data)
+        model = amvlm.AMVLMPretraining(pretraining_config, spec, tokenizer)
+    else:
+        run = Path(method.pretrained_run)
+        checkpoint = run / "checkpoints" / f"{method.pretrained_checkpoint}.pt"
+        if not (run / "config.yaml").is_file() or not checkpoint.is_file():
+            raise ConfigError(f"{run}: not a finished amvlm pretraining run (needs config.yaml and {checkpoint.name})")
+        pretraining_config = load_config(run / "config.yaml")
+        if pretraining_config.method.name != "amvlm":
+            raise ConfigError(f"{run}: method is {pretraining_config.method.name!r}, expected an amvlm pretraining run")
+        if list(pretraining_config.data.patch_size) != list(config.data.patch_size):
+            raise ConfigError(f"{run}: pretrained on images of {pretraining_config.data.patch_size}, "
+                              f"but data.patch_size is {config.data.patch_size}")
+        from medgap.training.checkpoint import load_checkpoint, load_model_state
+
+        model = amvlm.AMVLMPretraining(pretraining_config, spec, tokenizer)
+        load_model_state(model, load_checkpoint(checkpoint)["model"], checkpoint)
+        encoder_config = pretraining_config.method
+    return model.encoders, encoder_config
+
+
+def build(config: ExperimentConfig, spec: DatasetSpec) -> AMVLMSegmentation:
+    return AMVLMSegmentation(config, spec)

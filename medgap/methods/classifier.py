@@ -1,0 +1,128 @@
+"""Downstream image classifier on a (pre)trained ResNet encoder: fine-tuning or linear probing (ContIG Sec. 4).
+
+``method.pretrained: RUN_DIR`` loads the ``encoder.*`` weights of a ContIG/SimCLR run (``checkpoints/best.pt`` or
+``last.pt``, ``weights_only=True``, strict key/shape check); ``null`` = random init. ``linear_probe: true`` freezes
+the encoder (BatchNorm statistics included) and trains only the linear head. Label fractions come from
+``data.labelled_ratio``.
+
+Ordinal grades (``ordinal: true``, the paper's APTOS setting): K−1 cumulative logits ℓ_k for P(y > k), trained with
+BCE against [y > k]; class probabilities p(y = k) = P(y > k−1) − P(y > k) (clamped), returned as log-probabilities so
+the softmax-based evaluation gets them back unchanged. Scores: quadratic-weighted Cohen's kappa and accuracy over
+the whole split (not averaged per batch); kappa picks ``best.pt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medgap.config import ExperimentConfig, MethodConfig
+from medgap.data.dataset_json import DatasetSpec
+from medgap.errors import CheckpointError, ConfigError
+from medgap.methods.base import ClassificationMethod, StepOutput
+from medgap.nets.encoders import ResNetEncoder
+
+
+@dataclass
+class Config(MethodConfig):
+    name: str = "image_classifier"
+    pretrained: str | None = None  # run folder of a contig/simclr run
+    pretrained_checkpoint: Literal["best", "last"] = "last"
+    linear_probe: bool = False
+    ordinal: bool = True
+    backbone_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    backbone_blocks: int = 1
+    input_scale: float = 1 / 255  # 8-bit photographs, data.normalisation: none
+    stem_stride: int = 1  # 2 = quarter of the compute (CPU-scale experiments)
+
+
+def load_pretrained_encoder(encoder: nn.Module, run_dir: str, checkpoint: str = "last") -> None:
+    """Copy ``encoder.*`` weights of a pretraining run into ``encoder`` (strict: same keys and shapes)."""
+    from medgap.training.checkpoint import load_checkpoint, load_model_state
+
+    path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
+    state = load_checkpoint(path)["model"]
+    encoder_state = {key[len("encoder."):]: value for key, value in state.items() if key.startswith("encoder.")}
+    if not encoder_state:
+        raise CheckpointError(f"{path}: no encoder.* weights (not a contig/simclr run?)")
+    load_model_state(encoder, encoder_state, path)
+
+
+class ImageClassifier(ClassificationMethod):
+    def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
+        super().__init__(spec)
+        options: Config = config.method
+        self.options = options
+        self.encoder = ResNetEncoder(spec.num_channels, tuple(options.backbone_widths), options.backbone_blocks,
+                                     options.input_scale,
+                                     options.stem_stride)
+        if options.pretrained:
+            load_pretrained_encoder(self.encoder, options.pretrained, options.pretrained_checkpoint)
+        if options.linear_probe:
+            self.encoder.requires_grad_(False)
+        classes = len(spec.classes)
+        self.head = nn.Linear(self.encoder.out_features, classes - 1 if options.ordinal else classes)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.options.linear_probe:
+            self.encoder.eval()  # frozen encoder: BatchNorm keeps the pretrained statistics
+        return self
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(image))
+
+    def training_step(self, batch: dict, step: int) -> StepOutput:
+        labelled = batch["labelled"]
+        image, label = batch["image"][labelled], batch["label"][labelled]
+        outputs = self(image)
+        if self.options.ordinal:
+            thresholds = torch.arange(outputs.shape[1], device=label.device)
+            loss = F.binary_cross_entropy_with_logits(outputs, (label[:, None] > thresholds).float())
+        else:
+            loss = F.cross_entropy(outputs, label)
+        return StepOutput(loss, {"loss_sup": float(loss.detach())})
+
+    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        outputs = self(image)
+        if not self.options.ordinal:
+            return outputs
+        exceed = torch.sigmoid(outputs)  # P(y > k), k = 0..K-2
+        ones, zeros = torch.ones_like(exceed[:, :1]), torch.zeros_like(exceed[:, :1])
+        upper = torch.cat([ones, exceed], 1)
+        lower = torch.cat([exceed, zeros], 1)
+        return torch.log((upper - lower).clamp_min(1e-6))
+
+    @torch.no_grad()
+    def validation_scores(self, data, config: ExperimentConfig, device=None, split: str = "val") -> dict[str, float]:
+        """Quadratic-weighted kappa and accuracy over every labelled case of ``split`` at once."""
+        from sklearn.metrics import cohen_kappa_score
+
+        from medgap.data.classification import whole_images
+
+        self.eval()
+        cases = [case for case in data.split_cases(split) if case.case_id in data.class_labels]
+        if not cases:
+            return {"kappa": float("nan"), "accuracy": float("nan")}
+        predicted = []
+        for start in range(0, len(cases), 128):
+            image, availability = whole_images(cases[start:start + 128], config.data.patch_size)
+            if device is not None:
+                image, availability = image.to(device), availability.to(device)
+            predicted.append(self.predict_logits(image, availability).argmax(1).cpu().numpy())
+        predicted = np.concatenate(predicted)
+        truth = np.array([data.class_labels[case.case_id] for case in cases])
+        kappa = cohen_kappa_score(truth, predicted, weights="quadratic") if len(set(truth) | set(predicted)) > 1 else 0.0
+        return {"kappa": float(kappa), "accuracy": float((predicted == truth).mean())}
+
+
+def build(config: ExperimentConfig, spec: DatasetSpec) -> ImageClassifier:
+    if spec.task != "classification":
+        raise ConfigError(f"image_classifier: {config.data.dataset_dir} is not a classification dataset")
+    return ImageClassifier(config, spec)

@@ -1,0 +1,308 @@
+"""ShaSpec: shared-specific feature modelling for learning with missing modalities.
+
+Wang et al., "Multi-modal Learning with Missing Modality via Shared-Specific Feature Modelling", CVPR 2023.
+
+For N modalities x^(i) (any N >= 2, named in ``dataset.json``):
+
+    r^(i) = f_sha(x^(i))                 one shared encoder, the same weights for every modality
+    s^(i) = f_spec^(i)(x^(i))            one specific encoder per modality
+    f^(i) = r^(i) + g([r^(i), s^(i)])    residual fusion at the bottleneck (g: one 3×3 conv, 2C → C)
+    f^(n) = mean_{i available} r^(i)     for every missing modality n (paper Eq. 4)
+
+Segmentation: a U-Net decoder over the concatenated fused maps [f^(1), ..., f^(N)], with skips from the shared
+encoder (per scale, the N shared maps — missing ones replaced by the mean of the available ones, as Eq. 4 does
+at the bottleneck — concatenated and mixed by a 1×1 conv). Classification: the fused maps are average-pooled,
+concatenated and classified by FC–dropout–FC.
+
+Auxiliary objectives, both restricted to the modalities a sample actually uses at this step:
+- DCO (domain classification, trains the specific encoders): a linear classifier on the pooled s^(i) predicts
+  the modality index i; cross-entropy. The official code forgets to mask dropped modalities; we mask.
+- DAO (distribution alignment, trains the shared encoder): a distance between the shared bottleneck features of
+  cyclic pairs of the available modalities, (a_1, a_2), (a_2, a_3), ..., (a_m, a_1); L1 by default (the paper's
+  chosen variant), ``mse|kl|ce`` for the ablation.
+
+    L = L_task + α·L_dao + β·L_dco,  α = 0.1, β = 0.02     (paper Eq. 9)
+
+Deviations from the official code (see docs/methods/shaspec.md): the paper's mean (Eq. 4) instead of copying
+the first available shared feature (``missing_feature: copy`` keeps that behaviour); the plain nnU-Net-style
+encoder of :mod:`medgap.nets.unet` instead of a weight-standardised 3-D ResNet; masked DCO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medgap.config import ExperimentConfig, MethodConfig
+from medgap.data.dataset_json import DatasetSpec
+from medgap.errors import ConfigError
+from medgap.losses import SegmentationLoss
+from medgap.methods.base import ClassificationMethod, SegmentationMethod, StepOutput
+from medgap.methods.modality_dropout import ModalityDropoutOptions, ModalityDropper, apply_availability
+from medgap.nets import UNetDecoder, UNetEncoder
+from medgap.nets.heads import ClassificationHead
+
+
+@dataclass
+class Config(MethodConfig, ModalityDropoutOptions):
+    name: str = "shaspec"
+    dao_weight: float = 0.1  # α in Eq. 9 (best in the paper's sensitivity study)
+    dco_weight: float = 0.02  # β in Eq. 9
+    dao_loss: Literal["l1", "mse", "kl", "ce"] = "l1"
+    missing_feature: Literal["mean", "copy"] = "mean"  # paper Eq. 4 / official code
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+    head_hidden: int = 64  # classification: FC–dropout–FC width
+    head_dropout: float = 0.5
+
+
+# ----------------------------------------------------------------------------------------------- feature algebra
+def _per_modality(mask: torch.Tensor, ndim: int) -> torch.Tensor:
+    """``(B, N)`` → ``(B, N, 1, ...)`` broadcastable against ``(B, N, C, *S)`` (``ndim`` dimensions)."""
+    return mask.reshape(*mask.shape, *[1] * (ndim - 2))
+
+
+def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """The feature that stands in for every missing modality of each sample.
+
+    Args:
+        shared: ``(B, N, C, *S)`` shared features r^(i).
+        availability: ``(B, N)`` bool, at least one ``True`` per row.
+        mode: ``mean`` (paper Eq. 4: mean of the available r^(i)) or ``copy`` (official code: the first
+            available r^(i)).
+
+    Returns:
+        ``(B, 1, C, *S)``.
+    """
+    if mode == "copy":
+        first = availability.float().argmax(1)  # index of the first True
+        return shared[torch.arange(shared.shape[0], device=shared.device), first].unsqueeze(1)
+    weight = _per_modality(availability.to(shared.dtype), shared.ndim)
+    # Multiplying by the 0/1 weight (not indexing) keeps the batch's subsets mixed in one tensor operation and
+    # gives exactly zero gradient to the shared features of missing modalities.
+    return (shared * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True).clamp(min=1)
+
+
+def substitute_missing(features: torch.Tensor, shared: torch.Tensor, availability: torch.Tensor,
+                       mode: str = "mean") -> torch.Tensor:
+    """``features (B, N, C, *S)`` with the rows of missing modalities replaced by :func:`generate_missing`."""
+    generated = generate_missing(shared, availability, mode).expand_as(features)
+    return torch.where(_per_modality(availability, features.ndim), features, generated)
+
+
+def modality_classification_loss(specific: torch.Tensor, availability: torch.Tensor,
+                                 classifier: nn.Module) -> torch.Tensor:
+    """DCO: cross-entropy of a linear modality classifier on pooled specific features, available modalities only.
+
+    Args:
+        specific: ``(B, N, C, *S)`` specific features s^(i); availability: ``(B, N)`` bool.
+        classifier: ``C → N`` (a ``nn.Linear``).
+
+    Returns:
+        Mean cross-entropy over the available (sample, modality) pairs (0 if there are none).
+    """
+    batch, modalities = availability.shape
+    pooled = specific.flatten(3).mean(-1)  # global average pooling: (B, N, C)
+    logits = classifier(pooled).reshape(batch * modalities, -1)
+    target = torch.arange(modalities, device=specific.device).repeat(batch)  # one-hot t^(i): modality i
+    weight = availability.reshape(-1).to(logits.dtype)
+    loss = F.cross_entropy(logits, target, reduction="none")
+    return (loss * weight).sum() / weight.sum().clamp(min=1)
+
+
+def cyclic_pairs(availability: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per sample, the cyclic pairs of its available modalities in channel order: (a_1, a_2), ..., (a_m, a_1).
+
+    The official code pairs (FLAIR, T1), (T1, T1c), (T1c, T2), (T2, FLAIR) on BraTS; this is the same rule for
+    any N and any subset. A sample with one modality has no pair.
+
+    Returns:
+        ``(sample, first, second)`` index tensors of equal length P.
+    """
+    samples, first, second = [], [], []
+    for sample, row in enumerate(availability.tolist()):
+        present = [index for index, flag in enumerate(row) if flag]
+        if len(present) < 2:
+            continue
+        for k, modality in enumerate(present):
+            samples.append(sample)
+            first.append(modality)
+            second.append(present[(k + 1) % len(present)])
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.long, device=availability.device)  # noqa: E731
+    return as_tensor(samples), as_tensor(first), as_tensor(second)
+
+
+def distribution_alignment_loss(shared: torch.Tensor, availability: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """DAO: distance between shared features of the cyclic pairs of available modalities.
+
+    Args:
+        shared: ``(B, N, C, *S)`` shared bottleneck features r^(i); availability: ``(B, N)`` bool.
+        kind: ``l1`` | ``mse`` (elementwise), ``kl`` | ``ce`` (between the per-voxel softmax over channels of
+            the two features; the paper's ablation of the objective).
+
+    Returns:
+        The mean over pairs and elements (0 with a graph when no sample has two modalities).
+    """
+    sample, first, second = cyclic_pairs(availability)
+    if sample.numel() == 0:
+        return shared.sum() * 0.0
+    a, b = shared[sample, first], shared[sample, second]  # (P, C, *S)
+    if kind == "l1":
+        return (a - b).abs().mean()
+    if kind == "mse":
+        return (a - b).pow(2).mean()
+    log_p, log_q = F.log_softmax(a, 1), F.log_softmax(b, 1)
+    if kind == "kl":  # KL(p_a || p_b) per voxel
+        return (log_p.exp() * (log_p - log_q)).sum(1).mean()
+    if kind == "ce":  # cross-entropy H(p_a, p_b) per voxel
+        return -(log_p.exp() * log_q).sum(1).mean()
+    raise ValueError(f"unknown DAO loss {kind!r}")
+
+
+# ----------------------------------------------------------------------------------------------- networks
+class ModalityFeatures(NamedTuple):
+    """Per-modality features; every tensor is ``(B, N, C, *S)`` at the bottleneck resolution."""
+
+    shared_skips: list[torch.Tensor]  # shared maps at every scale, bottleneck last: ``(B, N, C_i, *S_i)``
+    shared: torch.Tensor  # r^(i)
+    specific: torch.Tensor  # s^(i)
+    fused: torch.Tensor  # f^(i), missing modalities already replaced (Eq. 4)
+
+
+class SharedSpecificEncoder(nn.Module):
+    """One shared encoder, N specific encoders and the residual fusion g.
+
+    Args:
+        dims: 2 or 3; modalities: N; features: channels per encoder scale (bottleneck = ``features[-1]``).
+        missing_feature: ``mean`` (Eq. 4) or ``copy``.
+    """
+
+    def __init__(self, dims: int, modalities: int, features: list[int], norm: str = "instance",
+                 dropout: float = 0.0, missing_feature: str = "mean"):
+        super().__init__()
+        self.modalities, self.missing_feature = modalities, missing_feature
+        self.shared = UNetEncoder(dims, 1, features, norm, dropout)
+        self.specific = nn.ModuleList(UNetEncoder(dims, 1, features, norm, dropout) for _ in range(modalities))
+        conv = nn.Conv3d if dims == 3 else nn.Conv2d
+        self.fusion = conv(2 * features[-1], features[-1], 3, padding=1)  # g, shared across modalities
+
+    def forward(self, image: torch.Tensor, availability: torch.Tensor) -> ModalityFeatures:
+        """``image (B, N, *S)`` (missing channels zero), ``availability (B, N)`` bool → :class:`ModalityFeatures`."""
+        batch, modalities = image.shape[:2]
+        if modalities != self.modalities:
+            raise ValueError(f"expected {self.modalities} modalities, got image of shape {tuple(image.shape)}")
+        # The shared encoder sees every modality as a separate sample: one set of weights for all of them.
+        skips = self.shared(image.reshape(batch * modalities, 1, *image.shape[2:]))
+        skips = [skip.reshape(batch, modalities, *skip.shape[1:]) for skip in skips]
+        shared = skips[-1]
+        specific = torch.stack([encoder(image[:, i:i + 1])[-1] for i, encoder in enumerate(self.specific)], 1)
+        pairs = torch.cat([shared, specific], 2).flatten(0, 1)  # (B·N, 2C, *s)
+        fused = shared + self.fusion(pairs).reshape(shared.shape)  # f = r + g([r, s])
+        fused = substitute_missing(fused, shared, availability, self.missing_feature)  # Eq. 4
+        return ModalityFeatures(skips, shared, specific, fused)
+
+
+def _check_modalities(spec: DatasetSpec) -> int:
+    if spec.num_channels < 2:
+        raise ConfigError(f"{spec.path}: ShaSpec needs at least 2 modalities, dataset has {spec.num_channels}")
+    return spec.num_channels
+
+
+class _ShaSpecLosses(nn.Module):
+    """What both task variants share: modality dropping and the auxiliary objectives."""
+
+    def _setup_shared(self, config: ExperimentConfig, spec: DatasetSpec, dims: int) -> None:
+        options, model = config.method, config.model
+        self.options = options
+        self.encoder = SharedSpecificEncoder(dims, _check_modalities(spec), model.features, model.norm,
+                                             model.dropout, options.missing_feature)
+        self.modality_classifier = nn.Linear(model.features[-1], spec.num_channels)  # DCO's linear classifier
+        self.dropper = ModalityDropper(options, spec.channel_names, config.trainer.seed)
+
+    def _step(self, batch: dict, step: int, task_loss) -> StepOutput:
+        """One training step: drop modalities, encode, ``task_loss(features, availability)`` + Eq. 9."""
+        availability = self.dropper(batch["availability"], step, batch.get("case"))
+        image = apply_availability(batch["image"], availability)
+        features = self.encoder(image, availability)
+        task = task_loss(features, availability)
+        dao = distribution_alignment_loss(features.shared, availability, self.options.dao_loss)
+        dco = modality_classification_loss(features.specific, availability, self.modality_classifier)
+        loss = task + self.options.dao_weight * dao + self.options.dco_weight * dco  # Eq. 9
+        return StepOutput(loss, {"loss_task": float(task.detach()), "loss_dao": float(dao.detach()),
+                                 "loss_dco": float(dco.detach()),
+                                 "modalities_kept": float(availability.float().sum(1).mean())})
+
+
+class ShaSpecSegmentation(SegmentationMethod, _ShaSpecLosses):
+    """Segmentation: fused bottleneck maps → U-Net decoder with skips from the shared encoder → logits."""
+
+    def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
+        SegmentationMethod.__init__(self, spec)
+        dims, features = len(config.data.patch_size), config.model.features
+        self._setup_shared(config, spec, dims)
+        modalities = spec.num_channels
+        conv = nn.Conv3d if dims == 3 else nn.Conv2d
+        # Official design: a 1×1 conv over the concatenation of the N shared skip maps of each scale.
+        self.skip_fusion = nn.ModuleList(conv(modalities * c, c, 1) for c in features[:-1])
+        self.decoder = UNetDecoder(dims, features, config.model.norm, bottleneck_channels=modalities * features[-1])
+        self.head = conv(features[0], self.targets.num_outputs, 1)
+        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight)
+
+    def decode(self, features: ModalityFeatures, availability: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, *S)`` from the modality features."""
+        mode = self.options.missing_feature
+        skips = [fuse(substitute_missing(skip, skip, availability, mode).flatten(1, 2))
+                 for fuse, skip in zip(self.skip_fusion, features.shared_skips[:-1])]
+        return self.head(self.decoder([*skips, features.fused.flatten(1, 2)]))
+
+    def forward(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encoder(image, availability), availability)
+
+    def training_step(self, batch: dict, step: int) -> StepOutput:
+        labelled = batch["labelled"]
+        target = self.targets.targets(batch["label"][labelled])
+
+        def task_loss(features: ModalityFeatures, availability: torch.Tensor) -> torch.Tensor:
+            # Decode only the labelled samples; DAO/DCO use every sample (they need no label).
+            kept = ModalityFeatures(*([t[labelled] for t in field] if isinstance(field, list) else field[labelled]
+                                      for field in features))
+            return self.loss(self.decode(kept, availability[labelled]), target)
+
+        return self._step(batch, step, task_loss)
+
+    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        return self(apply_availability(image, availability), availability)
+
+
+class ShaSpecClassification(ClassificationMethod, _ShaSpecLosses):
+    """Classification: fused maps → global average pooling → concatenation → FC–dropout–FC → logits."""
+
+    def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
+        ClassificationMethod.__init__(self, spec)
+        self._setup_shared(config, spec, len(config.data.patch_size))
+        self.head = ClassificationHead(spec.num_channels * config.model.features[-1], config.method.head_hidden,
+                                       len(spec.classes), config.method.head_dropout)
+
+    def classify(self, features: ModalityFeatures) -> torch.Tensor:
+        return self.head(features.fused.flatten(3).mean(-1).flatten(1))  # (B, N·C) → (B, K)
+
+    def forward(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.encoder(image, availability))
+
+    def training_step(self, batch: dict, step: int) -> StepOutput:
+        labelled = batch["labelled"]
+        return self._step(batch, step, lambda features, availability: F.cross_entropy(
+            self.classify(features)[labelled], batch["label"][labelled]))
+
+    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        return self(apply_availability(image, availability), availability)
+
+
+def build(config: ExperimentConfig, spec: DatasetSpec) -> nn.Module:
+    if spec.task == "classification":
+        return ShaSpecClassification(config, spec)
+    return ShaSpecSegmentation(config, spec)

@@ -1,0 +1,112 @@
+"""SimCLR (Chen et al., ICML 2020): the image-only self-supervised baseline of ContIG's tables.
+
+Two random views of each image (random rotation ±20°, scale/crop, flip, colour jitter, noise; drawn in torch from a
+generator seeded by the step, so a resumed run sees the same views) → the same ResNet encoder as ContIG →
+projection head → NT-Xent (τ 0.1). The encoder's weights have the same names as ContIG's (``encoder.*``), so the
+downstream classifier loads either.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medgap.config import ExperimentConfig, MethodConfig
+from medgap.data.dataset_json import DatasetSpec
+from medgap.errors import ConfigError
+from medgap.losses.contrastive import nt_xent
+from medgap.methods.base import StepOutput
+from medgap.nets.encoders import ProjectionHead, ResNetEncoder
+
+
+@dataclass
+class Config(MethodConfig):
+    name: str = "simclr"
+    temperature: float = 0.1
+    backbone_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    backbone_blocks: int = 1
+    input_scale: float = 1 / 255  # 8-bit photographs, data.normalisation: none
+    stem_stride: int = 1  # 2 = quarter of the compute (CPU-scale experiments)
+    projection_hidden: int = 256
+    projection_dim: int = 128
+    rotation_degrees: float = 20.0
+    min_scale: float = 0.6
+    colour_jitter: float = 0.3
+    val_batch_size: int = 64
+
+
+def random_views(image: torch.Tensor, generator: torch.Generator, degrees: float, min_scale: float,
+                 jitter: float) -> torch.Tensor:
+    """One random view per image of ``(B, C, H, W)``: affine (rotation, zoom-in crop, shift, flip) + per-channel
+    brightness/contrast jitter + Gaussian noise."""
+    b = image.shape[0]
+    draw = lambda *shape: torch.rand(*shape, generator=generator).to(image.device)  # noqa: E731
+    angle = (draw(b) * 2 - 1) * math.radians(degrees)
+    scale = min_scale + (1 - min_scale) * draw(b)
+    flip = torch.where(draw(b) < 0.5, -1.0, 1.0).to(image.device)
+    shift = (draw(b, 2) * 2 - 1) * (1 - scale)[:, None]
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
+                         torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    view = F.grid_sample(image, grid, align_corners=False)
+    gain = 1 + (draw(b, image.shape[1], 1, 1) * 2 - 1) * jitter
+    offset = (draw(b, image.shape[1], 1, 1) * 2 - 1) * jitter
+    noise = torch.randn(view.shape, generator=generator).to(image.device) * 0.05
+    scale_of = image.abs().mean((1, 2, 3), keepdim=True)  # offsets/noise relative to the image's intensity range
+    return view * gain + (offset + noise) * scale_of
+
+
+class SimCLR(nn.Module):
+    task = "pretraining"
+
+    def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
+        super().__init__()
+        self.options: Config = config.method
+        self.seed = config.trainer.seed
+        self.encoder = ResNetEncoder(spec.num_channels, tuple(self.options.backbone_widths), self.options.backbone_blocks,
+                                     self.options.input_scale,
+                                     self.options.stem_stride)
+        self.head = ProjectionHead(self.encoder.out_features, self.options.projection_hidden, self.options.projection_dim)
+
+    def loss(self, image: torch.Tensor, seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        o = self.options
+        first = random_views(image, generator, o.rotation_degrees, o.min_scale, o.colour_jitter)
+        second = random_views(image, generator, o.rotation_degrees, o.min_scale, o.colour_jitter)
+        both = self.head(self.encoder(torch.cat([first, second])))  # one BatchNorm pass over both views
+        return nt_xent(*both.chunk(2), o.temperature)
+
+    def training_step(self, batch: dict, step: int) -> StepOutput:
+        loss = self.loss(batch["image"], self.seed * 1_000_003 + step)
+        return StepOutput(loss, {"loss_nt_xent": float(loss.detach())})
+
+    @torch.no_grad()
+    def validation_scores(self, data, config: ExperimentConfig, device=None, split: str = "val") -> dict[str, float]:
+        """Negated NT-Xent over the split in fixed chunks with fixed views (higher is better)."""
+        from medgap.data.classification import whole_images
+
+        self.eval()
+        cases, size, total, count = data.split_cases(split), self.options.val_batch_size, 0.0, 0
+        for index, start in enumerate(range(0, len(cases), size)):
+            chunk = cases[start:start + size]
+            if len(chunk) < 2:
+                continue
+            image, _ = whole_images(chunk, config.data.patch_size)
+            total += float(self.loss(image.to(device) if device is not None else image, index)) * len(chunk)
+            count += len(chunk)
+        return {"neg_nt_xent": -total / count if count else float("nan")}
+
+    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        raise ConfigError("simclr is a pretraining method: fine-tune it with method.name=image_classifier")
+
+    def on_after_optimizer_step(self, step: int) -> None:
+        """Nothing to update."""
+
+
+def build(config: ExperimentConfig, spec: DatasetSpec) -> SimCLR:
+    return SimCLR(config, spec)

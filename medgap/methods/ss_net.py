@@ -1,0 +1,283 @@
+"""SS-Net (Wu et al., MICCAI 2022): pixel-level smoothness and inter-class separation for semi-supervised
+segmentation. One module for 2-D (U-Net, ACDC) and 3-D (V-Net, LA); the dimension comes from the patch size.
+
+    L = L_sup + λ(t) · (L_lds + 0.1 · (L_cl_l + L_cl_u))                          (paper Eq. 6; official weights)
+
+- ``L_sup``: the supervised loss on the labelled samples. Deviation: the official code uses soft Dice only
+  (3-D: foreground channel; 2-D: the 4 classes); we use the shared :class:`SegmentationLoss` (Dice + CE by
+  default, weights configurable) so that the lower/upper bounds, Mean Teacher and SS-Net differ only in their
+  unsupervised terms.
+- ``L_lds`` (Eqs. 1–3): virtual adversarial training. For every image x (labelled and unlabelled) one power
+  iteration estimates the direction r_adv (‖r_adv‖₂ = ε per sample) that changes p(x) most, and the network is
+  trained to keep p(x + r_adv) close to p(x) (detached). BatchNorm running statistics are not updated by the two
+  perturbed passes (:func:`frozen_batchnorm_statistics`).
+- ``L_cl`` (Eqs. 4–5): a projection head and a prediction head on the decoder's last feature map; per class a
+  memory of the ``memory_size`` highest-confidence, correctly predicted labelled features (projected, detached);
+  the loss pulls predicted features of class c towards class-c memory entries, ``1 − cos``, weighted by a
+  per-class learned selector (sigmoid weights normalised to mean 1). Labelled voxels use the ground truth,
+  unlabelled voxels the argmax pseudo label.
+- ``λ(t) = c · exp(−5 (1 − min(⌊t/150⌋, R)/R)²)``, see :func:`medgap.training.ramps.consistency_weight`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medgap.config import ExperimentConfig, MethodConfig
+from medgap.data.dataset_json import DatasetSpec
+from medgap.errors import ConfigError
+from medgap.losses import SegmentationLoss
+from medgap.methods.base import SegmentationMethod, StepOutput
+from medgap.nets import build_net
+from medgap.training.ramps import consistency_weight
+
+
+@dataclass
+class Config(MethodConfig):
+    name: str = "ss_net"
+    consistency: float = 1.0           # c: final λ (LA 1.0, ACDC 0.1)
+    consistency_rampup: float = 40.0   # R in units of ``rampup_unit`` steps (LA 40, ACDC 200)
+    rampup_unit: int = 150             # official: λ evaluated at iter // 150
+    vat_xi: float = 10.0               # ξ, the finite-difference step of the power iteration
+    vat_epsilon: float = 10.0          # ε, the perturbation's L2 norm per sample (LA 10, ACDC 6)
+    vat_distance: Literal["auto", "dice_all", "dice_per_class"] = "auto"  # auto: 3-D dice_all, 2-D per class
+    contrastive_weight: float = 0.1    # the 0.1 in front of L_cl_l + L_cl_u
+    memory_size: int = 32              # features kept per class
+    embedding_dim: int = 32            # projection/prediction head width
+    max_voxels: int | None = None      # voxels per stream sampled for L_cl each step (None = all, as the paper)
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# L_lds: virtual adversarial smoothness
+
+
+@contextmanager
+def frozen_batchnorm_statistics(module: nn.Module):
+    """Inside the block, BatchNorm layers normalise with batch statistics (train mode) but do not update their
+    running mean/var or ``num_batches_tracked``: the perturbed VAT passes must not leak into inference-time BN."""
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for layer in layers:
+        layer.track_running_stats = False  # PyTorch then passes no running buffers to F.batch_norm
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.track_running_stats = True
+
+
+def l2_normalise(direction: torch.Tensor) -> torch.Tensor:
+    """Scale each sample of ``(B, ...)`` to unit L2 norm over all its non-batch entries.
+
+    The official code divides by ``norm + 1e-8``; VAT gradients can be that small (1e-5 on a fresh network),
+    which would shrink ‖r_adv‖ below ε, so we only guard against an exactly zero norm.
+    """
+    norm = direction.flatten(1).norm(dim=1).view(-1, *[1] * (direction.ndim - 1))
+    return direction / norm.clamp_min(1e-30)
+
+
+def dice_distance(p_hat: torch.Tensor, p: torch.Tensor, per_class: bool) -> torch.Tensor:
+    """A Dice-style distance between two probability maps ``(B, K, *S)``, 0 when they agree perfectly.
+
+    ``per_class=False`` (official 3-D): ``1 − 2 Σ p̂·p / (Σ p̂ + Σ p)`` over all classes and voxels; with
+    softmax outputs (Σ_c = 1 per voxel) this is ``1 − mean_voxels Σ_c p̂_c p_c``. It is 0 only for identical
+    one-hot maps: against a soft target it also rewards p̂ for sharpening towards the target's argmax.
+    ``per_class=True`` (official 2-D): mean over classes of ``1 − (2 Σ p̂_c p_c + s) / (Σ p̂_c² + Σ p_c² + s)``.
+    """
+    if not per_class:
+        return 1.0 - 2.0 * (p_hat * p).sum() / (p_hat.sum() + p.sum() + 1e-8)
+    dims = [0, *range(2, p.ndim)]
+    smooth = 1e-5
+    intersection = (p_hat * p).sum(dims)
+    union = (p_hat * p_hat).sum(dims) + (p * p).sum(dims)
+    return (1.0 - (2.0 * intersection + smooth) / (union + smooth)).mean()
+
+
+def vat_perturbation(predict: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
+                     probabilities: torch.Tensor, xi: float, epsilon: float,
+                     distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """One power iteration of VAT (Miyato et al. 2018; SS-Net Eq. 2): the adversarial ``r_adv`` ``(B, C, *S)``.
+
+    d ~ U(−0.5, 0.5), normalised per sample; g = ∇_d D(p(x + ξ d), p(x)); r_adv = ε · g / ‖g‖ per sample.
+    Only ``d`` receives a gradient: the network's parameter gradients are not touched.
+
+    Args:
+        predict: image → probabilities ``(B, K, *S)`` (the network, with BN statistics frozen by the caller).
+        image: ``(B, C, *S)``; probabilities: ``p(x)`` ``(B, K, *S)``, detached.
+    """
+    direction = l2_normalise(torch.rand_like(image) - 0.5).requires_grad_(True)
+    adversarial_distance = distance(predict(image.detach() + xi * direction), probabilities)
+    (gradient,) = torch.autograd.grad(adversarial_distance, direction)
+    return epsilon * l2_normalise(gradient.detach())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# L_cl: prototype-based inter-class separation
+
+
+def _mlp(width_in: int, width: int, width_out: int, activation: nn.Module) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(width_in, width), nn.BatchNorm1d(width), activation, nn.Linear(width, width_out))
+
+
+class ClassMemory(nn.Module):
+    """Per class, at most ``size`` feature vectors of correctly predicted labelled voxels, highest confidence
+    first. Kept as buffers so checkpoints carry it and a resumed run continues with the same memory.
+
+    Buffers: ``features (K, size, D)``, ``confidence (K, size)``, ``count (K,)`` (entries in use).
+    """
+
+    def __init__(self, num_classes: int, size: int, dim: int):
+        super().__init__()
+        self.size = size
+        self.register_buffer("features", torch.zeros(num_classes, size, dim))
+        self.register_buffer("confidence", torch.zeros(num_classes, size))
+        self.register_buffer("count", torch.zeros(num_classes, dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor,
+               confidence: torch.Tensor) -> None:
+        """Insert this step's best candidates: per class c, the ``size`` voxels with the highest confidence
+        among those with ``truth == predicted == c``, ahead of older entries; the memory is then cut to ``size``.
+
+        Args: ``features (N, D)``, ``truth``/``predicted`` ``(N,)`` class indices, ``confidence (N,)`` = p(c).
+        """
+        for c in range(self.features.shape[0]):
+            correct = (truth == c) & (predicted == c)
+            if not correct.any():
+                continue
+            scores = confidence[correct]
+            best = scores.topk(min(self.size, scores.numel())).indices  # paper: highest confidence first
+            n_old = int(self.count[c])
+            kept_features = torch.cat([features[correct][best].detach().to(self.features.dtype),
+                                       self.features[c, :n_old]])[: self.size]
+            kept_confidence = torch.cat([scores[best].to(self.confidence.dtype), self.confidence[c, :n_old]])[: self.size]
+            self.features[c, : len(kept_features)] = kept_features
+            self.confidence[c, : len(kept_confidence)] = kept_confidence
+            self.count[c] = len(kept_features)
+
+    def entries(self, c: int) -> torch.Tensor:
+        return self.features[c, : int(self.count[c])]
+
+
+class SSNet(SegmentationMethod):
+    def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
+        super().__init__(spec)
+        if self.output != "softmax":
+            raise ConfigError(f"{spec.name}: ss_net needs plain labels (softmax classes), not BraTS-style regions")
+        self.config = config.method
+        self.dims = len(config.data.patch_size)
+        num_classes = self.targets.num_outputs
+        # The network first, so that with the same seed it starts from the same weights as ``supervised``.
+        self.net = build_net(config.model, self.dims, spec.num_channels, num_classes)
+        width, dim = config.model.features[0], self.config.embedding_dim
+        self.projection = _mlp(width, dim, dim, nn.ReLU())
+        self.prediction = _mlp(dim, dim, dim, nn.ReLU())
+        self.selectors = nn.ModuleList(_mlp(dim, dim, 1, nn.LeakyReLU(0.2)) for _ in range(num_classes))
+        self.memory = ClassMemory(num_classes, self.config.memory_size, dim)
+        self.loss_sup = SegmentationLoss(self.output, self.config.dice_weight, self.config.ce_weight)
+        distance = self.config.vat_distance
+        self.per_class_distance = distance == "dice_per_class" or (distance == "auto" and self.dims == 2)
+
+    def distance(self, p_hat: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return dice_distance(p_hat, p, self.per_class_distance)
+
+    def _probabilities(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(image), dim=1)
+
+    def lds_loss(self, image: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
+        """L_lds (Eq. 3): D(p(x + r_adv), p(x)) over every image of the batch; ``probabilities`` detached."""
+        with frozen_batchnorm_statistics(self.net):
+            r_adv = vat_perturbation(self._probabilities, image, probabilities, self.config.vat_xi,
+                                     self.config.vat_epsilon, self.distance)
+            return self.distance(self._probabilities(image + r_adv), probabilities)
+
+    def prototype_loss(self, predicted: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """Selector-weighted mean of ``1 − cos(feature, memory entry of its class)``, summed over classes / K.
+
+        Args: ``predicted (N, D)`` prediction-head outputs, ``classes (N,)`` (ground truth or pseudo labels).
+        """
+        if predicted.shape[0] < 2:  # BatchNorm in the selectors needs two rows
+            return predicted.sum() * 0.0
+        num_classes = len(self.selectors)
+        total = predicted.sum() * 0.0
+        unit = F.normalize(predicted, dim=1)
+        for c in range(num_classes):
+            memory = self.memory.entries(c)
+            mask = classes == c
+            if memory.shape[0] == 0 or not mask.any():
+                continue
+            # The selector sees detached features: it learns how much each voxel should count, while only
+            # the cosine term moves the features. Weights are normalised to mean 1 over the class's voxels.
+            weights = torch.sigmoid(self.selectors[c](predicted.detach())[:, 0])[mask]
+            weights = weights * (weights.numel() / weights.sum().clamp_min(1e-8))
+            distance = 1.0 - unit[mask] @ F.normalize(memory, dim=1).T    # (N_c, M); memory has no gradient
+            total = total + (distance * weights[:, None]).mean()
+        return total / num_classes
+
+    def _voxels(self, features: torch.Tensor, logits: torch.Tensor, rows: torch.Tensor):
+        """Flatten the samples ``rows`` of ``(B, F, *S)``/``(B, K, *S)`` to voxels ``(N, F)``, ``(N, K)`` and the
+        flat indices kept (a random subset of ``max_voxels`` when set)."""
+        flat_features = features[rows].movedim(1, -1).reshape(-1, features.shape[1])
+        flat_logits = logits[rows].detach().movedim(1, -1).reshape(-1, logits.shape[1])
+        keep = None
+        limit = self.config.max_voxels
+        if limit is not None and flat_features.shape[0] > limit:
+            keep = torch.randperm(flat_features.shape[0], device=features.device)[:limit]
+            flat_features, flat_logits = flat_features[keep], flat_logits[keep]
+        return flat_features, flat_logits, keep
+
+    def contrastive_losses(self, features: torch.Tensor, logits: torch.Tensor, label: torch.Tensor,
+                           labelled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_cl_l and L_cl_u (Eqs. 4–5); updates the memory from the labelled voxels first."""
+        zero = features.sum() * 0.0
+        losses = []
+        for is_labelled, rows in ((True, labelled), (False, ~labelled)):
+            if not rows.any():
+                losses.append(zero)
+                continue
+            voxels, voxel_logits, keep = self._voxels(features, logits, rows)
+            if voxels.shape[0] < 2:
+                losses.append(zero)
+                continue
+            projected = self.projection(voxels)
+            confidence, predicted = torch.softmax(voxel_logits, dim=1).max(dim=1)
+            if is_labelled:
+                classes = label[rows].reshape(-1)
+                classes = classes if keep is None else classes[keep]
+                self.memory.update(projected.detach(), classes, predicted, confidence)
+            else:
+                classes = predicted  # pseudo labels
+            losses.append(self.prototype_loss(self.prediction(projected), classes))
+        return losses[0], losses[1]
+
+    def training_step(self, batch: dict, step: int) -> StepOutput:
+        image, label, labelled = batch["image"], batch["label"], batch["labelled"]
+        logits, features = self.net.forward_features(image)           # (B, K, *S), (B, F, *S)
+        loss_sup = self.loss_sup(logits[labelled], label[labelled])
+        weight = consistency_weight(step, self.config.consistency, self.config.consistency_rampup,
+                                    self.config.rampup_unit)
+        logs = {"loss_sup": float(loss_sup.detach()), "lambda": weight}
+        if weight == 0.0:  # nothing unsupervised to learn: exactly supervised training
+            return StepOutput(loss_sup, logs)
+        # p(x) from the main pass, detached, is the VAT target (the official code runs an extra no-grad pass).
+        loss_lds = self.lds_loss(image, torch.softmax(logits, dim=1).detach())
+        loss_cl_l, loss_cl_u = self.contrastive_losses(features, logits, label, labelled)
+        loss = loss_sup + weight * (loss_lds + self.config.contrastive_weight * (loss_cl_l + loss_cl_u))
+        logs.update(loss_lds=float(loss_lds.detach()), loss_cl_l=float(loss_cl_l.detach()),
+                    loss_cl_u=float(loss_cl_u.detach()))
+        return StepOutput(loss, logs)
+
+    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        return self.net(image)
+
+
+def build(config: ExperimentConfig, spec: DatasetSpec) -> SSNet:
+    return SSNet(config, spec)

@@ -1,0 +1,73 @@
+"""Zero-filling baseline: a multi-channel U-Net trained with the same random modality dropping as ShaSpec.
+
+The simplest missing-modality baseline (ShaSpec Table 1's lower reference): missing inputs are zeros, the network
+has to cope. Dropping uses :mod:`medgap.methods.modality_dropout`, the same code ShaSpec uses, so the two see
+the same subsets at the same steps for the same seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from medgap.config import ExperimentConfig
+from medgap.data.dataset_json import DatasetSpec
+from medgap.methods import supervised
+from medgap.methods.base import ClassificationMethod, StepOutput
+from medgap.methods.modality_dropout import ModalityDropoutOptions, ModalityDropper, apply_availability
+from medgap.nets import UNetEncoder
+from medgap.nets.heads import ClassificationHead
+
+
+@dataclass
+class Config(supervised.Config, ModalityDropoutOptions):
+    name: str = "zero_filling"
+    head_hidden: int = 64  # classification datasets: FC–dropout–FC on the pooled encoder features
+    head_dropout: float = 0.5
+
+
+class ZeroFilling(supervised.Supervised):
+    def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
+        super().__init__(config, spec)
+        self.dropper = ModalityDropper(config.method, spec.channel_names, config.trainer.seed)
+
+    def training_step(self, batch: dict, step: int) -> StepOutput:
+        availability = self.dropper(batch["availability"], step, batch.get("case"))
+        batch = {**batch, "availability": availability, "image": apply_availability(batch["image"], availability)}
+        output = super().training_step(batch, step)
+        output.logs["modalities_kept"] = float(availability.float().sum(1).mean())
+        return output
+
+
+class ZeroFillingClassifier(ClassificationMethod):
+    """Classification counterpart: one encoder over all (zero-filled) channels, pooled, FC–dropout–FC."""
+
+    def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
+        super().__init__(spec)
+        model, dims = config.model, len(config.data.patch_size)
+        self.encoder = UNetEncoder(dims, spec.num_channels, model.features, model.norm, model.dropout)
+        self.head = ClassificationHead(model.features[-1], config.method.head_hidden, len(spec.classes),
+                                       config.method.head_dropout)
+        self.dropper = ModalityDropper(config.method, spec.channel_names, config.trainer.seed)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(image)[-1].flatten(2).mean(-1))
+
+    def training_step(self, batch: dict, step: int) -> StepOutput:
+        availability = self.dropper(batch["availability"], step, batch.get("case"))
+        labelled = batch["labelled"]
+        logits = self(apply_availability(batch["image"], availability)[labelled])
+        loss = F.cross_entropy(logits, batch["label"][labelled])
+        return StepOutput(loss, {"loss_sup": float(loss.detach()),
+                                 "modalities_kept": float(availability.float().sum(1).mean())})
+
+    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
+        return self(apply_availability(image, availability))
+
+
+def build(config: ExperimentConfig, spec: DatasetSpec):
+    if spec.task == "classification":
+        return ZeroFillingClassifier(config, spec)
+    return ZeroFilling(config, spec)

@@ -1,0 +1,97 @@
+"""Evaluation over all 2^N − 1 modality subsets, side-by-side comparison with paired t-tests, missing-file predict."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import tiny_config, write_tiny_dataset
+from medgap.cli import main
+from medgap.evaluation.subsets import all_subsets, compare_runs, subset_symbol
+from medgap.training.loop import train
+
+MISSING = {0: (1,), 3: (1,), 4: (0,)}  # 3 of 10 cases lack a channel file: no preprocessing step needed
+
+
+def test_all_subsets_in_paper_order():
+    assert [subset_symbol(s) for s in all_subsets(3)] == ["●○○", "○●○", "○○●", "●●○", "●○●", "○●●", "●●●"]
+    assert len(all_subsets(4)) == 15 and len(set(all_subsets(5))) == 31
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("subsets")
+    dataset = write_tiny_dataset(root / "Dataset003_Missing", regions=True, missing=MISSING)
+    runs = {}
+    for name in ("shaspec", "zero_filling"):
+        for seed in (0, 1):
+            config = tiny_config(dataset, **{"method.name": name, "name": name, "trainer.seed": seed,
+                                             "trainer.max_steps": 4, "trainer.val_every": 4,
+                                             "evaluation.split": "val"})
+            train(config, root / f"{name}_{seed}")
+            runs[name, seed] = root / f"{name}_{seed}"
+    return root, dataset, runs
+
+
+def test_evaluate_all_subsets_writes_table_one(runs):
+    root, _, run_dirs = runs
+    run = run_dirs["shaspec", 0]
+    assert main(["evaluate", str(run), "--modality-subsets", "all"]) == 0
+    table = (run / "subsets.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| A | B | Dice whole | Dice core | Dice mean | HD95 whole")
+    assert [row.split(" | ")[:2] for row in rows[1:4]] == [["| ●", "○"], ["| ○", "●"], ["| ●", "●"]]
+    assert rows[4].startswith("| **Average**")
+    saved = json.loads((run / "subsets.json").read_text())
+    splits = json.loads((run / "splits.json").read_text())
+    # a case whose only present modality is dropped cannot be predicted: it is left out of that subset's rows
+    lacks_b = {f"case_{i:03d}" for i, channels in MISSING.items() if 1 in channels}
+    in_b_only = {r["case"] for r in saved["per_case"] if r["subset"] == "○●"}
+    assert in_b_only == set(splits["val"]) - lacks_b
+    means = {(r["subset"], r["structure"]): r["dice"] for r in saved["aggregated"]}
+    for symbol in ("●○", "○●", "●●"):  # the table's numbers are the mean of the per-case records
+        values = [r["dice"] for r in saved["per_case"] if r["subset"] == symbol and r["structure"] == "whole"]
+        assert means[symbol, "whole"] == pytest.approx(np.mean(values))
+    assert (run / "plots" / "features_tsne.png").stat().st_size > 1000
+
+
+def test_compare_pools_seeds_and_pairs_cases_by_seed(runs, capsys):
+    root, _, run_dirs = runs
+    order = [run_dirs[key] for key in (("shaspec", 0), ("shaspec", 1), ("zero_filling", 0), ("zero_filling", 1))]
+    assert main(["compare", *map(str, order), "--out", str(root / "cmp")]) == 0
+    table = (root / "cmp" / "compare.md").read_text()
+    assert "shaspec (seeds [0, 1])" in table and "p (zero_filling vs shaspec)" in table
+    result = json.loads((root / "cmp" / "compare.json").read_text())
+    # independent reference: per-case mean Dice over structures, paired by (seed, case), scipy's ttest_rel
+    def per_case(name, symbol):
+        scores = {}
+        for seed in (0, 1):
+            for record in json.loads((run_dirs[name, seed] / "subsets.json").read_text())["per_case"]:
+                if record["subset"] == symbol:
+                    scores.setdefault((seed, record["case"]), []).append(record["dice"])
+        return {key: np.mean(values) for key, values in scores.items()}
+    for row in result["rows"]:
+        a, b = per_case("zero_filling", row["subset"]), per_case("shaspec", row["subset"])
+        keys = sorted(set(a) & set(b))
+        expected = stats.ttest_rel([a[k] for k in keys], [b[k] for k in keys]).pvalue
+        assert row["p:zero_filling"] == pytest.approx(expected, nan_ok=True)
+        assert len(keys) > len({k[1] for k in keys})  # two seeds → more pairs than distinct cases
+    with pytest.raises(Exception, match="same name"):
+        compare_runs([run_dirs["shaspec", 0], run_dirs["shaspec", 1]], root / "cmp2")
+
+
+def test_predict_uses_the_missing_modality_path(runs, tmp_path, monkeypatch):
+    from medgap.methods.shaspec import ShaSpecSegmentation
+
+    root, dataset, run_dirs = runs
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "case_000_0000.nii.gz").write_bytes((dataset / "imagesTr" / "case_000_0000.nii.gz").read_bytes())
+    seen = []
+    original = ShaSpecSegmentation.predict_logits
+    monkeypatch.setattr(ShaSpecSegmentation, "predict_logits",
+                        lambda self, image, availability: seen.append(availability.clone()) or original(self, image, availability))
+    assert main(["predict", str(run_dirs["shaspec", 0]), str(inputs), str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "case_000.nii.gz").is_file()
+    assert seen and all(a[:, 0].all() and not a[:, 1].any() for a in seen)

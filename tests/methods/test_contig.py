@@ -1,0 +1,186 @@
+"""ContIG: the weighted cross-modal InfoNCE, per-modality missingness, inner/outer aggregation, pretraining through
+the generic loop, and the downstream classifier loading the pretrained encoder."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from medgap.data.dataset_json import load_dataset_json, write_dataset_json
+from medgap.data.io import write_png
+from medgap.losses.contrastive import cross_modal_infonce, nt_xent
+
+
+def test_cross_modal_infonce_matches_hand_computation_on_3x2_toy_batch():
+    z_v = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]])  # normalised: (1,0), (0,1), (0.6,0.8)
+    z_g = torch.tensor([[1.0, 1.0], [0.0, -1.0], [4.0, 3.0]])  # (.7071,.7071), (0,-1), (0.8,0.6)
+    tau, alpha = 0.1, 0.75
+    v = [(1, 0), (0, 1), (0.6, 0.8)]
+    s = 1 / math.sqrt(2)
+    g = [(s, s), (0, -1), (0.8, 0.6)]
+    sim = [[(a[0] * b[0] + a[1] * b[1]) / tau for b in g] for a in v]
+    v_to_g = sum(-sim[i][i] + math.log(sum(math.exp(x) for x in sim[i])) for i in range(3)) / 3
+    g_to_v = sum(-sim[j][j] + math.log(sum(math.exp(sim[i][j]) for i in range(3))) for j in range(3)) / 3
+    expected = alpha * v_to_g + (1 - alpha) * g_to_v
+    assert cross_modal_infonce(z_v, z_g, tau, alpha).item() == pytest.approx(expected, rel=1e-5)
+    # By hand: v→g row CEs ≈ 1.247, 17.36, 0.853 (mean 6.487); g→v column CEs ≈ 2.93, 10.00, 0.20 (mean 4.378);
+    # 0.75 · 6.487 + 0.25 · 4.378 ≈ 5.96.
+    assert expected == pytest.approx(5.966, abs=5e-3)
+
+
+def test_nt_xent_matches_definition():
+    torch.manual_seed(0)
+    a, b = torch.randn(4, 3), torch.randn(4, 3)
+    z = torch.nn.functional.normalize(torch.cat([a, b]), dim=1)
+    sim = (z @ z.T / 0.5).numpy()
+    total = 0.0
+    for i in range(8):
+        j = (i + 4) % 8
+        others = [k for k in range(8) if k != i]
+        total += -sim[i, j] + np.log(np.exp(sim[i, others]).sum())
+    assert nt_xent(a, b, 0.5).item() == pytest.approx(total / 8, rel=1e-5)
+
+
+def write_eye_cohort(root, individuals: int = 8, size: int = 16):
+    """RGB eyes (3 channels), two genetic modalities keyed by individual; P0/P1 lack ``b``, P2 lacks ``a``, P3 none."""
+    rng = np.random.default_rng(0)
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "genetics").mkdir()
+    mapping, labels = ["case_id,individual_id"], ["case_id,class"]
+    for i in range(individuals):
+        for side in "LR":
+            case = f"P{i}_{side}"
+            for channel in range(3):
+                write_png(root / "imagesTr" / f"{case}_{channel:04d}.png", rng.integers(0, 255, (size, size), dtype=np.uint8))
+            mapping.append(f"{case},P{i}")
+            labels.append(f"{case},{i % 3}")
+    (root / "individuals.csv").write_text("\n".join(mapping) + "\n")
+    (root / "labelsTr.csv").write_text("\n".join(labels) + "\n")
+    a_rows = [f"P{i}," + ",".join(str(int(v)) for v in rng.integers(0, 3, 5)) for i in range(individuals) if i not in (2, 3)]
+    b_rows = [f"P{i}," + ",".join(f"{v:.3f}" for v in rng.normal(size=3)) for i in range(individuals) if i not in (0, 1, 3)]
+    (root / "genetics" / "a.csv").write_text("individual_id,s1,s2,s3,s4,s5\n" + "\n".join(a_rows) + "\n")
+    (root / "genetics" / "b.csv").write_text("individual_id,p1,p2,p3\n" + "\n".join(b_rows) + "\n")
+    write_dataset_json(root, {"name": "Eyes", "task": "classification", "classes": ["0", "1", "2"],
+                              "channel_names": {"0": "R", "1": "G", "2": "B"}, "file_ending": ".png",
+                              "genetics": {"individuals": "individuals.csv"}})
+    return root
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    return write_eye_cohort(tmp_path_factory.mktemp("contig") / "eyes")
+
+
+def contig_config(dataset, **overrides):
+    from medgap.config import load_config
+
+    base = {"method.name": "contig", "method.backbone_widths": [4, 8], "method.projection_hidden": 8,
+            "method.projection_dim": 4, "method.genetic_hidden": [6], "data.dataset_dir": str(dataset),
+            "data.patch_size": [16, 16], "data.labelled_batch_size": 6, "data.num_workers": 0,
+            "data.normalisation": "none", "data.val_fraction": 0.2, "data.test_fraction": 0.2,
+            "trainer.max_steps": 2, "trainer.val_every": 2, "trainer.checkpoint_every": 2, "trainer.log_every": 1,
+            "trainer.progress": False, "optim.name": "adam"}
+    base.update(overrides)
+    return load_config(None, [f"{k}={v}" for k, v in base.items()])
+
+
+def batch_inputs(method, cases):
+    torch.manual_seed(1)
+    image = torch.rand(len(cases), 3, 16, 16) * 255
+    genetics, present = method.tables.lookup(cases)
+    return image, [g.clone().requires_grad_(True) for g in genetics], present
+
+
+def test_missing_modality_contributes_nothing_to_its_term(cohort):
+    from medgap.methods import build_method
+
+    torch.manual_seed(0)
+    method = build_method(contig_config(cohort), load_dataset_json(cohort))
+    cases = ["P0_L", "P2_L", "P4_L", "P5_R", "P6_L", "P3_R"]  # P0 lacks b, P2 lacks a, P3 has nothing
+    image, genetics, present = batch_inputs(method, cases)
+    assert present.tolist() == [[True, False], [False, True], [True, True], [True, True], [True, True], [False, False]]
+    loss, logs = method.contrastive_loss(image, genetics, present)
+    loss.backward()
+    assert genetics[1].grad[0].abs().sum() == 0 and genetics[0].grad[1].abs().sum() == 0
+    assert genetics[0].grad[5].abs().sum() == 0 and genetics[1].grad[5].abs().sum() == 0
+    assert genetics[0].grad[0].abs().sum() > 0 and genetics[1].grad[1].abs().sum() > 0
+    # Changing the (zero-filled) missing row changes nothing, not even through BatchNorm.
+    method.eval()
+    before, _ = method.contrastive_loss(image, [g.detach() for g in genetics], present)
+    changed = [g.detach().clone() for g in genetics]
+    changed[1][0] += 100.0
+    changed[0][1] -= 50.0
+    after, _ = method.contrastive_loss(image, changed, present)
+    assert after.item() == pytest.approx(before.item(), rel=1e-6)
+
+
+def test_inner_keeps_only_complete_individuals(cohort):
+    from medgap.methods import build_method
+
+    torch.manual_seed(0)
+    outer = build_method(contig_config(cohort), load_dataset_json(cohort)).eval()
+    torch.manual_seed(0)
+    inner = build_method(contig_config(cohort, **{"method.aggregation": "inner"}), load_dataset_json(cohort)).eval()
+    cases = ["P0_L", "P2_L", "P4_L", "P5_R", "P6_L", "P7_R"]
+    image, genetics, present = batch_inputs(inner, cases)
+    loss, logs = inner.contrastive_loss(image, genetics, present)
+    loss.backward()
+    for m in range(2):  # incomplete individuals (P0, P2) take part in no term
+        assert genetics[m].grad[:2].abs().sum() == 0 and genetics[m].grad[2:].abs().sum() > 0
+    complete = slice(2, 6)  # eval mode: BatchNorm uses running statistics, so sub-batching is exact
+    reference, _ = outer.contrastive_loss(image[complete], [g.detach()[complete] for g in genetics], present[complete])
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert logs["complete_rows"] == 4
+
+
+def test_pretrain_through_loop_then_finetune_loads_encoder(cohort, tmp_path):
+    from medgap.errors import CheckpointError
+    from medgap.methods import build_method
+    from medgap.training.loop import train
+
+    summary = train(contig_config(cohort), tmp_path / "pre")
+    assert summary["steps"] == 2
+    rows = [line for line in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines() if "val_" in line]
+    assert "val_neg_contrastive_loss" in rows[-1]
+    splits = __import__("json").loads((tmp_path / "pre" / "splits.json").read_text())
+    assert {c.split("_")[0] for c in splits["test"]}.isdisjoint({c.split("_")[0] for c in splits["train"]})
+
+    from medgap.config import load_config
+
+    config = load_config(None, [f"data.dataset_dir={cohort}", "data.patch_size=[16, 16]", "data.labelled_batch_size=4",
+                                "data.num_workers=0", "data.normalisation=none", "data.labelled_ratio=0.5",
+                                "method.name=image_classifier", f"method.pretrained={tmp_path / 'pre'}",
+                                "method.linear_probe=true", "method.backbone_widths=[4, 8]", "trainer.max_steps=2",
+                                "trainer.val_every=2", "trainer.progress=false"])
+    torch.manual_seed(0)
+    classifier = build_method(config, load_dataset_json(cohort))
+    pretrained = torch.load(tmp_path / "pre" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for key, value in classifier.encoder.state_dict().items():
+        assert torch.equal(value, pretrained[f"encoder.{key}"])
+    trainable = [name for name, p in classifier.named_parameters() if p.requires_grad]
+    assert trainable == ["head.weight", "head.bias"]  # linear probe
+    summary = train(config, tmp_path / "down")
+    scores = [line for line in (tmp_path / "down" / "metrics.jsonl").read_text().splitlines() if "val_kappa" in line]
+    assert scores and "val_accuracy" in scores[-1]
+    after = torch.load(tmp_path / "down" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert torch.equal(after["encoder.stem.0.weight"], pretrained["encoder.stem.0.weight"])  # frozen
+
+    wrong = load_config(None, [f"data.dataset_dir={cohort}", "data.patch_size=[16, 16]", "method.name=image_classifier",
+                               f"method.pretrained={tmp_path / 'pre'}", "method.backbone_widths=[4, 16]"])
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        build_method(wrong, load_dataset_json(cohort))
+
+
+def test_ordinal_head_probabilities_sum_to_one(cohort):
+    from medgap.config import load_config
+    from medgap.methods import build_method
+
+    config = load_config(None, [f"data.dataset_dir={cohort}", "data.patch_size=[16, 16]",
+                                "method.name=image_classifier", "method.backbone_widths=[4, 8]"])
+    method = build_method(config, load_dataset_json(cohort)).eval()
+    logits = method.predict_logits(torch.rand(5, 3, 16, 16), torch.ones(5, 3, dtype=torch.bool))
+    assert logits.shape == (5, 3)
+    assert torch.allclose(logits.exp().sum(1), torch.ones(5), atol=1e-4)

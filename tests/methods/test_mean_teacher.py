@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from conftest import tiny_config
+from medgap.data.dataset_json import load_dataset_json
+from medgap.methods import build_method, mean_teacher
+from medgap.training.checkpoint import load_checkpoint
+from medgap.training.loop import train
+
+
+class Interrupt(Exception):
+    pass
+
+
+def mt_config(dataset, **overrides):
+    return tiny_config(dataset, **{"method.name": "mean_teacher", "data.labelled_count": 2,
+                                   "data.unlabelled_batch_size": 1, "data.labelled_batch_size": 1,
+                                   "model.norm": "batch", "data.num_workers": 0, "method.consistency": 1.0,
+                                   "method.consistency_rampup": 2.0, "method.rampup_unit": 1, **overrides})
+
+
+def test_consistency_is_the_mse_between_student_and_noisy_teacher(tiny_dataset):
+    method = build_method(mt_config(tiny_dataset, **{"method.noise_std": 0.0}), load_dataset_json(tiny_dataset))
+    method.train()
+    assert not method.teacher.training and not any(p.requires_grad for p in method.teacher.parameters())
+    image = torch.randn(2, 2, 16, 16, 16)
+    batch = {"image": image, "label": torch.randint(0, 3, (2, 16, 16, 16)), "labelled": torch.tensor([True, False])}
+    output = method.training_step(batch, step=5)  # ramp done: λ = 1
+    with torch.no_grad():
+        student = torch.softmax(method.net(image), 1)
+        teacher = torch.softmax(method.teacher(image), 1)
+    assert output.logs["lambda"] == 1.0
+    assert output.logs["loss_consistency"] == pytest.approx(float(((student - teacher) ** 2).mean()), rel=1e-5)
+    assert output.logs["loss_consistency"] > 0  # BN: student uses batch statistics, teacher its running ones
+
+
+def test_teacher_is_checkpointed_and_resume_is_bit_identical(tiny_dataset, tmp_path, monkeypatch):
+    config = mt_config(tiny_dataset)
+    train(config, tmp_path / "straight")
+    original = mean_teacher.MeanTeacher.on_after_optimizer_step
+
+    def crash_at_step_five(self, step):
+        if step == 4:
+            raise Interrupt()
+        original(self, step)
+
+    monkeypatch.setattr(mean_teacher.MeanTeacher, "on_after_optimizer_step", crash_at_step_five)
+    with pytest.raises(Interrupt):
+        train(config, tmp_path / "interrupted")
+    monkeypatch.setattr(mean_teacher.MeanTeacher, "on_after_optimizer_step", original)
+    train(config, tmp_path / "interrupted", resume=True)
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")["model"]
+    resumed = load_checkpoint(tmp_path / "interrupted" / "checkpoints" / "last.pt")["model"]
+    assert any(key.startswith("teacher.") for key in straight) and straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    # The teacher moved away from its initial copy but is not the student.
+    assert not torch.equal(straight["teacher.head.weight"], straight["net.head.weight"])

@@ -1,0 +1,176 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny_config
+from medgap.data.dataset_json import load_dataset_json
+from medgap.methods import build_method
+from medgap.methods.ss_net import ClassMemory, dice_distance, l2_normalise, vat_perturbation
+from medgap.training.checkpoint import load_checkpoint
+from medgap.training.loop import train
+from medgap.training.ramps import consistency_weight
+
+
+def ssnet_config(dataset, **overrides):
+    return tiny_config(dataset, **{"method.name": "ss_net", "model.norm": "batch", "data.num_workers": 0,
+                                   "data.labelled_count": 2, "data.labelled_batch_size": 1,
+                                   "data.unlabelled_batch_size": 1, **overrides})
+
+
+def bn_buffers(module):
+    return {name: value.clone() for name, value in module.named_buffers() if "running" in name or "batches" in name}
+
+
+@pytest.fixture(scope="module")
+def method_2d(tiny_dataset):
+    torch.manual_seed(0)
+    config = ssnet_config(tiny_dataset, **{"data.patch_size": [16, 16], "method.vat_epsilon": 6.0})
+    return build_method(config, load_dataset_json(tiny_dataset))
+
+
+def test_vat_perturbation_has_norm_epsilon_and_beats_a_random_direction(method_2d):
+    net = method_2d.net.eval()  # a fixed function of the input for a fair comparison
+    torch.manual_seed(1)
+    image = torch.randn(3, 2, 16, 16)
+
+    def predict(x):
+        return torch.softmax(net(x), 1)
+
+    with torch.no_grad():
+        p = predict(image)
+    distance = method_2d.distance
+    r_adv = vat_perturbation(predict, image, p, xi=10.0, epsilon=6.0, distance=distance)
+    torch.testing.assert_close(r_adv.flatten(1).norm(dim=1), torch.full((3,), 6.0))
+    with torch.no_grad():
+        adversarial = float(distance(predict(image + r_adv), p))
+        random = [float(distance(predict(image + 6.0 * l2_normalise(torch.randn_like(image))), p)) for _ in range(5)]
+    assert adversarial > max(random)
+    assert not any(param.grad is not None for param in net.parameters())  # only d got a gradient
+    net.train()
+
+
+def test_vat_passes_leave_batchnorm_statistics_untouched(method_2d):
+    method_2d.train()
+    image = torch.randn(2, 2, 16, 16)
+    before = bn_buffers(method_2d.net)
+    with torch.no_grad():
+        p = torch.softmax(method_2d.net(image), 1)
+    after_forward = bn_buffers(method_2d.net)
+    assert not torch.equal(before["encoder.stages.0.1.running_mean"], after_forward["encoder.stages.0.1.running_mean"])
+    loss = method_2d.lds_loss(image, p)
+    loss.backward()
+    for name, value in bn_buffers(method_2d.net).items():
+        assert torch.equal(value, after_forward[name]), name
+    assert all(layer.track_running_stats for layer in method_2d.net.modules() if hasattr(layer, "track_running_stats"))
+    method_2d.zero_grad()
+
+
+def test_dice_distances_match_hand_computation():
+    p = torch.softmax(torch.randn(2, 3, 4, 5), 1)
+    q = torch.softmax(torch.randn(2, 3, 4, 5), 1)
+    # all classes pooled: 1 - mean over voxels of sum_c p_c q_c (softmax sums to one per voxel)
+    assert float(dice_distance(p, q, per_class=False)) == pytest.approx(float(1 - (p * q).sum(1).mean()), rel=1e-5)
+    per_class = [1 - (2 * (p[:, c] * q[:, c]).sum() + 1e-5) / ((p[:, c] ** 2).sum() + (q[:, c] ** 2).sum() + 1e-5)
+                 for c in range(3)]
+    assert float(dice_distance(p, q, per_class=True)) == pytest.approx(float(sum(per_class) / 3), rel=1e-5)
+    one_hot = F.one_hot(p.argmax(1), 3).movedim(-1, 1).float()
+    assert float(dice_distance(one_hot, one_hot, per_class=False)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_memory_keeps_the_highest_confidence_correct_features_and_never_exceeds_its_size():
+    torch.manual_seed(0)
+    memory = ClassMemory(num_classes=2, size=32, dim=4)
+    features = torch.randn(100, 4)
+    truth = torch.tensor([0] * 60 + [1] * 40)
+    predicted = truth.clone()
+    predicted[:10] = 1  # wrong predictions never enter, whatever their confidence
+    confidence = torch.rand(100)
+    confidence[:10] = 2.0
+    memory.update(features, truth, predicted, confidence)
+    assert memory.count.tolist() == [32, 32]
+    correct0 = torch.arange(10, 60)
+    top = correct0[confidence[correct0].argsort(descending=True)[:32]]
+    torch.testing.assert_close(memory.entries(0), features[top])
+    torch.testing.assert_close(memory.confidence[0], confidence[top])
+    # A later step with 5 candidates: they come first, the oldest fall out; the size stays 32.
+    memory.update(features[:5] + 10, torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long),
+                  torch.linspace(0.9, 0.5, 5))
+    assert memory.count.tolist() == [32, 32] and memory.features.shape == (2, 32, 4)
+    torch.testing.assert_close(memory.entries(0)[:5], features[:5] + 10)
+    torch.testing.assert_close(memory.entries(0)[5:], features[top[:27]])
+
+
+def test_prototype_loss_is_selector_weighted_one_minus_cosine(method_2d):
+    method_2d.train()
+    memory = method_2d.memory
+    memory.count.zero_()
+    torch.manual_seed(2)
+    stored = torch.randn(3, 32)
+    memory.update(stored, torch.ones(3, dtype=torch.long), torch.ones(3, dtype=torch.long), torch.ones(3))
+    predicted = torch.randn(6, 32)
+    classes = torch.tensor([1, 1, 1, 0, 2, 1])  # classes 0 and 2 have no memory: they do not contribute
+    loss = method_2d.prototype_loss(predicted, classes)
+    with torch.no_grad():
+        weights = torch.sigmoid(method_2d.selectors[1](predicted)[:, 0])[classes == 1]
+    weights = weights / weights.mean()
+    cosine = F.normalize(predicted[classes == 1], dim=1) @ F.normalize(stored, dim=1).T
+    expected = ((1 - cosine) * weights[:, None]).mean() / 3  # summed over classes, divided by K = 3
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
+    memory.count.zero_()
+
+
+def test_training_step_combines_the_losses_with_the_ramp(method_2d):
+    method_2d.train()
+    method_2d.memory.count.zero_()
+    batch = {"image": torch.randn(4, 2, 16, 16), "label": torch.randint(0, 3, (4, 16, 16)),
+             "labelled": torch.tensor([True, True, False, False])}
+    output = method_2d.training_step(batch, step=300)
+    logs = output.logs
+    assert logs["lambda"] == pytest.approx(consistency_weight(300, 1.0, 40, 150))
+    expected = logs["loss_sup"] + logs["lambda"] * (logs["loss_lds"] + 0.1 * (logs["loss_cl_l"] + logs["loss_cl_u"]))
+    assert float(output.loss.detach()) == pytest.approx(expected, rel=1e-5)
+    assert logs["loss_cl_u"] > 0 and int(method_2d.memory.count.sum()) > 0
+    output.loss.backward()
+    assert method_2d.projection[0].weight.grad is not None and method_2d.selectors[0][0].weight.grad is not None
+    method_2d.zero_grad()
+    method_2d.memory.count.zero_()
+
+
+def test_without_unlabelled_data_and_lambda_zero_it_is_supervised_training(tiny_dataset, tmp_path):
+    common = {"data.unlabelled_batch_size": 0, "data.labelled_batch_size": 2, "model.arch": "vnet",
+              "model.features": [8, 16], "trainer.max_steps": 3, "trainer.val_every": 3}
+    ssnet = train(ssnet_config(tiny_dataset, **{**common, "method.consistency": 0.0}), tmp_path / "ssnet")
+    supervised = train(ssnet_config(tiny_dataset, **{**common, "method.name": "supervised"}), tmp_path / "sup")
+    a = load_checkpoint(tmp_path / "ssnet" / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "sup" / "checkpoints" / "last.pt")["model"]
+    assert {k for k in a if k.startswith("net.")} == set(b)
+    for key in b:
+        assert torch.equal(a[key], b[key]), key
+    assert ssnet["best_val_dice"] == supervised["best_val_dice"]
+
+
+def test_full_run_on_3d_vnet_saves_the_memory(tiny_dataset, tmp_path):
+    config = ssnet_config(tiny_dataset, **{"model.arch": "vnet", "model.features": [8, 16], "trainer.max_steps": 2,
+                                           "trainer.val_every": 2, "trainer.checkpoint_every": 2,
+                                           "method.max_voxels": 512, "inference.stride": [8, 8, 8]})
+    summary = train(config, tmp_path / "run")
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
+    assert state["memory.features"].shape == (3, 32, 32) and 0 < int(state["memory.count"].max()) <= 32
+    assert summary["best_val_dice"] >= 0
+
+
+@pytest.mark.parametrize("dataset, arch, dims", [("atrium3d", "vnet", 3), ("cardiac2d", "unet", 2)])
+def test_issue_configs_load_and_share_the_network(dataset, arch, dims):
+    from pathlib import Path
+
+    from medgap.config import load_config
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    configs = {name: load_config(root / f"{name}_{dataset}.yaml")
+               for name in ("supervised_lower", "supervised_upper", "mean_teacher", "ss_net")}
+    for name, config in configs.items():
+        assert config.model.arch == arch and len(config.data.patch_size) == dims and config.model.norm == "batch", name
+    assert configs["supervised_lower"].data.unlabelled_batch_size == 0
+    assert configs["supervised_upper"].data.labelled_count is None
+    assert configs["ss_net"].data.labelled_count == configs["mean_teacher"].data.labelled_count == 7
+    assert configs["ss_net"].method.vat_epsilon == (10.0 if dims == 3 else 6.0)
