@@ -174,3 +174,17 @@ def test_issue_configs_load_and_share_the_network(dataset, arch, dims):
     assert configs["supervised_upper"].data.labelled_count is None
     assert configs["ss_net"].data.labelled_count == configs["mean_teacher"].data.labelled_count == 7
     assert configs["ss_net"].method.vat_epsilon == (10.0 if dims == 3 else 6.0)
+
+
+def test_official_stride_becomes_monai_overlap_with_the_exact_step():
+    from monai.inferers.utils import _get_scan_interval
+
+    from medgap.config import load_config
+    from medgap.errors import ConfigError
+    from medgap.inference.predict import window_overlap
+
+    config = load_config(None, ["data.patch_size=[112, 112, 80]", "inference.stride=[18, 18, 4]"])
+    assert _get_scan_interval((200, 200, 100), (112, 112, 80), 3, window_overlap(config)) == (18, 18, 4)
+    config.inference.stride = [18, 18]
+    with pytest.raises(ConfigError, match="inference.stride"):
+        window_overlap(config)

@@ -28,7 +28,9 @@ def run_train(dataset, run_dir, batch, *extra):
                  "data.num_workers=0", "model.features=[8,16,32]", "trainer.max_steps=4", "trainer.val_every=4",
                  "trainer.checkpoint_every=4", "trainer.log_every=1", "trainer.progress=false",
                  # CE only: its batch mean splits exactly over ranks (batch Dice does not)
-                 "method.dice_weight=0.0", "optim.lr=0.01", "optim.grad_clip=null"]
+                 "method.dice_weight=0.0", "optim.grad_clip=null",
+                 # SGD: Adam's m/sqrt(v) turns float-summation noise in near-zero gradients into lr-sized steps
+                 "optim.name=sgd", "optim.lr=0.05", "optim.momentum=0.9"]
     config = run_dir.parent / f"{run_dir.name}.yaml"
     config.write_text("method: {name: supervised}\n")
     result = subprocess.run([sys.executable, "-m", "medgap.cli", "train", str(config), *overrides, "--run-dir", str(run_dir),
