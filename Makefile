@@ -27,8 +27,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Every benchmark in its default (quick, CPU) mode, then benchmarks/README.md from their JSON; < 15 min on 2 cores.
+# A failing benchmark does not stop the others; the target fails at the end.
 bench: $(STAMP)
-	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+	status=0; for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || status=1; done; \
+	$(BIN)/python benchmarks/readme.py; exit $$status
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_RUN)

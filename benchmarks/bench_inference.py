@@ -6,8 +6,13 @@ Each measurement runs in its own subprocess so its peak resident memory (``ru_ma
 reference is MONAI's inferer under ``no_grad`` with the same ROI, overlap, Gaussian blending and window batch.
 Memory should stay bounded as the window batch grows: the stitching buffer is one volume × outputs.
 
-Run: ``python benchmarks/bench_inference.py [--roi 128] [--repeats 1]``; writes
-``benchmarks/results/bench_inference.json``.
+By default (``make bench``) the U-Net (supervised) runs through both engines at 4 windows per batch; ShaSpec
+(several minutes per case on 2 CPU cores) runs with ``--models supervised shaspec`` (ours only; add
+``--monai-models supervised shaspec`` for MONAI too) or ``--full`` (every model, both engines, 1 and 4 windows).
+Pairs not measured in a run keep their last result in the JSON and the table, marked with its date.
+
+Run: ``python benchmarks/bench_inference.py [--models supervised shaspec] [--sw-batches 1 4] [--full]
+[--threads N]``; writes ``benchmarks/results/bench_inference.json``.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import format_table, machine_info  # noqa: E402
+from common import machine_info, markdown_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_inference.json"
 SHAPE = (4, 240, 240, 155)
+TARGET_THROUGHPUT = 1.0
+MODEL_NAMES = {"supervised": "U-Net (supervised)", "shaspec": "ShaSpec"}
 
 
 def build_model(name: str):
@@ -47,11 +54,13 @@ def build_model(name: str):
     return build_method(config, spec).eval()
 
 
-def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int) -> dict:
+def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int, threads: int) -> dict:
     from monai.inferers import sliding_window_inference
 
     from medgap.inference.sliding_window import predict_probabilities
 
+    if threads:
+        torch.set_num_threads(threads)
     method = build_model(model_name)
     image = torch.from_numpy(np.random.default_rng(0).standard_normal(SHAPE, dtype=np.float32))
     availability = torch.ones(SHAPE[0], dtype=torch.bool)
@@ -69,8 +78,8 @@ def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int
             "output_shape": list(output.shape), "output_mib": output.numel() * 4 / 2**20}
 
 
-def measure(model, engine, roi, overlap, sw_batch) -> dict:
-    command = [sys.executable, __file__, "--worker", model, engine, str(roi), str(overlap), str(sw_batch)]
+def measure(model, engine, roi, overlap, sw_batch, threads) -> dict:
+    command = [sys.executable, __file__, "--worker", model, engine, str(roi), str(overlap), str(sw_batch), str(threads)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -79,34 +88,75 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--roi", type=int, default=128)
     parser.add_argument("--overlap", type=float, default=0.5)
-    parser.add_argument("--models", nargs="+", default=["supervised"])
-    parser.add_argument("--sw-batches", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--models", nargs="+", default=["supervised"], choices=list(MODEL_NAMES))
+    parser.add_argument("--monai-models", nargs="*", default=None,
+                        help="models also run through MONAI's inferer (default: the U-Net; the engines differ, "
+                             "not the networks)")
+    parser.add_argument("--sw-batches", nargs="+", type=int, default=[4])
+    parser.add_argument("--full", action="store_true", help="every model through both engines, 1 and 4 windows")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default 0 = torch's: every core)")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        model, engine, roi, overlap, sw_batch = args.worker
-        print(json.dumps(worker(model, engine, int(roi), float(overlap), int(sw_batch))))
+        model, engine, roi, overlap, sw_batch, threads = args.worker
+        print(json.dumps(worker(model, engine, int(roi), float(overlap), int(sw_batch), int(threads))))
         return
     from medgap.atomic import write_json
 
-    rows, results = [], []
+    if args.full:
+        args.models, args.monai_models, args.sw_batches = list(MODEL_NAMES), list(MODEL_NAMES), [1, 4]
+    monai_models = ["supervised"] if args.monai_models is None else args.monai_models
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results = {}
     for model in args.models:
         for sw_batch in args.sw_batches:
-            ours = measure(model, "medgap", args.roi, args.overlap, sw_batch)
-            reference = measure(model, "monai", args.roi, args.overlap, sw_batch)
-            ratio = reference["seconds"] / ours["seconds"]
-            results.append({"model": model, "sw_batch_size": sw_batch, "medgap": ours, "monai": reference,
-                            "throughput_vs_monai": ratio})
-            rows.append([model, sw_batch, f"{ours['seconds']:.1f}", f"{reference['seconds']:.1f}", f"{ratio:.2f}x",
-                         f"{ours['peak_rss_mib']:.0f}", f"{reference['peak_rss_mib']:.0f}"])
-    table = format_table(["model", "windows/batch", "medgap s", "MONAI s", "throughput", "medgap peak MiB",
-                          "MONAI peak MiB"], rows)
-    print(f"one case {SHAPE}, ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, CPU")
+            ours = measure(model, "medgap", args.roi, args.overlap, sw_batch, args.threads)
+            result = {"model": model, "sw_batch_size": sw_batch, "medgap": ours, "measured_at": measured_at}
+            if model in monai_models:
+                reference = measure(model, "monai", args.roi, args.overlap, sw_batch, args.threads)
+                result.update(monai=reference, throughput_vs_monai=reference["seconds"] / ours["seconds"])
+            results[model, sw_batch] = result
+    # Model × window-batch pairs not measured now (ShaSpec by default: minutes per case) keep their last result.
+    for earlier in earlier_results(args.out, args.roi, args.overlap):
+        results.setdefault((earlier["model"], earlier["sw_batch_size"]), {**earlier, "earlier": True})
+    results = [results[key] for key in sorted(results, key=lambda key: (list(MODEL_NAMES).index(key[0]), key[1]))]
+    table = format_table(results, args)
     print(table)
     write_json(args.out, {"benchmark": "bench_inference", "machine": machine_info(), "shape": SHAPE,
-                          "roi": args.roi, "overlap": args.overlap, "results": results, "table": table})
+                          "roi": args.roi, "overlap": args.overlap, "threads": args.threads or torch.get_num_threads(),
+                          "results": results, "table_markdown": table})
     print(f"wrote {args.out}")
+
+
+def earlier_results(path: Path, roi: int, overlap: float) -> list[dict]:
+    if not path.is_file():
+        return []
+    previous = json.loads(path.read_text())
+    if previous.get("roi") != roi or previous.get("overlap") != overlap:
+        return []
+    return [result for result in previous.get("results", []) if "measured_at" in result]
+
+
+def format_table(results: list[dict], args) -> str:
+    rows = []
+    for result in results:
+        ours, reference = result["medgap"], result.get("monai")
+        note = f"earlier run, {result['measured_at'][:10]}" if result.get("earlier") else ""
+        rows.append([MODEL_NAMES[result["model"]], result["sw_batch_size"], f"{ours['seconds']:.1f}",
+                     f"{reference['seconds']:.1f}" if reference else "–",
+                     f"{result['throughput_vs_monai']:.2f}x" if reference else "–", f"{ours['peak_rss_mib']:.0f}",
+                     f"{reference['peak_rss_mib']:.0f}" if reference else "–", note])
+    ratios = [result["throughput_vs_monai"] for result in results
+              if "throughput_vs_monai" in result and not result.get("earlier")]
+    verdict = (f" Throughput vs MONAI (this run) min {min(ratios):.2f}x (target >= {TARGET_THROUGHPUT:.1f}x: "
+               f"{'met' if min(ratios) >= TARGET_THROUGHPUT else 'NOT met'}).") if ratios else ""
+    return markdown_table(["model", "windows/batch", "medgap s/case", "MONAI s/case", "throughput vs MONAI",
+                           "medgap peak MiB", "MONAI peak MiB", "note"], rows) + (
+        f"\n\nOne case {'x'.join(map(str, SHAPE))}, ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, "
+        f"CPU, {args.threads or torch.get_num_threads()} torch thread(s); peak = resident memory of the process; "
+        f"MONAI runs the same network through `sliding_window_inference`. ShaSpec (minutes per case on a CPU) runs "
+        f"with `--models supervised shaspec` or `--full`.{verdict}")
 
 
 if __name__ == "__main__":

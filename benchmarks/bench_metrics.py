@@ -31,7 +31,7 @@ from monai.metrics import compute_average_surface_distance, compute_hausdorff_di
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info  # noqa: E402
+from common import machine_info, markdown_table  # noqa: E402
 
 from medgap.atomic import write_json
 from medgap.metrics import surface_distance_metrics
@@ -141,29 +141,26 @@ def versions():
 
 
 def format_table(rows):
-    header = (
-        f"{'case':<18} {'box':>5} {'HD95 ours/medpy/MONAI (mm)':>28} {'ASD ours/medpy/MONAI':>23} "
-        f"{'|d| medpy':>9} {'|d| MONAI':>9} {'ours ms':>8} {'medpy ms':>9} {'MONAI ms':>9} "
-        f"{'x medpy':>8} {'x MONAI':>8} {'x medpy CPU':>11}"
-    )
-    lines = [header, "-" * len(header)]
+    """The Markdown table the script prints and stores as ``table_markdown``."""
+    cells = []
     for r in rows:
-        v = r["values"]
-        hd = f"{v['ours']['hd95']:.3f}/{v['medpy']['hd95']:.3f}/{v['monai']['hd95']:.3f}"
-        mean = f"{v['ours']['asd']:.3f}/{v['medpy']['asd']:.3f}/{v['monai']['asd']:.3f}"
-        s = r["seconds"]
-        lines.append(
-            f"{r['case']:<18} {r['box_fraction']:>5.0%} {hd:>28} {mean:>23} {r['max_abs_diff_vs_medpy']:>9.1e} "
-            f"{r['max_abs_diff_vs_monai']:>9.1e} {1e3 * s['ours']:>8.1f} {1e3 * s['medpy']:>9.1f} "
-            f"{1e3 * s['monai']:>9.1f} {r['speedup_vs_medpy']:>7.1f}x {r['speedup_vs_monai']:>7.1f}x "
-            f"{r['cpu_speedup_vs_medpy']:>10.1f}x"
-        )
-    lines.append(
-        "box = joint bounding box / array volume. |d| = max abs difference of HD95 and ASD between ours (medpy "
-        "definition) and medpy, and ours (monai definition) and MONAI. MONAI HD95 = max of directed 95th percentiles.\n"
-        "ms = median wall time of HD95+ASD, methods interleaved per repeat; x = speed-up of ours (wall; CPU time)."
+        v, s = r["values"], r["seconds"]
+        cells.append([
+            r["case"], f"{r['box_fraction']:.0%}",
+            f"{v['ours']['hd95']:.3f} / {v['medpy']['hd95']:.3f} / {v['monai']['hd95']:.3f}",
+            f"{v['ours']['asd']:.3f} / {v['medpy']['asd']:.3f} / {v['monai']['asd']:.3f}",
+            f"{r['max_abs_diff_vs_medpy']:.1e}", f"{r['max_abs_diff_vs_monai']:.1e}", f"{1e3 * s['ours']:.1f}",
+            f"{1e3 * s['medpy']:.1f}", f"{1e3 * s['monai']:.1f}", f"{r['speedup_vs_medpy']:.1f}x",
+            f"{r['speedup_vs_monai']:.1f}x", f"{r['cpu_speedup_vs_medpy']:.1f}x"])
+    table = markdown_table(["case", "box", "HD95 ours / medpy / MONAI (mm)", "ASD ours / medpy / MONAI (mm)",
+                            "\\|d\\| medpy", "\\|d\\| MONAI", "ours ms", "medpy ms", "MONAI ms", "x medpy",
+                            "x MONAI", "x medpy (CPU time)"], cells)
+    return table + (
+        "\n\nbox = joint bounding box / array volume. |d| = max abs difference of HD95 and ASD between ours (medpy "
+        "definition) and medpy, and ours (MONAI definition) and MONAI; MONAI's HD95 is the max of the directed 95th "
+        "percentiles. ms = median wall time of HD95 + ASD, methods interleaved per repeat; x = speed-up of ours "
+        "(wall time; process CPU time)."
     )
-    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -197,7 +194,7 @@ def main(argv=None):
     write_json(
         args.out,
         {"benchmark": "bench_metrics", "repeats": args.repeats, "machine": machine_info(**versions()), "summary": summary,
-         "cases": rows, "table": table},
+         "cases": rows, "table_markdown": table},
     )
     print(f"wrote {args.out}")
 

@@ -7,7 +7,7 @@ Same model (the supervised 3-D U-Net), same optimiser, schedule, gradient clippi
 - loader: batches per second of the training loader alone (default workers), vs the step time.
 Runs alternate (bare, ours, bare, ours) so a burst of load from other processes hits both; medians reported.
 
-Run: ``python benchmarks/bench_overhead.py [--steps 30] [--repeats 2]``; writes
+Run: ``python benchmarks/bench_overhead.py [--steps 20] [--repeats 2] [--threads 1]``; writes
 ``benchmarks/results/bench_overhead.json``.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import format_table, machine_info  # noqa: E402
+from common import machine_info, markdown_table  # noqa: E402
 
 from medgap.atomic import write_json  # noqa: E402
 from medgap.config import load_config  # noqa: E402
@@ -76,10 +76,16 @@ def loader_rate(data, config, batches: int) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20,
+                        help="steps per loop (> 10: the medgap loop is timed from step 10 on)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the training process (default 1: loader workers and other tenants "
+                             "share the cores; 0 = torch's default)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warmup = 10
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -102,17 +108,20 @@ def main(argv=None):
             ["medgap loop (Fabric)", f"{1e3 * ours_s:.0f}", f"{100 * overhead:+.1f}%"],
             [f"loader alone ({config.data.num_workers} workers)", f"{1e3 * loading:.0f}",
              f"{loading / bare_s:.2f}x step"]]
-    table = format_table(["", "ms / step", "vs bare"], rows)
-    print(table)
     verdict = "met" if overhead <= TARGET_OVERHEAD else "NOT met"
-    print(f"overhead {100 * overhead:+.1f}% (target <= {100 * TARGET_OVERHEAD:.0f}%: {verdict}); "
-          f"loader {'keeps up' if loading < bare_s else 'is the bottleneck'}")
+    table = markdown_table(["", "ms / step", "vs bare"], rows) + (
+        f"\n\nU-Net {config.model.features}, patch {'x'.join(map(str, config.data.patch_size))}, batch "
+        f"{config.data.labelled_batch_size}, {args.steps} steps x {args.repeats} repeats (medians), "
+        f"{torch.get_num_threads()} torch thread(s). Overhead {100 * overhead:+.1f}% (target <= "
+        f"{100 * TARGET_OVERHEAD:.0f}%: {verdict}); the loader "
+        f"{'keeps up' if loading < bare_s else 'is the bottleneck'}.")
+    print(table)
     write_json(args.out, {
         "benchmark": "bench_overhead", "machine": machine_info(), "steps": args.steps, "repeats": args.repeats,
         "patch_size": config.data.patch_size, "batch": config.data.labelled_batch_size,
         "bare_ms_per_step": [1e3 * t for t in bare], "ours_ms_per_step": [1e3 * t for t in ours],
         "overhead": overhead, "target_overhead": TARGET_OVERHEAD, "target_met": overhead <= TARGET_OVERHEAD,
-        "loader_ms_per_batch": 1e3 * loading, "loader_keeps_up": loading < bare_s, "table": table})
+        "loader_ms_per_batch": 1e3 * loading, "loader_keeps_up": loading < bare_s, "table_markdown": table})
     print(f"wrote {args.out}")
 
 

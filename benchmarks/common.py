@@ -1,9 +1,10 @@
-"""Helpers shared by the benchmark scripts: machine description and plain-text tables."""
+"""Helpers shared by the benchmark scripts: machine description, Markdown tables, process memory."""
 
 from __future__ import annotations
 
 import os
 import platform
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,8 +14,9 @@ import medgap
 
 
 def machine_info(**versions: str) -> dict:
-    """Where a benchmark ran: platform, CPUs, torch threads, GPU (if any) and package versions."""
+    """Where and when a benchmark ran: platform, CPUs, torch threads, GPU (if any), load, package versions."""
     return {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
@@ -27,22 +29,37 @@ def machine_info(**versions: str) -> dict:
     }
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A left/right-aligned plain-text table (numbers right-aligned)."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    numeric = [all(_is_number(row[i]) for row in cells[1:]) for i in range(len(header))]
-    lines = []
-    for index, row in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text.rstrip("x%"))
         return True
     except ValueError:
         return False
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured Markdown table (numbers right-aligned); what the scripts store as ``table_markdown``."""
+    cells = [[str(c) for c in row] for row in rows]
+    numeric = [bool(cells) and all(_is_number(row[i]) or row[i] in ("", "–") for row in cells)
+               for i in range(len(header))]
+    lines = ["| " + " | ".join(str(c) for c in header) + " |",
+             "|" + "|".join("---:" if right else "---" for right in numeric) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far (``ru_maxrss``; KiB on Linux) in MiB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mib() -> float:
+    """This process's resident set size now (``/proc/self/statm``; falls back to the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except OSError:
+        return peak_rss_mib()
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from medgap.data.convert import CONVERTERS
 from medgap.errors import MedgapError
 from medgap.progress import progress_bar
 
@@ -40,7 +41,11 @@ def cmd_verify(args) -> int:
         report = verify_dataset(args.dataset_dir, max_bytes=int(args.max_image_mib * 2**20),
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     print(format_report(report))
-    return 0 if report.ok else 2
+    if report.ok:
+        return 0
+    more = f" (and {len(report.problems) - 1} more problem(s), listed above)" if len(report.problems) > 1 else ""
+    print(f"error: {report.problems[0]}{more}", file=sys.stderr)
+    return 2
 
 
 def _load_config(args):
@@ -57,9 +62,9 @@ def _load_config(args):
 
 
 def cmd_train(args) -> int:
+    config = _load_config(args)  # before importing torch: a config mistake is reported at once
     from medgap.training.loop import default_run_dir, train
 
-    config = _load_config(args)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
     summary = train(config, run_dir, resume=args.resume, overwrite=args.overwrite, console=_console())
     if summary is not None:
@@ -127,12 +132,22 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from medgap.reproduce import reproduce
+
+    page = reproduce(args.paper, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir, out_dir=args.out,
+                     console=_console())
+    print(f"wrote {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medgap", description="Medical image learning when the data have gaps.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="generate a built-in synthetic dataset in the nnU-Net folder layout")
-    synth.add_argument("name", help="brain-tumour | atrium-3d | cardiac-2d")
+    synth.add_argument("name", help="brain-tumour | atrium-3d | cardiac-2d | digits-av | fundus-genetics | "
+                       "chest-xray-text (see docs/datasets.md)")
     synth.add_argument("out_dir")
     synth.add_argument("--cases", type=int, default=None, help="training cases (default: the generator's)")
     synth.add_argument("--test-cases", type=int, default=None, help="held-out cases in imagesTs/labelsTs")
@@ -141,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=cmd_synth)
 
     convert = commands.add_parser("convert", help="convert a public dataset layout into medgap's folder layout")
-    convert.add_argument("format", help="see medgap.data.convert.CONVERTERS")
+    convert.add_argument("format", help=" | ".join(CONVERTERS) + " (see docs/your_data.md)")
     convert.add_argument("source")
     convert.add_argument("out_dir")
     convert.set_defaults(func=cmd_convert)
@@ -190,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("output_dir")
     predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
     predict.set_defaults(func=cmd_predict)
+
+    reproduce = commands.add_parser("reproduce", help="run a paper's main experiments in miniature and write its "
+                                    "results page beside the paper's numbers")
+    reproduce.add_argument("paper", choices=("shaspec", "ss-net", "contig", "amvlm"))
+    reproduce.add_argument("--budget", choices=("tiny", "small", "medium"), default="small",
+                           help="tiny: minutes (tests); small: <= 30 min on 2 CPU cores; medium: <= 1 h on one GPU")
+    reproduce.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's)")
+    reproduce.add_argument("--work-dir", default=None, help="data and runs (default runs/reproduce/PAPER-BUDGET); "
+                           "finished runs there are reused")
+    reproduce.add_argument("--out", default="docs/results", help="folder of the results page and its plots")
+    reproduce.set_defaults(func=cmd_reproduce)
     return parser
 
 

@@ -24,36 +24,36 @@ _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 @dataclass
 class AugmentationConfig:
-    flip_axes: list[int] = field(default_factory=lambda: [0, 1, 2])
-    flip_probability: float = 0.5
-    intensity_scale: float = 0.1
-    intensity_shift: float = 0.1
-    noise_std: float = 0.05
+    flip_axes: list[int] = field(default_factory=lambda: [0, 1, 2])  # spatial axes that may be mirrored
+    flip_probability: float = 0.5  # per axis
+    intensity_scale: float = 0.1  # random multiplicative factor 1 ± this, per channel
+    intensity_shift: float = 0.1  # random additive shift ± this (in normalised units), per channel
+    noise_std: float = 0.05  # Gaussian noise standard deviation (normalised units)
 
 
 @dataclass
 class DataConfig:
-    dataset_dir: str = ""
-    patch_size: list[int] = field(default_factory=lambda: [64, 64, 64])
-    labelled_batch_size: int = 2
-    unlabelled_batch_size: int = 0
-    labelled_ratio: float | None = None
-    labelled_count: int | None = None
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    normalisation: Literal["zscore_nonzero", "zscore", "minmax", "none"] = "zscore_nonzero"
-    foreground_probability: float = 0.33
-    num_workers: int = 2
-    cache_dir: str | None = None
-    max_image_mib: float = 4096.0
-    skip_bad_cases: bool = False
+    dataset_dir: str = ""  # nnU-Net-style folder with dataset.json (see docs/your_data.md)
+    patch_size: list[int] = field(default_factory=lambda: [64, 64, 64])  # 3 entries: 3-D; 2 entries: 2-D slices
+    labelled_batch_size: int = 2  # labelled samples per batch (per device)
+    unlabelled_batch_size: int = 0  # unlabelled samples per batch (semi-supervised methods)
+    labelled_ratio: float | None = None  # keep labels for this fraction of the training cases (by case id)
+    labelled_count: int | None = None  # ... or for this many training cases; unset both: every label is used
+    val_fraction: float = 0.2  # of all cases, when the dataset has no splits.json
+    test_fraction: float = 0.2  # of all cases, when the dataset has no splits.json
+    normalisation: Literal["zscore_nonzero", "zscore", "minmax", "none"] = "zscore_nonzero"  # per case and channel
+    foreground_probability: float = 0.33  # chance that a patch is centred on a labelled foreground voxel
+    num_workers: int = 2  # DataLoader worker processes
+    cache_dir: str | None = None  # preprocessed .npy cache (default: <runs>/.medgap_cache/<dataset>-<hash>, shared by runs)
+    max_image_mib: float = 4096.0  # refuse a case larger than this in memory, with its size
+    skip_bad_cases: bool = False  # skip unreadable cases with a warning instead of stopping
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
 
 @dataclass
 class NetConfig:
-    arch: Literal["unet", "vnet"] = "unet"
-    features: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    arch: Literal["unet", "vnet"] = "unet"  # V-Net is 3-D only
+    features: list[int] = field(default_factory=lambda: [16, 32, 64, 128])  # channels per resolution level
     norm: Literal["instance", "batch", "group"] = "instance"
     dropout: float = 0.0
 
@@ -63,48 +63,48 @@ class OptimConfig:
     name: Literal["sgd", "adam", "adamw"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    momentum: float = 0.99
-    nesterov: bool = True
-    schedule: Literal["poly", "cosine", "constant", "step"] = "poly"
-    poly_power: float = 0.9
-    step_size: int = 1000
+    momentum: float = 0.99  # SGD only
+    nesterov: bool = True  # SGD only
+    schedule: Literal["poly", "cosine", "constant", "step"] = "poly"  # over trainer.max_steps
+    poly_power: float = 0.9  # poly: lr (1 - step / max_steps)^power
+    step_size: int = 1000  # step: multiply lr by gamma every step_size steps
     gamma: float = 0.1
-    warmup_steps: int = 0
-    grad_clip: float | None = 12.0
+    warmup_steps: int = 0  # linear warm-up before the schedule
+    grad_clip: float | None = 12.0  # max gradient norm; null: no clipping
 
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 1000
-    val_every: int = 250
-    val_max_cases: int | None = None
-    log_every: int = 10
-    checkpoint_every: int = 250
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    progress: bool = True
+    max_steps: int = 1000  # optimiser steps (iterations)
+    val_every: int = 250  # validate on the val split (picks best.pt) every this many steps
+    val_max_cases: int | None = None  # validate on at most this many cases
+    log_every: int = 10  # metrics.jsonl row every this many steps
+    checkpoint_every: int = 250  # checkpoints/last.pt every this many steps
+    seed: int = 0  # seeds splits, sampling, augmentation and initialisation
+    accelerator: str = "auto"  # Lightning Fabric: cpu, cuda, gpu, auto (CLI --accelerator)
+    devices: int | str = 1  # Fabric devices per node (CLI --devices)
+    num_nodes: int = 1  # Fabric nodes (CLI --num-nodes)
+    strategy: str = "auto"  # Fabric strategy, e.g. ddp (CLI --strategy)
+    precision: str = "32-true"  # Fabric precision: 32-true, bf16-mixed, 16-mixed (CLI --precision)
+    progress: bool = True  # rich progress bar on the terminal
 
 
 @dataclass
 class InferenceConfig:
-    patch_size: list[int] | None = None
-    overlap: float = 0.5
+    patch_size: list[int] | None = None  # sliding-window size (default: data.patch_size)
+    overlap: float = 0.5  # fraction of a window shared with its neighbour
     stride: list[int] | None = None  # window step per axis (SS-Net: [18, 18, 4]); overrides overlap when given
-    mode: Literal["gaussian", "constant"] = "gaussian"
-    sw_batch_size: int = 2
-    largest_component: bool = False
+    mode: Literal["gaussian", "constant"] = "gaussian"  # blending of overlapping windows
+    sw_batch_size: int = 2  # windows per forward pass
+    largest_component: bool = False  # keep the largest connected component per structure (SS-Net's LA)
 
 
 @dataclass
 class EvaluationConfig:
-    split: Literal["test", "val"] = "test"
-    hd95_definition: Literal["medpy", "monai"] = "medpy"
-    empty_penalty: float | None = None
-    voxel_units_too: bool = False
+    split: Literal["test", "val"] = "test"  # the split medgap evaluate scores
+    hd95_definition: Literal["medpy", "monai"] = "medpy"  # see docs/metrics.md
+    empty_penalty: float | None = None  # HD95/ASD when exactly one mask is empty (default: NaN, counted apart)
+    voxel_units_too: bool = False  # also report distances in voxels
 
 
 @dataclass
@@ -123,7 +123,7 @@ class ExperimentConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    name: str = ""
+    name: str = ""  # experiment name (default run folder runs/<name>)
     run_dir: str | None = None
 
 
@@ -137,8 +137,13 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Ex
             raise ConfigError(f"{path}: config file not found")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+            mark = getattr(error, "problem_mark", None)
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            where = f"line {mark.line + 1}: " if mark else ""
+            raise ConfigError(f"{path}: not valid YAML ({where}{problem})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         raw.setdefault("name", path.stem)

@@ -149,6 +149,8 @@ def load_genetics(folder: Path) -> dict[str, dict[str, np.ndarray]]:
                     rows[case_id] = np.array([float(value) for value in row[1:]], dtype=np.float32)
                 except ValueError:
                     raise DatasetError(f"{path}:{line_number}: non-numeric value for case {case_id!r}") from None
+                if not np.isfinite(rows[case_id]).all():  # a missing modality is an absent row, not NaNs
+                    raise DatasetError(f"{path}:{line_number}: NaN/Inf value for case {case_id!r}")
         modalities[path.stem] = rows
     return modalities
 
@@ -171,9 +173,8 @@ def load_case(case: Case, spec: DatasetSpec, *, max_bytes: int | None = None, ch
         if reference is None:
             reference, reference_path = geometry, path
         elif not reference.matches(geometry):
-            raise DatasetError(
-                f"{path}: geometry {geometry.shape} does not match {reference_path.name} {reference.shape} "
-                f"(shape and affine of all channels of case {case.case_id} must agree)")
+            raise DatasetError(f"{path}: geometry {_difference(geometry, reference, reference_path.name)} "
+                               f"(shape and affine of all channels of case {case.case_id} must agree)")
         arrays.append(array)
     if reference is None:
         raise DatasetError(f"case {case.case_id}: no channel file present")
@@ -183,8 +184,8 @@ def load_case(case: Case, spec: DatasetSpec, *, max_bytes: int | None = None, ch
     if case.label_path is not None:
         label, label_geometry = read_label(case.label_path, max_bytes=max_bytes)
         if not reference.matches(label_geometry):
-            raise DatasetError(
-                f"{case.label_path}: label geometry {label_geometry.shape} does not match image {reference.shape}")
+            raise DatasetError(f"{case.label_path}: label geometry "
+                               f"{_difference(label_geometry, reference, 'image ' + reference_path.name)}")
         if check_labels:
             check_label_values(label, spec, case.label_path)
 
@@ -196,6 +197,14 @@ def load_case(case: Case, spec: DatasetSpec, *, max_bytes: int | None = None, ch
             raise DatasetError(f"{case.text_path}: report is not UTF-8 text") from None
     return CaseData(case_id=case.case_id, image=image, availability=case.availability, geometry=reference,
                     label=label, text=text)
+
+
+def _difference(geometry: Geometry, reference: Geometry, reference_name: str) -> str:
+    """What differs between two geometries that do not match, for an error message."""
+    if geometry.shape != reference.shape:
+        return f"shape {geometry.shape} does not match {reference_name} {reference.shape}"
+    offset = float(np.abs(geometry.affine - reference.affine).max())
+    return f"affine does not match {reference_name} (differs by up to {offset:.3g} mm)"
 
 
 def check_label_values(label: np.ndarray, spec: DatasetSpec, path: Path | str) -> None:

@@ -197,6 +197,9 @@ def read_burden(path: str | os.PathLike, min_carriers: int = 1) -> tuple[np.ndar
     if values.shape != (len(ids), len(genes)):
         raise DatasetError(f"{path}: burden matrix {values.shape} does not match {len(ids)} individuals × {len(genes)} genes")
     keep = (values != 0).sum(0) >= min_carriers
+    if not keep.any():
+        raise DatasetError(f"{path}: no gene has >= {min_carriers} carriers among {len(ids)} individuals "
+                           "(lower min_carriers)")
     return ids, genes[keep], values[:, keep]
 
 

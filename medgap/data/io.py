@@ -72,9 +72,9 @@ def read_image(
     if ending in NIFTI_ENDINGS:
         array, geometry = _read_nifti(path, max_bytes, dtype=np.float32)
     elif ending == ".png":
-        array, geometry = _read_png(path)
+        array, geometry = _read_png(path, max_bytes)
     else:
-        array, geometry = _read_h5(path, "image")
+        array, geometry = _read_h5(path, "image", max_bytes)
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise DatasetError(f"{path}: unsupported voxel type {array.dtype} (expected real numbers)")
     array = np.asarray(array, dtype=np.float32)
@@ -93,9 +93,9 @@ def read_label(path: str | os.PathLike, *, max_bytes: int | None = None) -> tupl
     if ending in NIFTI_ENDINGS:
         array, geometry = _read_nifti(path, max_bytes, dtype=None)
     elif ending == ".png":
-        array, geometry = _read_png(path)
+        array, geometry = _read_png(path, max_bytes)
     else:
-        array, geometry = _read_h5(path, "label")
+        array, geometry = _read_h5(path, "label", max_bytes)
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise DatasetError(f"{path}: unsupported label type {array.dtype}")
     if not np.issubdtype(array.dtype, np.integer):
@@ -108,21 +108,20 @@ def _read_nifti(path: Path, max_bytes: int | None, dtype) -> tuple[np.ndarray, G
     try:
         image = nib.load(path)
     except Exception as error:  # nibabel raises many types for broken headers
-        raise DatasetError(f"{path}: not a readable NIfTI file ({_short(error)})") from None
+        raise DatasetError(f"{path}: not a readable NIfTI file ({_short(error, path)})") from None
     shape = tuple(int(s) for s in image.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) not in (2, 3):
         raise DatasetError(f"{path}: expected a 2-D or 3-D image, got shape {tuple(image.shape)}")
-    if max_bytes is not None and int(np.prod(shape)) * 4 > max_bytes:
-        raise DatasetError(
-            f"{path}: image of shape {shape} needs {int(np.prod(shape)) * 4 / 2**20:.0f} MiB, "
-            f"over the memory budget of {max_bytes / 2**20:.0f} MiB (data.max_image_mib)"
-        )
+    voxel_type = image.get_data_dtype()
+    if voxel_type.kind not in "buif":  # complex, RGB/void: get_fdata would drop parts or fail
+        raise DatasetError(f"{path}: unsupported voxel type {voxel_type} (expected real numbers)")
+    check_memory_budget(path, shape, max_bytes)
     try:
         data = np.asanyarray(image.dataobj) if dtype is None else image.get_fdata(dtype=dtype)
     except (EOFError, OSError, ValueError, zlib.error, gzip.BadGzipFile) as error:
-        raise DatasetError(f"{path}: corrupt or truncated NIfTI ({_short(error)})") from None
+        raise DatasetError(f"{path}: corrupt or truncated NIfTI ({_short(error, path)})") from None
     data = np.asarray(data).reshape(shape)
     zooms = tuple(float(z) for z in image.header.get_zooms()[: len(shape)])
     geometry = Geometry(affine=np.asarray(image.affine, dtype=np.float64), spacing=zooms, shape=shape,
@@ -130,30 +129,40 @@ def _read_nifti(path: Path, max_bytes: int | None, dtype) -> tuple[np.ndarray, G
     return data, geometry
 
 
-def _read_png(path: Path) -> tuple[np.ndarray, Geometry]:
+def check_memory_budget(path: Path, shape: tuple[int, ...], max_bytes: int | None) -> None:
+    """Refuse an image whose float32 array would exceed ``max_bytes``, from its header, before reading voxels."""
+    if max_bytes is not None and int(np.prod(shape)) * 4 > max_bytes:
+        raise DatasetError(
+            f"{path}: image of shape {shape} needs {int(np.prod(shape)) * 4 / 2**20:.3g} MiB, over the memory "
+            f"budget of {max_bytes / 2**20:.3g} MiB (data.max_image_mib / verify --max-image-mib)")
+
+
+def _read_png(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, Geometry]:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as handle:
+            check_memory_budget(path, handle.size[::-1], max_bytes)
             if handle.mode not in ("L", "I", "I;16", "1", "P"):
                 handle = handle.convert("L")
             data = np.asarray(handle)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DatasetError(f"{path}: not a readable PNG ({_short(error)})") from None
+        raise DatasetError(f"{path}: not a readable PNG ({_short(error, path)})") from None
     return data, Geometry.identity(data.shape)
 
 
-def _read_h5(path: Path, dataset: str) -> tuple[np.ndarray, Geometry]:
+def _read_h5(path: Path, dataset: str, max_bytes: int | None = None) -> tuple[np.ndarray, Geometry]:
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
             if dataset not in handle:
                 raise DatasetError(f"{path}: no '{dataset}' dataset (found: {', '.join(handle.keys())})")
+            check_memory_budget(path, handle[dataset].shape, max_bytes)
             data = handle[dataset][()]
             spacing = tuple(float(s) for s in handle[dataset].attrs.get("spacing", (1.0,) * data.ndim))
     except OSError as error:
-        raise DatasetError(f"{path}: not a readable h5 file ({_short(error)})") from None
+        raise DatasetError(f"{path}: not a readable h5 file ({_short(error, path)})") from None
     return data, Geometry.identity(data.shape, spacing)
 
 
@@ -199,6 +208,8 @@ def write_image(path: str | os.PathLike, array: np.ndarray, geometry: Geometry |
                     None if geometry is None else geometry.header)
 
 
-def _short(error: BaseException) -> str:
+def _short(error: BaseException, path: Path | None = None) -> str:
+    """The first line of a library's error, at most 160 characters, with ``path`` (already named) shortened."""
     text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:160]
+    text = text[0] if text else type(error).__name__
+    return (text.replace(str(path), path.name) if path is not None else text)[:160]

@@ -83,6 +83,9 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
             write_json(run_splits, splits)
     wanted = sorted({c for name in (only_splits or ("train", "val", "test")) for c in splits[name]})
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir(dataset_dir, run_dir, spec)
+    if dataset_dir.resolve() in [cache_dir.resolve(), *cache_dir.resolve().parents]:
+        raise ConfigError(
+            f"{cache_dir}: the preprocessing cache (data.cache_dir) must not be inside the dataset folder")
     handles = preprocess_cases([cases[c] for c in wanted], spec, cache_dir, normalisation=config.normalisation,
                                max_bytes=int(config.max_image_mib * 2**20), skip_bad_cases=config.skip_bad_cases,
                                progress=progress)
@@ -93,6 +96,11 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
 def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: int = 0, world_size: int = 1,
                     start_step: int = 0) -> DataLoader:
     """An endless loader of two-stream batches (labelled first), positioned at ``start_step``."""
+    for case in data.preprocessed.values():  # a 3-D patch cannot come from a 2-D image (2-D from 3-D can: slices)
+        if len(case.shape) < len(config.patch_size):
+            path = next(p for p in data.cases[case.case_id].image_paths if p is not None)
+            raise DatasetError(f"{path}: {len(case.shape)}-D image {case.shape}, but data.patch_size "
+                               f"{list(config.patch_size)} is {len(config.patch_size)}-D")
     train = data.split_cases("train")
     labelled_ids = set(data.splits["labelled"])
     classes = data.class_labels

@@ -1,6 +1,7 @@
 """``medgap verify``: check a dataset folder the way nnU-Net's integrity check does, and summarise it.
 
-Every case is read in full; problems are collected (one line each) rather than stopping at the first.
+Every case is read in full; problems are collected (one line each) rather than stopping at the first. Legal but
+suspicious data (an empty label map: the empty-mask policy scores it) is a warning, which does not fail the check.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medgap.data.cases import discover_cases, load_case
+from medgap.data.classification import load_class_labels
 from medgap.data.dataset_json import DatasetSpec, load_dataset_json
 from medgap.errors import DatasetError
 
@@ -22,6 +24,7 @@ from medgap.errors import DatasetError
 class VerifyReport:
     spec: DatasetSpec | None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     cases: int = 0
     labelled: int = 0
     with_text: int = 0
@@ -42,6 +45,8 @@ def verify_dataset(dataset_dir: str | os.PathLike, *, max_bytes: int | None = No
     try:
         spec = load_dataset_json(dataset_dir)
         cases = discover_cases(dataset_dir, spec, "Tr")
+        class_labels = (load_class_labels(dataset_dir, spec, {case.case_id for case in cases})
+                        if spec.task == "classification" else None)
     except DatasetError as error:
         return VerifyReport(spec=None, problems=[str(error)])
     report = VerifyReport(spec=spec, cases=len(cases))
@@ -51,6 +56,7 @@ def verify_dataset(dataset_dir: str | os.PathLike, *, max_bytes: int | None = No
         missing = [case.case_id for case in cases if case.text_path is None]
         if missing:
             report.problems.append(f"{dataset_dir / 'textTr'}: no report for {len(missing)} case(s), e.g. {missing[0]}")
+    first_files: list[Path] = []  # per entry of report.shapes: the case's first image file (dimension check)
     for done, case in enumerate(cases, start=1):
         report.availability[tuple(bool(a) for a in case.availability)] += 1
         for name, _ in case.genetics.items():
@@ -60,22 +66,42 @@ def verify_dataset(dataset_dir: str | os.PathLike, *, max_bytes: int | None = No
         except DatasetError as error:
             report.problems.append(str(error))
             continue
+        first_files.append(next(path for path in case.image_paths if path is not None))
         report.shapes.append(data.geometry.shape)
         report.spacings.append(tuple(round(s, 4) for s in data.geometry.spacing))
         report.with_text += data.text is not None
-        if data.label is not None:
+        if class_labels is not None:  # classification: labelled = listed in labelsTr.csv
+            if case.case_id in class_labels:
+                report.labelled += 1
+                report.label_counts[class_labels[case.case_id]] += 1
+        elif data.label is not None:
             report.labelled += 1
             values = np.unique(data.label)
             report.label_counts.update(int(v) for v in values)
             if len(values) == 1 and values[0] == 0:
-                report.problems.append(f"{case.label_path}: label map is empty (background only)")
+                report.warnings.append(f"{case.label_path}: label map is empty (background only)")
         if progress is not None:
             progress(done, len(cases))
+    _check_dimensions(report, first_files)
     return report
 
 
+def _check_dimensions(report: VerifyReport, first_files: list[Path]) -> None:
+    """Every case must have as many spatial axes as most cases; the others are problems (and leave the summary)."""
+    dimensions = Counter(len(shape) for shape in report.shapes)
+    if len(dimensions) < 2:
+        return
+    usual = dimensions.most_common(1)[0][0]
+    for shape, path in zip(report.shapes, first_files):
+        if len(shape) != usual:
+            report.problems.append(f"{path}: {len(shape)}-D image {shape}, but most cases are {usual}-D")
+    keep = [i for i, shape in enumerate(report.shapes) if len(shape) == usual]
+    report.shapes = [report.shapes[i] for i in keep]
+    report.spacings = [report.spacings[i] for i in keep]
+
+
 def format_report(report: VerifyReport) -> str:
-    """Human-readable summary: counts, the modality-availability matrix, geometry, then every problem."""
+    """Human-readable summary: counts, the modality-availability matrix, geometry, then every warning and problem."""
     lines = []
     spec = report.spec
     if spec is not None:
@@ -97,11 +123,17 @@ def format_report(report: VerifyReport) -> str:
             lines.append(f"spacings (mm): min {_fmt(spacings.min(0))}, median {_fmt(np.median(spacings, 0))}, "
                          f"max {_fmt(spacings.max(0))}")
         if report.label_counts:
-            names = {value: name for name, value in spec.labels.items()}
-            lines.append("labels (cases containing each): " + ", ".join(
+            if spec.task == "classification":
+                names, title = dict(enumerate(spec.classes)), "classes (cases in each)"
+            else:
+                names, title = {value: name for name, value in spec.labels.items()}, "labels (cases containing each)"
+            lines.append(f"{title}: " + ", ".join(
                 f"{names.get(v, v)}={c}" for v, c in sorted(report.label_counts.items())))
         if report.genetics:
             lines.append("genetics: " + ", ".join(f"{m} {c}/{report.cases}" for m, c in report.genetics.items()))
+    if report.warnings:
+        lines.append(f"{len(report.warnings)} warning(s):")
+        lines += [f"  - {warning}" for warning in report.warnings]
     if report.problems:
         lines.append(f"{len(report.problems)} problem(s):")
         lines += [f"  - {problem}" for problem in report.problems]

@@ -8,16 +8,11 @@ Conventions (both reported, both labelled):
   thresholded at 0.5, averaged over images; an image with empty GT and empty prediction scores 1
   (medgap's empty-mask policy).
 
-Usage (after training the runs)::
-
-    python -m medgap.evaluation.amvlm table --out runs/amvlm_tables.md \\
-        --group "U-Net=runs/unet_s0,runs/unet_s1" --group "MT=runs/mt_s0,runs/mt_s1" \\
-        --group "AMVLM=runs/amvlm_s0,runs/amvlm_s1" --reference AMVLM
+The paper's experiments are run and tabulated by ``medgap reproduce amvlm`` (``medgap/reproduce/amvlm.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
@@ -65,24 +60,16 @@ def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str =
     return result
 
 
-def comparison_table(groups: dict[str, list[str]], reference: str | None = None, split: str = "test",
-                     rescore: bool = False) -> str:
-    """Markdown table: one row per group (method) of runs (seeds): mean ± std over seeds of paper Dice/mIoU and
-    LViT Dice/IoU, and the paired t-test p-value (per-image LViT Dice, averaged over seeds) vs ``reference``."""
-    import json
+def seed_averaged_dice(runs: list[dict]) -> dict[str, float]:
+    """Per test image, the LViT Dice averaged over the :func:`score_run` results of several seeds."""
+    return {case: float(np.mean([run["per_image"][case]["dice"] for run in runs]))
+            for case in sorted(runs[0]["per_image"])}
 
-    scores = {}
-    for label, runs in groups.items():
-        scores[label] = []
-        for run in runs:
-            path = Path(run) / "amvlm_scores.json"
-            scores[label].append(json.loads(path.read_text()) if path.is_file() and not rescore
-                                 else score_run(run, split))
 
-    def per_image(label):
-        cases = sorted(scores[label][0]["per_image"])
-        return {c: float(np.mean([s["per_image"][c]["dice"] for s in scores[label]])) for c in cases}
-
+def comparison_table(scores: dict[str, list[dict]], reference: str | None = None) -> str:
+    """Markdown table: one row per method of :func:`score_run` results (one per seed): mean ± std over seeds of
+    paper Dice/mIoU and LViT Dice/IoU (×100), and the paired t-test p-value vs ``reference`` on per-image LViT
+    Dice averaged over seeds (every run must be scored on the same test images)."""
     header = ["Method", "seeds", "Dice (paper)", "mIoU (paper)", "Dice (LViT)", "IoU (LViT)"]
     if reference:
         header.append(f"p vs {reference}")
@@ -93,7 +80,9 @@ def comparison_table(groups: dict[str, list[str]], reference: str | None = None,
             values = np.array([r[key] for r in runs]) * 100
             cells.append(f"{values.mean():.2f} ± {values.std():.2f}" if len(values) > 1 else f"{values.mean():.2f}")
         if reference:
-            cells.append("—" if label == reference else f"{paired_ttest(per_image(reference), per_image(label))['p']:.3g}")
+            test = paired_ttest(seed_averaged_dice(scores[reference]), seed_averaged_dice(runs)) \
+                if label != reference else None
+            cells.append("—" if test is None else f"{test['p']:.3g}{'*' if test['significant'] else ''}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -115,7 +104,8 @@ def plot_text_guided(run_dir: str | os.PathLike, path: str | os.PathLike, cases:
     figure, axes = plt.subplots(len(chosen), 4, figsize=(10, 2.7 * len(chosen)), squeeze=False)
     for row, case in zip(axes, chosen):
         image = torch.from_numpy(np.array(case.image(), np.float32))[None]
-        mask = torch.sigmoid(method.text_mask(image, [case.text])[0])[0].numpy() if hasattr(method, "text_mask") else None
+        mask = (torch.sigmoid(method.text_mask(image, [case.text])[0])[0].numpy() if hasattr(method, "encoders")
+                else None)
         prediction = predict_case(method, case, config)
         panels = [(image[0, 0].numpy(), "\n".join(_wrap(case.text or "", 38))), (mask, "text-guided mask"),
                   (prediction, "prediction"), (np.asarray(case.label()), "ground truth")]
@@ -146,9 +136,13 @@ def _wrap(text: str, width: int) -> list[str]:
 
 @torch.no_grad()
 def similarity_under_multiplicity(pretrain_run: str | os.PathLike, dataset_dir: str | os.PathLike,
-                                  image_case: str, report_case: str, images_for_report: list[str]) -> dict:
+                                  image_case: str, report_case: str, images_for_report: list[str],
+                                  other_cases: list[str] = ()) -> dict:
     """The uncertainty analysis: similarity (the model's own: sim' with PDT, cosine without) of one image to its
-    4 equivalent reports (``textTr/CASE.alt.txt``) and of one report to 4 images it fits."""
+    4 equivalent reports (``textTr/CASE.alt.txt``) and of one report to 4 images it fits.
+
+    ``other_cases`` (optional): cases with other findings; their reports (images) give ``image_to_others``
+    (``report_to_others``), the scale of that model's similarities against which a spread is judged."""
     from medgap.data.io import read_image
     from medgap.data.transforms import normalise
 
@@ -170,6 +164,11 @@ def similarity_under_multiplicity(pretrain_run: str | os.PathLike, dataset_dir: 
     result = {"reports": reports, "report": report, "images": images_for_report, "pdt": bool(encoders.pdt),
               "image_to_reports": encoders.similarity(one_image, alternatives)[0].tolist(),
               "report_to_images": encoders.similarity(many_images, one_report)[:, 0].tolist()}
+    if other_cases:
+        other_reports = [(dataset_dir / "textTr" / f"{case}.txt").read_text().strip() for case in other_cases]
+        other_images = encoders.encode_image(torch.cat([image(c) for c in other_cases]))
+        result["image_to_others"] = encoders.similarity(one_image, encoders.encode_text(other_reports))[0].tolist()
+        result["report_to_others"] = encoders.similarity(other_images, one_report)[:, 0].tolist()
     if encoders.pdt:  # the same model's plain cosine of the means: what the similarity is without the PDT gate
         result["image_to_reports_cosine"] = (one_image.cls @ alternatives.cls.T)[0].tolist()
         result["report_to_images_cosine"] = (many_images.cls @ one_report.cls.T)[:, 0].tolist()
@@ -207,26 +206,3 @@ def plot_uncertainty(results: dict[str, dict], path: str | os.PathLike) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m medgap.evaluation.amvlm")
-    commands = parser.add_subparsers(dest="command", required=True)
-    table = commands.add_parser("table", help="paper-layout table of several runs (groups = methods, runs = seeds)")
-    table.add_argument("--group", action="append", required=True, help="LABEL=run_dir[,run_dir...]")
-    table.add_argument("--reference", default=None)
-    table.add_argument("--out", required=True)
-    table.add_argument("--rescore", action="store_true")
-    args = parser.parse_args(argv)
-    groups = {}
-    for item in args.group:
-        label, _, runs = item.partition("=")
-        groups[label] = [run for run in runs.split(",") if run]
-    markdown = comparison_table(groups, args.reference, rescore=args.rescore)
-    write_text(args.out, markdown)
-    print(markdown, end="")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -76,12 +76,14 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str | None = None, checkp
         "",
         f"Mean ± std over cases. HD95 definition: {evaluation.hd95_definition}; distances in {unit} "
         "from the voxel spacing.",
-        f"Empty-mask policy: {EMPTY_MASK_POLICY['description']}",
+        f"Empty-mask policy: {EMPTY_MASK_POLICY['description']} Configured penalty for HD95/ASD when exactly one "
+        f"mask is empty: {'none (NaN, counted apart)' if evaluation.empty_penalty is None else evaluation.empty_penalty}.",
     ]
     table = summary_table(aggregated, metrics, unit)
     paths = write_results(run_dir, title=f"{config.name or config.method.name}: {split} results", intro=intro,
                           table_markdown=table, aggregated=aggregated, records=scores.records,
-                          extra={"empty_mask_policy": EMPTY_MASK_POLICY, "hd95_definition": evaluation.hd95_definition,
+                          extra={"empty_mask_policy": EMPTY_MASK_POLICY, "empty_penalty": evaluation.empty_penalty,
+                                 "hd95_definition": evaluation.hd95_definition,
                                  "checkpoint": checkpoint, "split": split})
     case, truth, prediction = shown
     names = {value: name for name, value in spec.labels.items()}

@@ -50,11 +50,17 @@ def pooled_features(method, cases, config, max_items: int = 200) -> tuple[np.nda
 
 def plot_shared_specific(method, cases, config, path: str | os.PathLike, *, seed: int = 0,
                          channel_names: tuple[str, ...] | None = None) -> Path:
-    """Two t-SNE panels (shared | specific) coloured by modality, with silhouette scores in the titles."""
+    """Two t-SNE panels (shared | specific) coloured by modality, with silhouette scores in the titles.
+
+    The scores are also written beside the image (``path`` with ``.json``: ``silhouette_shared``,
+    ``silhouette_specific``, ``points``)."""
     from sklearn.manifold import TSNE
     from sklearn.metrics import silhouette_score
 
+    from medgap.atomic import write_json
+
     shared, specific, modality = pooled_features(method, cases, config)
+    scores = {}
     spec = method.targets.spec if hasattr(method, "targets") else method.spec
     names = channel_names or spec.channel_names
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
@@ -63,6 +69,7 @@ def plot_shared_specific(method, cases, config, path: str | os.PathLike, *, seed
         perplexity = float(max(2, min(30, (len(values) - 1) // 3)))
         embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(values)
         score = silhouette_score(values, modality) if len(set(modality.tolist())) > 1 else float("nan")
+        scores[f"silhouette_{title.split()[0]}"] = float(score)
         for index, name in enumerate(names):
             chosen = modality == index
             axis.scatter(*embedded[chosen].T, s=10, color=colours(index % 10), label=name, alpha=0.8)
@@ -70,4 +77,5 @@ def plot_shared_specific(method, cases, config, path: str | os.PathLike, *, seed
         axis.set_xticks([]), axis.set_yticks([])
     axes[1].legend(fontsize=8, loc="best")
     figure.suptitle("ShaSpec features, t-SNE: shared should mix, specific should separate")
+    write_json(Path(path).with_suffix(".json"), {**scores, "points": int(len(modality))})
     return _save(figure, path)

@@ -76,10 +76,11 @@ def classification_scores(method, data: PreparedData, config, split: str, device
     return {"accuracy": float((predicted == truth).mean())}
 
 
-def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str = "all", split: str | None = None,
-                     checkpoint: str = "best", progress: Callable[[int, int], None] | None = None,
-                     feature_plot: bool = True) -> dict:
-    """Score a run on every modality subset (``subsets="all"``) or only on what each case has (``"available"``).
+def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequence[str]] = "all",
+                     split: str | None = None, checkpoint: str = "best",
+                     progress: Callable[[int, int], None] | None = None, feature_plot: bool = True) -> dict:
+    """Score a run on every modality subset (``subsets="all"``), only on what each case has (``"available"``), or
+    on the given subsets (lists of channel names, e.g. ``[["FLAIR", "T1", "T2"]]`` for a dedicated model).
 
     Writes ``subsets.md/.csv/.json`` and ``subsets_per_case.csv`` in the run folder and, for methods with
     shared/specific features (ShaSpec), ``plots/features_tsne.png``.
@@ -97,8 +98,16 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str = "all", split:
     if not cases:
         raise RunFolderError(f"{run_dir}: the {split} split is empty")
     modalities = spec.num_channels
-    chosen = all_subsets(modalities) if subsets == "all" else [(True,) * modalities]
-    label = "as available" if subsets != "all" else None
+    if isinstance(subsets, str):
+        chosen = all_subsets(modalities) if subsets == "all" else [(True,) * modalities]
+        label = "as available" if subsets != "all" else None
+    else:
+        unknown = sorted({name for subset in subsets for name in subset} - set(spec.channel_names))
+        if unknown or not all(subsets):
+            raise MedgapError(f"{run_dir}: modality subsets {list(subsets)} must be non-empty lists of the dataset's "
+                              f"channels {list(spec.channel_names)}")
+        chosen = [tuple(name in subset for name in spec.channel_names) for subset in subsets]
+        subsets, label = [list(subset) for subset in subsets], None
     total, done = len(chosen) * len(cases), 0
     evaluation = config.evaluation
     if spec.task == "classification":

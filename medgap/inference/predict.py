@@ -13,7 +13,7 @@ from medgap.config import ExperimentConfig
 from medgap.data.cases import Case, discover_images, load_case
 from medgap.data.preprocess import PreprocessedCase
 from medgap.data.transforms import normalise
-from medgap.errors import ConfigError, MedgapError
+from medgap.errors import ConfigError, DatasetError, MedgapError
 from medgap.inference.sliding_window import keep_largest_component, predict_probabilities
 
 
@@ -63,24 +63,32 @@ def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLik
 
     Absent channel files are missing modalities (zero-filled, and passed as the availability mask to methods
     that model them). Predictions carry the affine and header of the case's first present channel. The output
-    folder may not be the input folder or inside it, and an input file is never overwritten.
+    folder may not be the input folder or the run's dataset folder or lie inside them, and an input file is never
+    overwritten.
     """
     spec = method.targets.spec
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not input_dir.is_dir():
         raise MedgapError(f"{input_dir}: input folder not found")
-    if output_dir == input_dir or input_dir in output_dir.parents:
-        raise MedgapError(f"{output_dir}: output folder must not be the input folder or inside it")
+    for folder, what in ((input_dir, "input folder"), (spec.path.parent.resolve(), "dataset folder")):
+        if output_dir == folder or folder in output_dir.parents:
+            raise MedgapError(f"{output_dir}: output folder must not be the {what} or inside it ({folder})")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise MedgapError(f"{output_dir}: output folder is an existing file")
     images = discover_images(input_dir, spec)
     if not images:
         raise MedgapError(f"{input_dir}: no files named CASE_XXXX{spec.file_ending}")
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     max_bytes = int(config.data.max_image_mib * 2**20)
+    window = inference_patch(config)
     from medgap.data.io import write_image
 
     for done, (case_id, paths) in enumerate(sorted(images.items()), start=1):
         data = load_case(Case(case_id=case_id, image_paths=tuple(paths)), spec, max_bytes=max_bytes)
+        if data.image.ndim - 1 < len(window):  # 2-D windows over 3-D volumes are fine (slices)
+            raise DatasetError(f"{next(p for p in paths if p is not None)}: {data.image.ndim - 1}-D image "
+                               f"{data.geometry.shape}, but the run's inference patch {window} is {len(window)}-D")
         image = normalise(data.image, data.availability, config.data.normalisation)
         label, _ = predict_array(method, image, data.availability, config)
         target = output_dir / f"{case_id}{spec.file_ending}"

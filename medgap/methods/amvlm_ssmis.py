@@ -22,7 +22,10 @@ Pieces (Pan et al.; ``medgap.methods.amvlm`` holds step 1):
   labelled images.
 
 Ablation switches: ``text_guidance: false`` (pseudo labels from the teacher alone — the "MT" row),
-``text_guided_loss: false`` (no L_tg). Inference uses the student U-Net only (no report needed at test time).
+``text_guided_loss: false`` (no L_tg), ``use_report: false`` (the "vision only" row: the same pretrained image
+encoder and mask-guided pseudo labels, but the mask decoder queries one learned vector instead of the report's
+embedding, so no text reaches the segmentation; requires ``text_guided_loss: false``). Inference uses the
+student U-Net only (no report needed at test time).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Config(MethodConfig):
     encoder: dict[str, Any] = field(default_factory=dict)  # amvlm.Config options when pretrained_run is empty
     text_guidance: bool = True          # fuse the text-guided mask into the pseudo labels
     text_guided_loss: bool = True       # L_tg
+    use_report: bool = True             # false: the mask queries a learned vector, not the report (vision only)
     text_weight: float = 0.5            # β of the fusion rule
     weight_tg: float = 0.1
     weight_mask: float = 1.0
@@ -121,6 +125,8 @@ class AMVLMSegmentation(SegmentationMethod):
         self.net = build_net(config.model, dims, spec.num_channels, self.targets.num_outputs)
         self.teacher = make_teacher(self.net)
         self.loss = SegmentationLoss(self.output, method.dice_weight, method.ce_weight)
+        if method.text_guided_loss and not method.use_report:
+            raise ConfigError("amvlm_ssmis: method.text_guided_loss needs the report (method.use_report: true)")
         if method.text_guidance or method.text_guided_loss:
             self.encoders, encoder_config = load_pretrained_encoders(method, config, spec, tokenizer)
             for parameter in self.encoders.parameters():
@@ -129,6 +135,8 @@ class AMVLMSegmentation(SegmentationMethod):
                                                     spec.num_channels, method.mask_channels)
             self.mask_loss = SegmentationLoss("sigmoid", 1.0, 1.0)
             self.temperature = float(encoder_config.temperature)
+            if not method.use_report:  # vision only: one learned query replaces the report's CLS embedding
+                self.query = nn.Parameter(torch.randn(self.encoders.image_projection.second.out_features) * 0.1)
 
     def train(self, mode: bool = True):
         """The student and the mask decoder train; the teacher and the frozen encoders stay in eval mode."""
@@ -138,12 +146,14 @@ class AMVLMSegmentation(SegmentationMethod):
             self.encoders.eval()
         return self
 
-    def text_mask(self, image: torch.Tensor, texts: list[str]):
+    def text_mask(self, image: torch.Tensor, texts: list[str] | None):
         """``(mask logits (B, H, W), dense embeddings (B, d, H, W), report CLS (B, d))`` for each image and *its*
-        report; the case id plays no part."""
+        report (the learned query instead with ``use_report: false``); the case id plays no part."""
         with torch.no_grad():
             patches = self.encoders.encode_image(image).tokens
-            text_cls = self.encoders.encode_text(texts).cls
+            text_cls = self.encoders.encode_text(texts).cls if self.config.use_report else None
+        if text_cls is None:
+            text_cls = self.query.expand(len(image), -1)
         logits, dense = self.mask_generator(patches, image, text_cls)
         return logits, dense, text_cls
 
@@ -165,7 +175,7 @@ class AMVLMSegmentation(SegmentationMethod):
         text_mask = None
         if hasattr(self, "encoders"):
             texts = batch.get("text")
-            if texts is None or any(text is None for text in texts):
+            if method.use_report and (texts is None or any(text is None for text in texts)):
                 raise MedgapError(f"{batch['case'][0]}...: amvlm_ssmis needs a report (textTr/CASE.txt) per image")
             mask_logits, dense, text_cls = self.text_mask(image, texts)
             if labelled.any():

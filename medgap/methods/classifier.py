@@ -6,8 +6,9 @@ the encoder (BatchNorm statistics included) and trains only the linear head. Lab
 ``data.labelled_ratio``.
 
 Ordinal grades (``ordinal: true``, the paper's APTOS setting): K−1 cumulative logits ℓ_k for P(y > k), trained with
-BCE against [y > k]; class probabilities p(y = k) = P(y > k−1) − P(y > k) (clamped), returned as log-probabilities so
-the softmax-based evaluation gets them back unchanged. Scores: quadratic-weighted Cohen's kappa and accuracy over
+BCE against [y > k], biases initialised to ordered thresholds (every grade equally likely at zero features); class
+probabilities p(y = k) = P(y > k−1) − P(y > k) (clamped), returned as log-probabilities so the softmax-based
+evaluation gets them back unchanged. Scores: quadratic-weighted Cohen's kappa and accuracy over
 the whole split (not averaged per batch); kappa picks ``best.pt``.
 """
 
@@ -68,6 +69,13 @@ class ImageClassifier(ClassificationMethod):
             self.encoder.requires_grad_(False)
         classes = len(spec.classes)
         self.head = nn.Linear(self.encoder.out_features, classes - 1 if options.ordinal else classes)
+        if options.ordinal:
+            # Ordered thresholds P(y > k) = 1 − (k + 1)/K at zero features: every grade equally likely, and one
+            # feature direction moves a case across the grades. With PyTorch's near-zero bias init all K−1
+            # cumulative logits start equal, so only grades 0 and K−1 get probability mass and a short fine-tuning
+            # run never learns the middle grades.
+            with torch.no_grad():
+                self.head.bias.copy_(torch.logit(1 - torch.arange(1, classes) / classes))
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -8,6 +8,12 @@ and unlabelled), to agree with an EMA teacher that sees a noisy copy of the same
 with ξ = clamp(N(0, σ²), −2σ, 2σ) (input noise as in the segmentation adaptations of UA-MT/SSL4MIS) and λ(t)
 the sigmoid ramp-up (``training/ramps.py``). The teacher follows the student by EMA after every optimiser step
 (``training/ema.py``). SS-Net's papers compare against this; AMVLM reuses the same EMA and ramp.
+
+Normalisation: the student sees labelled and unlabelled images in one batch (as the reference code). With
+BatchNorm, the batch statistics couple the two halves while only the labelled half carries the supervised loss;
+on a small unaugmented labelled set (AMVLM's ``chest-xray-text`` at 25 %) the student then memorised the labelled
+images and called most of every other image foreground, even with λ = 0 (``docs/methods/amvlm.md``). Instance
+norm (the U-Net default) has no such coupling.
 """
 
 from __future__ import annotations

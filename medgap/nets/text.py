@@ -46,7 +46,13 @@ class WordTokenizer:
         paths = sorted(Path(folder).glob("*.txt"))
         if not paths:
             raise DatasetError(f"{folder}: no reports (*.txt) to build the text vocabulary from")
-        return cls.from_corpus([path.read_text(encoding="utf-8") for path in paths], max_words)
+        texts = []
+        for path in paths:
+            try:
+                texts.append(path.read_text(encoding="utf-8"))
+            except UnicodeDecodeError:
+                raise DatasetError(f"{path}: report is not UTF-8 text") from None
+        return cls.from_corpus(texts, max_words)
 
     def __len__(self) -> int:
         return len(self.vocabulary)

@@ -20,7 +20,7 @@ import torch
 from lightning_fabric import Fabric
 
 from medgap.atomic import write_json, write_text
-from medgap.config import ExperimentConfig, save_config
+from medgap.config import ExperimentConfig, config_to_dict, load_config, save_config
 from medgap.data.pipeline import PreparedData, prepare_data, training_loader
 from medgap.data.preprocess import index_to_label
 from medgap.errors import TrainingError
@@ -46,7 +46,7 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
                     strategy=trainer.strategy, precision=trainer.precision)
     fabric.launch()
     if fabric.is_global_zero:
-        prepare_run_folder(run_dir, resume=resume, overwrite=overwrite)
+        prepare_run_folder(run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir)
     fabric.barrier()
     with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
         return _train(fabric, config, run_dir, resume, console)
@@ -55,6 +55,8 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
 def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool, console) -> dict:
     trainer, seed = config.trainer, config.trainer.seed
     rank_zero = fabric.is_global_zero
+    if resume:
+        _check_resume_config(config, run_dir)
     if rank_zero:
         save_config(config, run_dir / "config.yaml")
     # Rank 0 preprocesses (writes the cache and splits); the others then read the same files.
@@ -79,6 +81,9 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_step, best = int(state["step"]), dict(state["best"])
+        if int(state.get("world_size", fabric.world_size)) != fabric.world_size:
+            raise TrainingError(f"{checkpoints / 'last.pt'}: saved by {state['world_size']} process(es), resumed with "
+                                f"{fabric.world_size}; the batches would differ (resume with the same --devices)")
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(list(state["rng"]["cuda"]))
@@ -102,12 +107,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                 raise TrainingError(
                     f"step {step + 1}: loss is {float(output.loss.detach())} (NaN/Inf); training stopped, "
                     f"last good checkpoint kept at {checkpoints / 'last.pt'}")
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(output.loss)
-            if config.optim.grad_clip:
-                fabric.clip_gradients(model, optimizer, max_norm=config.optim.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            optimisation_step(fabric, model, optimizer, scheduler, output.loss, config.optim.grad_clip)
             method.on_after_optimizer_step(step)
             done = step + 1
             for key, value in {"loss": float(output.loss.detach()), **output.logs}.items():
@@ -133,7 +133,8 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                                         {"model": method.state_dict(), "step": done, f"val_{metric_name}": metric})
             if done % trainer.checkpoint_every == 0 or done == trainer.max_steps:
                 if rank_zero:
-                    save_checkpoint(checkpoints / "last.pt", _training_state(method, optimizer, scheduler, done, best))
+                    save_checkpoint(checkpoints / "last.pt", _training_state(method, optimizer, scheduler, done, best,
+                                                                             fabric.world_size))
                 fabric.barrier()
 
     summary = {
@@ -153,6 +154,16 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
         plot_training_curves(log_path, run_dir / "plots" / "training_curves.png")
     fabric.barrier()
     return summary
+
+
+def optimisation_step(fabric: Fabric, model, optimizer, scheduler, loss: torch.Tensor, grad_clip: float | None) -> None:
+    """Backward (through Fabric: precision, DDP gradient sync), optional norm clipping, optimiser and LR step."""
+    optimizer.zero_grad(set_to_none=True)
+    fabric.backward(loss)
+    if grad_clip:
+        fabric.clip_gradients(model, optimizer, max_norm=grad_clip)
+    optimizer.step()
+    scheduler.step()
 
 
 @torch.inference_mode()
@@ -181,12 +192,38 @@ def validate(method, data: PreparedData, config: ExperimentConfig, device) -> di
             **{f"dice_{name}": value for name, value in means.items()}}
 
 
-def _training_state(method, optimizer, scheduler, step: int, best: dict) -> dict:
+# Keys that may change between a run and its resumption without changing what is computed.
+_RESUME_MAY_CHANGE = {"trainer.progress", "trainer.log_every", "data.num_workers", "data.cache_dir", "run_dir"}
+
+
+def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
+    """Refuse to resume with a config that differs from the run's ``config.yaml`` (it would not continue the
+    same training): one line listing the differing keys."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved, given = _flatten(config_to_dict(load_config(saved_path))), _flatten(config_to_dict(config))
+    changed = [f"{key} {saved.get(key)!r} -> {given.get(key)!r}" for key in sorted(set(saved) | set(given))
+               if key not in _RESUME_MAY_CHANGE and saved.get(key) != given.get(key)]
+    if changed:
+        raise TrainingError(f"{saved_path}: --resume with a different config ({'; '.join(changed)}); give the "
+                            f"run's overrides again or resume from it: medgap train {saved_path} --run-dir {run_dir} "
+                            "--resume")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
+def _training_state(method, optimizer, scheduler, step: int, best: dict, world_size: int) -> dict:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return {"model": method.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "step": step, "best": best, "rng": rng}
+            "step": step, "best": best, "rng": rng, "world_size": world_size}
 
 
 def _prepare_with_progress(config, seed, run_dir, console) -> PreparedData:

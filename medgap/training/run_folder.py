@@ -15,13 +15,20 @@ RUN_MARKERS = ("config.yaml", "checkpoints", "metrics.jsonl")
 LOCK_NAME = ".lock"
 
 
-def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool) -> Path:
+def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool,
+                       dataset_dir: str | os.PathLike | None = None) -> Path:
     """Make ``run_dir`` ready for a run.
 
     A non-empty existing folder is refused unless ``resume`` (it must hold ``checkpoints/last.pt``) or
     ``overwrite`` (allowed only for a folder that looks like a medgap run, so a typo cannot wipe a data folder).
+    The run folder may not be the ``dataset_dir``, lie inside it or contain it: outputs never go into inputs.
     """
     run_dir = Path(run_dir)
+    if dataset_dir:
+        inputs, resolved = Path(dataset_dir).resolve(), run_dir.resolve()
+        if resolved == inputs or inputs in resolved.parents or resolved in inputs.parents:
+            raise RunFolderError(
+                f"{run_dir}: run folder must not be the dataset folder {inputs}, inside it or contain it")
     if resume and overwrite:
         raise RunFolderError(f"{run_dir}: give --resume or --overwrite, not both")
     exists = run_dir.is_dir() and any(run_dir.iterdir())

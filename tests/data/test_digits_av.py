@@ -87,3 +87,16 @@ def test_train_and_evaluate_by_accuracy_with_sparse_second_modality(digits, tmp_
     saved = json.loads((tmp_path / "run" / "subsets.json").read_text())
     assert [row["subset"] for row in saved["aggregated"]] == ["●○", "○●", "●●"]
     assert all(row["n"] == 16 for row in saved["aggregated"])
+
+
+def test_verify_counts_classification_labels_from_the_csv(digits):
+    from collections import Counter
+
+    from medgap.data.verify import format_report, verify_dataset
+
+    report = verify_dataset(digits)
+    spec = load_dataset_json(digits)
+    assert report.ok and report.labelled == report.cases == 80
+    assert report.label_counts == Counter(load_class_labels(digits, spec).values())
+    assert "80 labelled, 0 unlabelled" in format_report(report)
+    assert "classes (cases in each)" in format_report(report)

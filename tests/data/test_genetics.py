@@ -61,6 +61,8 @@ def test_sscore_zscored_per_file_and_burden_min_carriers(tmp_path):
     ids_h5, genes_h5, burden_h5 = read_burden(tmp_path / "burden.h5", min_carriers=2)
     assert ids_h5.tolist() == ids.tolist() and genes_h5.tolist() == ["G1", "G3"]
     np.testing.assert_array_equal(burden_h5, burden)
+    with pytest.raises(DatasetError, match=r"burden.csv: no gene has >= 4 carriers among 3 individuals"):
+        read_burden(tmp_path / "burden.csv", min_carriers=4)  # refused, rather than a burden.csv of ids only
     (tmp_path / "bad.sscore").write_text("#FID\tIID\tSCORE_SUM\nf\tP0\t1\n")
     with pytest.raises(DatasetError, match="bad.sscore"):
         read_sscore([tmp_path / "bad.sscore"])

@@ -54,6 +54,23 @@ def test_evaluate_all_subsets_writes_table_one(runs):
         values = [r["dice"] for r in saved["per_case"] if r["subset"] == symbol and r["structure"] == "whole"]
         assert means[symbol, "whole"] == pytest.approx(np.mean(values))
     assert (run / "plots" / "features_tsne.png").stat().st_size > 1000
+    silhouettes = json.loads((run / "plots" / "features_tsne.json").read_text())
+    assert -1 <= silhouettes["silhouette_shared"] <= 1 and -1 <= silhouettes["silhouette_specific"] <= 1
+
+
+def test_evaluate_named_subsets_matches_the_all_subsets_row(runs):
+    """A dedicated model is scored on its one subset: the same per-case numbers as that row of the full table."""
+    from medgap.evaluation.subsets import evaluate_subsets
+
+    _, _, run_dirs = runs
+    run = run_dirs["zero_filling", 0]
+    full = evaluate_subsets(run, subsets="all", feature_plot=False)["records"]
+    named = evaluate_subsets(run, subsets=[["B"]], feature_plot=False)
+    assert {r["subset"] for r in named["records"]} == {"○●"}
+    expected = {(r["case"], r["structure"]): r["dice"] for r in full if r["subset"] == "○●"}
+    assert {(r["case"], r["structure"]): r["dice"] for r in named["records"]} == pytest.approx(expected)
+    with pytest.raises(Exception, match="non-empty lists"):
+        evaluate_subsets(run, subsets=[["C"]])
 
 
 def test_compare_pools_seeds_and_pairs_cases_by_seed(runs, capsys):

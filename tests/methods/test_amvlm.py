@@ -257,3 +257,17 @@ def test_ssmis_step_runs_and_uses_text(tiny_chest):
     assert {"loss_sup", "loss_mask", "loss_tg", "loss_unsup", "lambda"} <= set(output.logs)
     assert all(p.grad is None for p in method.encoders.parameters())  # frozen encoders
     assert method.mask_generator.scale.grad is not None
+
+
+def test_vision_only_mask_ignores_the_report(tiny_chest):
+    """``use_report: false`` (the vision-only row): the mask depends on the image alone, and L_tg is refused."""
+    method = build_ssmis(tiny_chest, "method.use_report=false", "method.text_guided_loss=false").eval()
+    image = pretraining_batch(tiny_chest, 1)["image"].expand(2, -1, -1, -1)
+    with torch.no_grad():
+        masks = method.text_mask(image, ["No lung infection found.", "Bilateral pulmonary infection, two infected "
+                                         "areas, upper left lung and lower right lung."])[0]
+    torch.testing.assert_close(masks[0], masks[1])
+    from medgap.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="use_report"):
+        build_ssmis(tiny_chest, "method.use_report=false")

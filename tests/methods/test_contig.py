@@ -184,3 +184,16 @@ def test_ordinal_head_probabilities_sum_to_one(cohort):
     logits = method.predict_logits(torch.rand(5, 3, 16, 16), torch.ones(5, 3, dtype=torch.bool))
     assert logits.shape == (5, 3)
     assert torch.allclose(logits.exp().sum(1), torch.ones(5), atol=1e-4)
+
+
+def test_ordinal_head_starts_with_every_grade_equally_likely(cohort):
+    """Ordered threshold biases: with zero head weights p(y = k) = 1/K (equal biases would give only 0 and K−1)."""
+    from medgap.config import load_config
+    from medgap.methods import build_method
+
+    config = load_config(None, [f"data.dataset_dir={cohort}", "data.patch_size=[16, 16]",
+                                "method.name=image_classifier", "method.backbone_widths=[4, 8]"])
+    method = build_method(config, load_dataset_json(cohort)).eval()
+    torch.nn.init.zeros_(method.head.weight)
+    logits = method.predict_logits(torch.rand(2, 3, 16, 16), torch.ones(2, 3, dtype=torch.bool))
+    assert torch.allclose(logits.exp(), torch.full((2, 3), 1 / 3), atol=1e-5)

@@ -61,6 +61,12 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_p
     steps = [r["step"] for r in read_jsonl(tmp_path / "interrupted" / "metrics.jsonl") if "loss" in r]
     assert steps == [1, 2, 3, 4, 5, 6]  # rows after the checkpoint were rewritten, not duplicated
 
+    # Resuming with another config would not continue the same training: refused, naming the keys.
+    changed = tiny_config(tiny_dataset, **{"model.dropout": 0.2, "data.num_workers": 0, "trainer.max_steps": 9})
+    with pytest.raises(TrainingError, match=r"config.yaml: --resume with a different config \(trainer.max_steps 6 -> 9\)"):
+        train(changed, tmp_path / "interrupted", resume=True)
+    assert final_parameters(tmp_path / "interrupted").keys() == straight.keys()  # nothing was touched
+
 
 def test_existing_run_folder_is_refused_unless_resume_or_overwrite(tiny_dataset, tmp_path):
     run = tmp_path / "run"

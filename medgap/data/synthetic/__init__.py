@@ -5,6 +5,9 @@ One generator per task family, each writing the nnU-Net v2 folder layout (see ``
 - ``brain-tumour``: BraTS-like FLAIR/T1/T1c/T2 glioma MRI with labels 1/2/4 and regions WT/TC/ET (ShaSpec).
 - ``atrium-3d``: LA-challenge-like 3-D MRI of the left atrium (SS-Net 3-D).
 - ``cardiac-2d``: ACDC-like short-axis cine stacks with RV/myocardium/LV (SS-Net 2-D).
+- ``digits-av``: scikit-learn's digit images paired with a digit-dependent spectrogram (ShaSpec classification).
+- ``fundus-genetics``: fundus-like photographs of an msprime-simulated cohort with PGS, burden and SNPs (ContIG).
+- ``chest-xray-text``: chest-radiograph-like images with infection masks and QaTa-style reports (AMVLM).
 
 Example:
     >>> from medgap.data.synthetic import generate

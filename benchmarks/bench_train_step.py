@@ -1,0 +1,502 @@
+"""One training step of every method: milliseconds per step, peak memory and parameters, at the official shapes
+and at our CPU defaults.
+
+Each row is a method as ``medgap train`` builds it: ``load_config(configs/<x>.yaml, overrides)`` →
+``build_method`` → optimiser of the config, set up by Lightning Fabric (device, precision) like the generic loop;
+a step is ``training_step`` (every loss term of the method: λ > 0, an EMA teacher, a filled SS-Net memory) +
+``fabric.backward`` + gradient clipping (when the config clips) + ``optimizer.step`` + scheduler +
+``on_after_optimizer_step``. Batches are random tensors shaped like the loader's (image ``(B, C, *patch)``,
+label indices with one box per class, ``labelled`` mask, availability, case ids, and reports/genetics of a tiny
+generated data set where the method reads them).
+
+Each row runs in its own subprocess, so its memory is its own:
+- CPU: peak resident set of the process (``ru_maxrss``) and its growth over the process after model, optimiser
+  and batch were built ("+steps");
+- CUDA: ``torch.cuda.max_memory_allocated`` (tensors; nvidia-smi adds the CUDA context) and its growth over the
+  memory allocated before the first step.
+Timing: warm-up steps (≥ 1, or 3 when compiled; until 1 s has passed, at most 5), then timed steps until
+``--min-steps`` are done and ``--budget-s`` has passed, or ``--max-steps``; the median is reported (the mean is
+kept in the JSON). One torch thread by default (``--threads``): on a shared machine more threads than idle cores
+make small steps many times slower. Both
+semi-supervised families also get the supervised step at the same shapes (lower bound: the labelled images
+only; upper bound: as many labelled images as SS-Net sees), so the tables show SS-Net's cost as a ratio
+measured within one run. ShaSpec classification at batch 4 is compared with the paper's computational table.
+
+Official-shape rows that take minutes per step on a CPU are skipped by default (the table says why and shows
+the last measurement, if any, with its date); ``--full`` runs them, ``--rows KEY ...`` runs a selection.
+
+Run: ``python benchmarks/bench_train_step.py [--full | --rows la/ss_net/official ...] [--device cuda
+--precision bf16-mixed --compile] [--threads N]``; prints Markdown tables and writes
+``benchmarks/results/bench_train_step.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import current_rss_mib, machine_info, markdown_table, peak_rss_mib  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "bench_train_step.json"
+
+# ShaSpec (CVPR 2023) computational comparison, AV-MNIST, one RTX 3090, batch 4, mean of 30 iterations.
+SHASPEC_PAPER = {"train_s": 0.0257, "test_s": 0.0016, "memory_mib": 1421.0, "parameters_m": 0.22,
+                 "device": "RTX 3090 (paper)"}
+
+# Where a row's dataset.json (and, for ContIG / AMVLM, its genetics / reports) comes from: a generator and cases.
+DATASETS = {"brain-tumour": 2, "atrium-3d": 2, "cardiac-2d": 2, "digits-av": 2, "fundus-genetics": 48,
+            "chest-xray-text": 24}
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str                     # family/dataset/scale, unique
+    method: str                  # as shown
+    config: str                  # configs/<config>.yaml
+    dataset: str                 # a key of DATASETS
+    scale: str                   # "CPU" (what we train on CPU) or "official" (the paper's shapes)
+    overrides: dict = field(default_factory=dict)
+    skip: str = ""               # why the row is not run by default ("" = it is)
+    note: str = ""
+    test_iterations: bool = False  # also time ``predict_logits`` (the paper's test iteration)
+
+
+LA_CPU = {"data.patch_size": [48, 48, 32], "model.features": [8, 16, 32, 64, 128]}  # CPU-sized miniature
+LA_SKIP = "SS-Net ~2 min/step, 14 GiB"
+ACDC_CPU = {"data.patch_size": [48, 48]}  # CPU-sized miniature (the configs: the synthetic set's 128² slices)
+ACDC_OFFICIAL = {"data.patch_size": [256, 256]}
+ACDC_SKIP = "SS-Net ~1 min/step"
+BRATS_OFFICIAL = {"data.patch_size": [80, 160, 160], "data.labelled_batch_size": 1}
+AMVLM_PAPER_TOKENS = {"data.patch_size": [224, 224], "method.vit_patch_size": 16, "data.labelled_batch_size": 32}
+# ViT-B/16 image encoder; a BERT-base-sized text transformer trained from scratch stands in for Bio_ClinicalBERT.
+AMVLM_OFFICIAL = {**AMVLM_PAPER_TOKENS, "method.vit_width": 768, "method.vit_depth": 12, "method.vit_heads": 12,
+                  "method.text_width": 768, "method.text_depth": 12, "method.text_heads": 12,
+                  "method.embed_dim": 128, "method.projection_hidden": 2048}
+SSMIS_ENCODER = {"method.pretrained_run": ""}  # untrained encoders (the same modules as a pretraining run's)
+
+ROWS = [
+    # semi-supervised, 3-D left atrium (V-Net, batch 2 labelled + 2 unlabelled)
+    Row("la/supervised_2/cpu", "supervised (lower bound)", "supervised_lower_atrium3d", "atrium-3d", "CPU", LA_CPU),
+    Row("la/supervised_4/cpu", "supervised (upper bound)", "supervised_upper_atrium3d", "atrium-3d", "CPU", LA_CPU),
+    Row("la/mean_teacher/cpu", "Mean Teacher", "mean_teacher_atrium3d", "atrium-3d", "CPU", LA_CPU),
+    Row("la/ss_net/cpu", "SS-Net", "ss_net_atrium3d", "atrium-3d", "CPU", LA_CPU),
+    Row("la/supervised_2/official", "supervised (lower bound)", "supervised_lower_atrium3d", "atrium-3d", "official",
+        skip=LA_SKIP),
+    Row("la/supervised_4/official", "supervised (upper bound)", "supervised_upper_atrium3d", "atrium-3d", "official",
+        skip=LA_SKIP),
+    Row("la/mean_teacher/official", "Mean Teacher", "mean_teacher_atrium3d", "atrium-3d", "official", skip=LA_SKIP),
+    Row("la/ss_net/official", "SS-Net", "ss_net_atrium3d", "atrium-3d", "official", skip=LA_SKIP),
+    Row("la/ss_net_capped/official", "SS-Net (max_voxels)", "ss_net_atrium3d", "atrium-3d", "official",
+        {"method.max_voxels": 65536}, skip=LA_SKIP, note="prototype loss on 65,536 voxels per stream"),
+    # semi-supervised, 2-D cardiac (U-Net, 12 + 12)
+    Row("acdc/supervised_12/cpu", "supervised (lower bound)", "supervised_lower_cardiac2d", "cardiac-2d", "CPU",
+        ACDC_CPU),
+    Row("acdc/supervised_24/cpu", "supervised (upper bound)", "supervised_upper_cardiac2d", "cardiac-2d", "CPU",
+        ACDC_CPU),
+    Row("acdc/mean_teacher/cpu", "Mean Teacher", "mean_teacher_cardiac2d", "cardiac-2d", "CPU", ACDC_CPU),
+    Row("acdc/ss_net/cpu", "SS-Net", "ss_net_cardiac2d", "cardiac-2d", "CPU", ACDC_CPU),
+    Row("acdc/supervised_12/official", "supervised (lower bound)", "supervised_lower_cardiac2d", "cardiac-2d",
+        "official", ACDC_OFFICIAL, skip=ACDC_SKIP),
+    Row("acdc/supervised_24/official", "supervised (upper bound)", "supervised_upper_cardiac2d", "cardiac-2d",
+        "official", ACDC_OFFICIAL, skip=ACDC_SKIP),
+    Row("acdc/mean_teacher/official", "Mean Teacher", "mean_teacher_cardiac2d", "cardiac-2d", "official",
+        ACDC_OFFICIAL, skip=ACDC_SKIP),
+    Row("acdc/ss_net/official", "SS-Net", "ss_net_cardiac2d", "cardiac-2d", "official", ACDC_OFFICIAL,
+        skip=ACDC_SKIP),
+    # missing modalities, brain tumour (4 MRI sequences, WT/TC/ET)
+    Row("brats/supervised/cpu", "supervised", "supervised_brain_tumour", "brain-tumour", "CPU"),
+    Row("brats/shaspec/cpu", "ShaSpec seg", "shaspec_brain_tumour", "brain-tumour", "CPU"),
+    Row("brats/shaspec/official", "ShaSpec seg", "shaspec_brain_tumour", "brain-tumour", "official", BRATS_OFFICIAL,
+        skip="minutes per step",
+        note="encoder/decoder of medgap's U-Net, not the paper's 3-D ResNet"),
+    # missing modalities, digits-av (image + spectrogram)
+    Row("digits/shaspec_cls/paper", "ShaSpec cls", "shaspec_digits_av", "digits-av", "official",
+        {"data.labelled_batch_size": 4}, test_iterations=True),
+    Row("digits/shaspec_cls/cpu", "ShaSpec cls", "shaspec_digits_av", "digits-av", "CPU", test_iterations=True),
+    # image-genetics pretraining (fundus)
+    Row("fundus/contig/cpu", "ContIG (outer, all modalities)", "contig_fundus", "fundus-genetics", "CPU"),
+    Row("fundus/contig_inner/cpu", "ContIG (inner)", "contig_fundus_inner", "fundus-genetics", "CPU"),
+    Row("fundus/contig_pgs/cpu", "ContIG (PGS only)", "contig_fundus", "fundus-genetics", "CPU",
+        {"method.modalities": ["pgs"]}),
+    Row("fundus/simclr/cpu", "SimCLR (image only)", "simclr_fundus", "fundus-genetics", "CPU"),
+    Row("fundus/contig/wide", "ContIG (outer, all modalities)", "contig_fundus", "fundus-genetics", "CPU",
+        {"method.backbone_widths": [32, 64, 128, 256], "method.stem_stride": 1},
+        note="wide backbone: widths 32-256, stride-1 stem"),
+    Row("fundus/contig/official", "ContIG (outer, all modalities)", "contig_fundus", "fundus-genetics", "official",
+        {"data.patch_size": [448, 448], "method.backbone_widths": [64, 128, 256, 512], "method.backbone_blocks": 2,
+         "method.projection_hidden": 2048},
+        skip="64 images of 448²: too large for a shared CPU machine", note="ResNet-18-like stand-in for ResNet-50"),
+    # vision-language (chest X-ray + report)
+    Row("chest/amvlm/cpu", "AMVLM pretrain", "amvlm_chest", "chest-xray-text", "CPU"),
+    Row("chest/amvlm_coarse/cpu", "AMVLM pretrain (coarse only)", "amvlm_chest", "chest-xray-text", "CPU",
+        {"method.css": False, "method.pdt": False, "method.icl": False}),
+    Row("chest/amvlm/paper_tokens", "AMVLM pretrain", "amvlm_chest", "chest-xray-text", "official",
+        AMVLM_PAPER_TOKENS, note="paper's 196 patches x 20 words and batch; CPU-sized encoders"),
+    Row("chest/amvlm/official", "AMVLM pretrain", "amvlm_chest", "chest-xray-text", "official", AMVLM_OFFICIAL,
+        skip="minutes per step",
+        note="ViT-B/16; text transformer of BERT-base size from scratch"),
+    Row("chest/amvlm_ssmis/cpu", "AMVLM SSMIS", "amvlm_ssmis_chest", "chest-xray-text", "CPU", SSMIS_ENCODER),
+    Row("chest/amvlm_ssmis/official", "AMVLM SSMIS", "amvlm_ssmis_chest", "chest-xray-text", "official",
+        {**SSMIS_ENCODER, "data.patch_size": [224, 224], "data.labelled_batch_size": 16,
+         "data.unlabelled_batch_size": 16}, skip="~1 min/step",
+        note="CPU-sized frozen encoders"),
+]
+ROWS_BY_KEY = {row.key: row for row in ROWS}
+# SS-Net and Mean Teacher against the supervised steps at the same shapes: family → (prefix, lower, upper bound)
+RATIO_FAMILIES = {"LA 3-D": ("la", "supervised_2", "supervised_4"),
+                  "ACDC 2-D": ("acdc", "supervised_12", "supervised_24")}
+
+
+# ----------------------------------------------------------------------------------------------- the worker
+
+
+def row_config(row: Row, dataset_dir: Path):
+    from medgap.config import load_config
+
+    overrides = {"data.dataset_dir": str(dataset_dir), **row.overrides}
+    return load_config(ROOT / "configs" / f"{row.config}.yaml", [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+
+
+def synthetic_batch(config, spec, dataset_dir: Path, generator: torch.Generator) -> dict:
+    """A batch shaped like the loader's for ``config.data`` on the data set ``spec``."""
+    from medgap.data.cases import discover_cases
+
+    data, patch = config.data, list(config.data.patch_size)
+    labelled, unlabelled = data.labelled_batch_size, data.unlabelled_batch_size
+    size = labelled + unlabelled
+    cases = discover_cases(dataset_dir, spec)
+    chosen = [cases[i % len(cases)] for i in range(size)]
+    channels = spec.num_channels
+    image = torch.randn(size, channels, *patch, generator=generator)
+    if data.normalisation == "none":  # 8-bit colour photographs (fundus), scaled by the method itself
+        image = torch.rand(size, channels, *patch, generator=generator) * 255
+    if spec.task == "classification":
+        label = torch.randint(0, len(spec.classes), (size,), generator=generator)
+    else:  # label indices: nested centred boxes, one per foreground label, each a little smaller
+        label = torch.zeros(size, *patch, dtype=torch.long)
+        classes = len(spec.label_values)
+        for index in range(1, classes):
+            box = tuple(slice(s * index // (2 * classes), s - s * index // (2 * classes)) for s in patch)
+            label[(slice(None), *box)] = index
+    availability = torch.ones(size, channels, dtype=torch.bool)
+    sparse = getattr(config.method, "sparse_modalities", None)
+    if sparse:  # SMIL-style: the last sample lacks the sparse modality (the paper's missing-spectrogram setting)
+        availability[-1, [spec.channel_names.index(name) for name in sparse]] = False
+    batch = {"image": image, "label": label, "availability": availability,
+             "labelled": torch.arange(size) < labelled, "case": [case.case_id for case in chosen]}
+    if spec.text:
+        batch["text"] = [case.text_path.read_text(encoding="utf-8").strip() for case in chosen]
+    return batch
+
+
+def worker(key: str, dataset_dir: Path, options: dict) -> dict:
+    from lightning_fabric import Fabric
+
+    from medgap.data.dataset_json import load_dataset_json
+    from medgap.methods import build_method
+    from medgap.training.loop import optimisation_step
+    from medgap.training.schedules import build_optimizer, build_scheduler
+
+    row = ROWS_BY_KEY[key]
+    if options["threads"]:
+        torch.set_num_threads(options["threads"])
+    config = row_config(row, dataset_dir)
+    spec = load_dataset_json(dataset_dir)
+    fabric = Fabric(accelerator=options["device"], devices=1, precision=options["precision"])
+    torch.manual_seed(0)
+    method = build_method(config, spec)
+    trainable = [p for p in method.parameters() if p.requires_grad]
+    optimizer = build_optimizer(trainable, config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, config.trainer.max_steps)
+    model, optimizer = fabric.setup(method, optimizer)
+    # One device: Fabric's precision is its autocast context (the loop gets it through mark_forward_method, which
+    # a compiled function cannot take).
+    training_step = torch.compile(method.training_step) if options["compile"] else method.training_step
+    batch = fabric.to_device(synthetic_batch(config, spec, dataset_dir, torch.Generator().manual_seed(0)))
+    cuda = fabric.device.type == "cuda"
+    synchronise = (lambda: torch.cuda.synchronize(fabric.device)) if cuda else (lambda: None)
+    first_step = config.trainer.max_steps // 2  # ramps are up: every loss term of the method is computed
+    counter = [first_step]
+
+    def train_step():
+        with fabric.autocast():
+            output = training_step(batch, counter[0])
+        optimisation_step(fabric, model, optimizer, scheduler, output.loss, config.optim.grad_clip)
+        method.on_after_optimizer_step(counter[0])
+        counter[0] += 1
+
+    def test_step():
+        with torch.inference_mode(), fabric.autocast():
+            method.predict_logits(batch["image"], batch["availability"])
+
+    method.train()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(fabric.device)
+    before = torch.cuda.memory_allocated(fabric.device) / 2**20 if cuda else current_rss_mib()
+    warmup, train_times = timed(train_step, synchronise, options)
+    result = {"key": key, "method": row.method, "config": f"configs/{row.config}.yaml", "scale": row.scale,
+              "overrides": row.overrides, "patch_size": list(config.data.patch_size),
+              "batch": f"{config.data.labelled_batch_size}+{config.data.unlabelled_batch_size}"
+              if config.data.unlabelled_batch_size else str(config.data.labelled_batch_size),
+              "images_per_step": config.data.labelled_batch_size + config.data.unlabelled_batch_size,
+              "model": describe_model(config), "warmup_steps": warmup, "steps_timed": len(train_times),
+              "step_ms_median": 1e3 * statistics.median(train_times),
+              "step_ms_mean": 1e3 * statistics.mean(train_times), "step_ms_all": [1e3 * t for t in train_times],
+              "parameters": sum(p.numel() for p in method.parameters()),
+              "trainable_parameters": sum(p.numel() for p in trainable),
+              "device": torch.cuda.get_device_name(fabric.device) if cuda else "cpu",
+              "precision": options["precision"], "compile": options["compile"], "threads": torch.get_num_threads()}
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(fabric.device) / 2**20
+        result.update(peak_mib=peak, step_growth_mib=peak - before, memory_kind="torch.cuda.max_memory_allocated")
+    else:
+        peak = peak_rss_mib()
+        result.update(peak_mib=peak, step_growth_mib=peak - before, memory_kind="process peak RSS (ru_maxrss)")
+    if row.test_iterations:
+        method.eval()
+        _, test_times = timed(test_step, synchronise, {**options, "min_steps": max(options["min_steps"], 30)})
+        result.update(test_ms_median=1e3 * statistics.median(test_times),
+                      test_ms_mean=1e3 * statistics.mean(test_times), test_steps_timed=len(test_times))
+    return result
+
+
+def describe_model(config) -> str:
+    method = config.method
+    if hasattr(method, "backbone_widths"):
+        return f"ResNet {method.backbone_widths}x{getattr(method, 'backbone_blocks', 1)}, stem /{method.stem_stride}"
+    if method.name == "amvlm":
+        return (f"ViT {method.vit_width}x{method.vit_depth} /{method.vit_patch_size}, "
+                f"text {method.text_width}x{method.text_depth}")
+    if method.name == "shaspec":
+        return f"ShaSpec encoders {config.model.features}"
+    return f"{config.model.arch} {config.model.features}"
+
+
+def timed(function, synchronise, options: dict) -> tuple[int, list[float]]:
+    """Warm-up calls (≥ 1, until 1 s has passed, ≤ 5; ≥ 3 when compiled: the step index recompiles once), then
+    timed calls: ``(warm-up count, seconds each)``."""
+    least = 3 if options["compile"] else 1
+    warmup, started = 0, time.perf_counter()
+    while warmup < least or (warmup < 5 and time.perf_counter() - started < 1.0):
+        function()
+        warmup += 1
+    synchronise()
+    times: list[float] = []
+    while len(times) < options["max_steps"] and (len(times) < options["min_steps"]
+                                                 or sum(times) < options["budget_s"]):
+        synchronise()
+        start = time.perf_counter()
+        function()
+        synchronise()
+        times.append(time.perf_counter() - start)
+    return warmup, times
+
+
+# ----------------------------------------------------------------------------------------------- the driver
+
+
+def measure(row: Row, dataset_dir: Path, args) -> dict:
+    command = [sys.executable, __file__, "--worker", row.key, "--dataset-dir", str(dataset_dir),
+               "--device", args.device, "--precision", args.precision, "--min-steps", str(args.min_steps),
+               "--max-steps", str(args.max_steps), "--budget-s", str(args.budget_s), "--threads", str(args.threads)]
+    command += ["--compile"] if args.compile else []
+    started = time.perf_counter()
+    try:
+        process = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"key": row.key, "error": f"no result within {args.timeout:.0f} s"}
+    if process.returncode != 0:
+        lines = process.stderr.strip().splitlines() or [f"exit status {process.returncode} (killed?)"]
+        return {"key": row.key, "error": lines[-1][:200]}
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def chosen_rows(args) -> list[Row]:
+    if args.rows:
+        unknown = [key for key in args.rows if key not in ROWS_BY_KEY]
+        if unknown:
+            raise SystemExit(f"unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS_BY_KEY)}")
+        return [ROWS_BY_KEY[key] for key in args.rows]
+    return [row for row in ROWS if args.full or not row.skip]
+
+
+def earlier_results(path: Path, device: str) -> dict[str, dict]:
+    """Rows measured by earlier invocations on the same kind of device, by key (kept for rows not run now)."""
+    if not path.is_file():
+        return {}
+    previous = json.loads(path.read_text())
+    return {row["key"]: row for row in previous.get("rows", [])
+            if "error" not in row and (row.get("device") == "cpu") == (device == "cpu")}
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}".replace(",", "")
+
+
+def main_table(results: dict[str, dict]) -> str:
+    header = ["method", "scale", "patch", "batch", "model", "ms/step", "images/s", "peak MiB", "+steps MiB",
+              "params M (trainable)", "note"]
+    rows = []
+    for row in ROWS:
+        result = results.get(row.key)
+        note = row.note
+        if result is None or "error" in result:
+            reason = (f"failed: {result['error']}" if result else f"skipped by default ({row.skip}; `--full`)"
+                      if row.skip else "not run")
+            rows.append([row.method, row.scale, "", "", "", "–", "–", "–", "–", "–",
+                         "; ".join(filter(None, [reason, note]))])
+            continue
+        if result.get("earlier"):
+            when = f"measured {result['measured_at'][:10]}"
+            if result.get("source"):
+                when += f" by {Path(result['source'].split()[0]).name}"
+            note = "; ".join(filter(None, [f"skipped by default ({row.skip}), {when}" if row.skip else when, note]))
+        digits = 1 if result["step_ms_median"] < 100 else 0
+        rate = 1e3 * result["images_per_step"] / result["step_ms_median"]
+        params = result["trainable_parameters"] / 1e6
+        total = result["parameters"] / 1e6
+        rows.append([row.method, row.scale, "x".join(map(str, result["patch_size"])), result["batch"],
+                     result["model"], fmt(result["step_ms_median"], digits),
+                     fmt(rate, 1 if rate >= 1 else 2),
+                     fmt(result["peak_mib"]), fmt(result["step_growth_mib"]),
+                     f"{params:.3f}" if abs(params - total) < 1e-6 else f"{params:.3f} ({total:.3f} total)", note])
+    return markdown_table(header, rows)
+
+
+def ratio_table(results: dict[str, dict]) -> tuple[str, list[dict]]:
+    """Mean Teacher and SS-Net step time over the supervised step at the same shapes (within one run)."""
+    rows, summary = [], []
+    for family, (prefix, lower_bound, upper_bound) in RATIO_FAMILIES.items():
+        for scale in ("cpu", "official"):
+            keys = {name: f"{prefix}/{name}/{scale}" for name in ("mean_teacher", "ss_net")}
+            lower, upper = f"{prefix}/{lower_bound}/{scale}", f"{prefix}/{upper_bound}/{scale}"
+            if not all(k in results and "error" not in results[k] for k in (lower, upper, *keys.values())):
+                continue
+            ms = {name: results[k]["step_ms_median"] for name, k in {"lower": lower, "upper": upper, **keys}.items()}
+            entry = {"family": family, "scale": scale, "patch_size": results[keys["ss_net"]]["patch_size"],
+                     "batch": results[keys["ss_net"]]["batch"], "ms": ms,
+                     "ss_net_vs_lower": ms["ss_net"] / ms["lower"], "ss_net_vs_upper": ms["ss_net"] / ms["upper"],
+                     "mean_teacher_vs_lower": ms["mean_teacher"] / ms["lower"],
+                     "ss_net_peak_vs_upper": results[keys["ss_net"]]["peak_mib"] / results[upper]["peak_mib"],
+                     "earlier": any(results[k].get("earlier") for k in (lower, upper, *keys.values()))}
+            summary.append(entry)
+            rows.append([family, "x".join(map(str, entry["patch_size"])), entry["batch"], fmt(ms["lower"]),
+                         fmt(ms["upper"]), fmt(ms["mean_teacher"]), fmt(ms["ss_net"]),
+                         f"{entry['ss_net_vs_lower']:.2f}x", f"{entry['ss_net_vs_upper']:.2f}x",
+                         f"{entry['mean_teacher_vs_lower']:.2f}x", f"{entry['ss_net_peak_vs_upper']:.2f}x",
+                         "earlier runs (see above)" if entry["earlier"] else ""])
+    header = ["family", "patch", "batch (SSL)", "supervised L ms", "supervised L+U ms", "Mean Teacher ms",
+              "SS-Net ms", "SS-Net / sup. L", "SS-Net / sup. L+U", "MT / sup. L", "SS-Net / sup. L+U peak memory",
+              "note"]
+    return markdown_table(header, rows), summary
+
+
+def shaspec_table(results: dict[str, dict]) -> tuple[str, dict | None]:
+    result = results.get("digits/shaspec_cls/paper")
+    if result is None or "error" in result:
+        return "", None
+    paper = SHASPEC_PAPER
+    ours = {"train_s": result["step_ms_mean"] / 1e3, "test_s": result["test_ms_mean"] / 1e3,
+            "memory_mib": result["peak_mib"], "step_growth_mib": result["step_growth_mib"],
+            "parameters_m": result["parameters"] / 1e6, "device": result["device"], "threads": result["threads"],
+            "memory_kind": result["memory_kind"]}
+    threads = f"{ours['threads']} thread{'s' if ours['threads'] != 1 else ''}"
+    device = f"{ours['device']} ({threads})" if ours["device"] == "cpu" else ours["device"]
+    rows = [[paper["device"], f"{paper['train_s']:.4f}", f"{paper['test_s']:.4f}", fmt(paper["memory_mib"]), "",
+             f"{paper['parameters_m']:.2f}"],
+            [f"ours, {device}", f"{ours['train_s']:.4f}", f"{ours['test_s']:.4f}", fmt(ours["memory_mib"]),
+             fmt(ours["step_growth_mib"]), f"{ours['parameters_m']:.3f}"],
+            ["ours / paper", f"{ours['train_s'] / paper['train_s']:.2f}x", f"{ours['test_s'] / paper['test_s']:.2f}x",
+             "", "", f"{ours['parameters_m'] / paper['parameters_m']:.2f}x"]]
+    table = markdown_table(["ShaSpec cls, batch 4", "train s/iter (mean)", "test s/iter (mean)", "memory MiB",
+                            "+steps MiB", "params M"], rows)
+    return table, {"paper": paper, "ours": ours}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="also the official-shape rows skipped by default")
+    parser.add_argument("--rows", nargs="+", help=f"row keys to run (default: every row not skipped); "
+                                                  f"known: {' '.join(ROWS_BY_KEY)}")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (Fabric accelerator)")
+    parser.add_argument("--precision", default="32-true", help="Fabric precision, e.g. bf16-mixed, 16-mixed")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared machine, more threads than idle cores make "
+                             "small steps many times slower; 0 = torch's default)")
+    parser.add_argument("--min-steps", type=int, default=None, help="timed steps at least (default 2; --full 5)")
+    parser.add_argument("--max-steps", type=int, default=30, help="timed steps at most")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="keep timing until this many seconds have passed (default 3; --full 20)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per row")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--dataset-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.min_steps = args.min_steps or (5 if args.full else 2)
+    args.budget_s = args.budget_s if args.budget_s is not None else (20.0 if args.full else 3.0)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.dataset_dir, vars(args))))
+        return 0
+
+    from medgap.atomic import write_json
+    from medgap.data.synthetic import generate
+
+    rows = chosen_rows(args)
+    started = time.perf_counter()
+    results = earlier_results(args.out, args.device)
+    for result in results.values():
+        result["earlier"] = True
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with tempfile.TemporaryDirectory() as tmp:
+        datasets = {}
+        for row in rows:
+            if row.dataset not in datasets:
+                datasets[row.dataset] = generate(row.dataset, Path(tmp) / row.dataset, cases=DATASETS[row.dataset],
+                                                 seed=0, test_cases=0)
+            result = measure(row, datasets[row.dataset], args)
+            result.update(measured_at=measured_at, load_average_1min=os.getloadavg()[0])
+            results[row.key] = result
+            shown = result.get("error") or f"{result['step_ms_median']:.0f} ms/step, {result['steps_timed']} timed"
+            print(f"{row.key}: {shown}", file=sys.stderr, flush=True)
+    table = main_table(results)
+    ratios, ratio_summary = ratio_table(results)
+    shaspec, shaspec_summary = shaspec_table(results)
+    device = results.get(rows[0].key, {}).get("device", args.device) if rows else args.device
+    title = (f"Training step per method ({device}, precision {args.precision}"
+             f"{', compiled' if args.compile else ''}); median ms per step")
+    markdown = "\n\n".join(filter(None, [
+        f"{title}\n\n{table}",
+        f"Semi-supervised methods over the supervised step at the same shapes (L = labelled images per step, "
+        f"U = unlabelled):\n\n{ratios}" if ratio_summary else "",
+        f"ShaSpec classification vs the paper's computational comparison:\n\n{shaspec}" if shaspec else ""]))
+    print(markdown)
+    failed = [key for key in (row.key for row in rows) if "error" in results[key]]
+    write_json(args.out, {
+        "benchmark": "bench_train_step", "machine": machine_info(), "device": args.device,
+        "precision": args.precision, "compile": args.compile, "threads": args.threads or torch.get_num_threads(),
+        "mode": "rows" if args.rows else ("full" if args.full else "quick"),
+        "min_steps": args.min_steps, "max_steps": args.max_steps, "budget_s": args.budget_s,
+        "rows": [results[row.key] for row in ROWS if row.key in results],
+        "ssnet_vs_supervised": ratio_summary, "shaspec_cls_vs_paper": shaspec_summary,
+        "seconds": time.perf_counter() - started, "failed": failed, "table_markdown": markdown})
+    print(f"wrote {args.out} ({time.perf_counter() - started:.0f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

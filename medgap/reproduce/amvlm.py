@@ -1,0 +1,389 @@
+"""AMVLM's QaTa-COV19 tables in miniature on the synthetic ``chest-xray-text`` set (radiograph, infection mask,
+LViT-template report per image): the comparison at 25 % and 50 % labelled, the ablation of the pretraining
+components (CSS, ICL) and L_tg, vision only vs vision + text, few-shot 1 % / 10 %, the text-guided mask figure
+and the uncertainty analysis (similarity to equivalent reports / images, with and without PDT).
+
+One pretraining per variant (full, CSS only, ICL only, no PDT) serves every ratio and seed, as the paper pretrains
+once. All runs share one train/val/test split written into the data set (``splits.json``): the test images are
+the same for every method and seed (the t-tests pair them), and no pretraining sees a test image. The labelled
+subset is drawn per seed (25 % ⊂ 50 % for a seed). Models are selected on the validation split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from medgap.atomic import write_json
+from medgap.data.splits import make_splits
+from medgap.data.synthetic import generate
+from medgap.reproduce.runner import Claim, Context, Report, Run
+
+RATIOS = (0.25, 0.5)
+FEW_SHOT = (0.01, 0.1)
+# pretraining variant → amvlm.Config switches (PDT is part of every variant but "nopdt")
+PRETRAINING = {"full": {}, "css": {"method.icl": False}, "icl": {"method.css": False}, "nopdt": {"method.pdt": False}}
+# segmentation method key → (label, config, method overrides, pretraining variant or None)
+METHODS = {
+    "unet": ("U-Net (labelled only)", "amvlm_unet_chest.yaml", {}, None),
+    "mt": ("Mean Teacher", "amvlm_mt_chest.yaml", {}, None),
+    "ssnet": ("SS-Net", "amvlm_ssnet_chest.yaml", {}, None),
+    "amvlm": ("AMVLM", "amvlm_ssmis_chest.yaml", {}, "full"),
+    "mt_pl": ("MT (pseudo labels, no text)", "amvlm_ssmis_chest.yaml",
+              {"method.text_guidance": False, "method.text_guided_loss": False, "method.pretrained_run": ""}, None),
+    "plus_css": ("+CSS", "amvlm_ssmis_chest.yaml", {"method.text_guided_loss": False}, "css"),
+    "plus_icl": ("+ICL", "amvlm_ssmis_chest.yaml", {"method.text_guided_loss": False}, "icl"),
+    "plus_css_icl": ("+CSS+ICL", "amvlm_ssmis_chest.yaml", {"method.text_guided_loss": False}, "full"),
+    "vision": ("vision only (pretrained image encoder, learned query, no report)", "amvlm_ssmis_chest.yaml",
+               {"method.text_guided_loss": False, "method.use_report": False}, "full"),
+}
+ABLATION = ("mt_pl", "plus_css", "plus_icl", "plus_css_icl", "amvlm")
+ABLATION_LABELS = {"amvlm": "+L_tg (full AMVLM)"}
+# (method, ratios) planned; the ablation and vision-only runs at 25 % as the paper's tables
+# (method, ratios, detail run): detail runs use only the budget's first ``detail_seeds`` seeds
+PLAN = [(m, RATIOS, False) for m in ("unet", "mt", "ssnet", "amvlm")] + \
+       [(m, (0.25,), True) for m in ("mt_pl", "plus_css", "plus_icl", "plus_css_icl", "vision")] + \
+       [(m, FEW_SHOT, True) for m in ("unet", "amvlm")]
+
+# seeds: of the comparison; detail_seeds: the first seeds of the ablation, vision-only and few-shot runs
+BUDGETS = {
+    "tiny": {"seeds": 1, "detail_seeds": 1, "cases": 30, "size": 32, "pretrain_steps": 3, "pretrain_batch": 4,
+             "steps": 3, "batch": 2, "lr": 1e-3, "features": [4, 8, 16, 32], "val_cases": 4,
+             "vit": {"vit_width": 32, "vit_depth": 1, "vit_heads": 2, "text_width": 32, "text_depth": 1,
+                     "text_heads": 2, "projection_hidden": 32, "embed_dim": 16}},
+    # ~41 single-thread CPU minutes (per run: pretraining ~60 s, U-Net ~30 s, MT ~70 s, AMVLM ~75 s, SS-Net ~160 s)
+    "small": {"seeds": 2, "detail_seeds": 1, "cases": 200, "size": 64, "pretrain_steps": 200, "pretrain_batch": 16,
+              "steps": 300, "batch": 4, "lr": 1e-3, "features": [16, 32, 64, 128], "val_cases": 16, "vit": {}},
+    "medium": {"seeds": 3, "detail_seeds": 3, "cases": 1000, "size": 128, "pretrain_steps": 4000,
+               "pretrain_batch": 32, "steps": 3000, "batch": 8, "lr": 3e-4, "features": [16, 32, 64, 128, 256],
+               "val_cases": 100, "vit": {"vit_patch_size": 16, "vit_width": 256, "vit_depth": 6, "embed_dim": 128,
+                                         "projection_hidden": 1024}},
+}
+RAMP_FRACTION = 0.5  # unsupervised weights reach their final value half-way through training
+
+PAPER_NUMBERS = """\
+AMVLM, as published (Pan et al.; QaTa-COV19 test set, Dice % / mIoU %, paper convention):
+
+| table | setting | method | Dice | mIoU |
+|---|---|---|---|---|
+| comparison | 25 % labelled | Mean Teacher | 77.88 | 67.53 |
+| comparison | 25 % labelled | AMVLM | 80.62 | 69.87 |
+| comparison | 50 % labelled | U-Net | 79.02 | 69.46 |
+| comparison | 50 % labelled | Mean Teacher | 79.64 | 71.88 |
+| comparison | 50 % labelled | AMVLM | 82.57 | 72.37 |
+| ablation | 25 % | MT | 77.88 | |
+| ablation | 25 % | +CSS | 80.07 | |
+| ablation | 25 % | +ICL | 78.75 | |
+| ablation | 25 % | +CSS+ICL | 80.45 | |
+| ablation | 25 % | +L_tg (AMVLM) | 80.62 | |
+| modality | 25 % | vision only | 78.71 | |
+| modality | 25 % | vision + text | 80.62 | |
+
+The comparison table also lists SS-Net and other semi-supervised and text-guided methods, the 25 % U-Net row and
+BM-Seg / MoNuSeg / MRSpineSeg; the few-shot table reports 1 % and 10 % of the training data. We quote only the
+numbers above (those we have from the paper); for the others see its tables. Significance in the paper:
+paired t-test against each method, α = 0.05.
+"""
+
+TABLE_TITLES = ("### Comparison at 25 % and 50 % labelled", "### Ablation at 25 % labelled",
+                "### Vision only vs vision + text (25 %)", "### Few-shot: 1 % and 10 % labelled",
+                "### Pretraining: retrieval and the uncertainty analysis")
+
+
+# ----------------------------------------------------------------------------------------------- experiments
+def datasets(budget: dict, root: Path) -> dict[str, Path]:
+    folder = generate("chest-xray-text", root / "chest_xray_text", cases=budget["cases"], seed=0, test_cases=0,
+                      exist_ok=True, size=budget["size"])
+    splits = folder / "splits.json"
+    if not splits.is_file():  # one split for every run (pretraining included): 60 % train / 20 % val / 20 % test
+        cases = sorted(path.name[: -len(".png")] for path in (folder / "labelsTr").glob("*.png"))
+        write_json(splits, make_splits(cases, set(cases), seed=0, val_fraction=0.2, test_fraction=0.2))
+    return {"chest": folder}
+
+
+def _common(budget: dict, data_dir: Path, steps: int, seed: int) -> dict:
+    return {"data.dataset_dir": str(data_dir), "data.patch_size": [budget["size"]] * 2, "data.num_workers": 0,
+            "trainer.max_steps": steps, "trainer.val_every": max(steps // 4, 1), "trainer.checkpoint_every": steps,
+            "trainer.log_every": max(steps // 20, 1), "trainer.seed": seed, "trainer.progress": False,
+            "trainer.val_max_cases": budget["val_cases"]}
+
+
+def _pretraining(budget: dict, variant: str, data_dir: Path, run_dir: Path) -> Run:
+    steps = budget["pretrain_steps"]
+    overrides = {**_common(budget, data_dir, steps, 0), "data.labelled_batch_size": budget["pretrain_batch"],
+                 "optim.warmup_steps": max(1, steps // 20),
+                 **{f"method.{key}": value for key, value in budget["vit"].items()}, **PRETRAINING[variant]}
+    return Run(run_dir, "amvlm_chest.yaml", overrides, _evaluate_pretraining(data_dir),
+               {"kind": "pretraining", "variant": variant})
+
+
+def _segmentation(budget: dict, method: str, ratio: float, seed: int, data_dir: Path, pretrained: dict[str, Path],
+                  run_dir: Path) -> Run:
+    _, config, extra, variant = METHODS[method]
+    steps = budget["steps"]
+    overrides = {**_common(budget, data_dir, steps, seed), "data.labelled_ratio": ratio,
+                 "data.labelled_batch_size": budget["batch"], "data.unlabelled_batch_size": budget["batch"],
+                 "model.features": budget["features"], "optim.lr": budget["lr"],
+                 "inference.patch_size": [budget["size"]] * 2}
+    if method != "unet":  # λ(t): 40 ramp units compressed into the first half of training
+        overrides["method.rampup_unit"] = max(1, round(RAMP_FRACTION * steps / 40))
+    if variant is not None:
+        overrides["method.pretrained_run"] = str(pretrained[variant])
+    overrides.update(extra)
+    return Run(run_dir, config, overrides, _evaluate_segmentation,
+               {"kind": "segmentation", "method": method, "ratio": ratio, "seed": seed})
+
+
+def runs(budget: dict, seeds: list[int], data: dict[str, Path], root: Path) -> list[Run]:
+    data_dir = data["chest"]
+    pretrained = {variant: root / f"pretrain_{variant}" for variant in PRETRAINING}
+    planned = [_pretraining(budget, variant, data_dir, pretrained[variant]) for variant in PRETRAINING]
+    for index, seed in enumerate(seeds):
+        for method, ratios, detail in PLAN:
+            if detail and index >= budget["detail_seeds"]:
+                continue
+            for ratio in ratios:
+                name = f"{method}_{_percent(ratio)}pct_seed{seed}"
+                planned.append(_segmentation(budget, method, ratio, seed, data_dir, pretrained, root / name))
+    return planned
+
+
+def _percent(ratio: float) -> str:
+    return f"{ratio * 100:g}"
+
+
+def _evaluate_segmentation(run_dir: Path) -> dict:
+    from medgap.evaluation.amvlm import score_run
+
+    result = score_run(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    result.update(labelled=summary["splits"]["labelled"], train=summary["splits"]["train"])
+    return result
+
+
+def _finding(text: str) -> str | None:
+    """The LViT-template phrasing among a case's equivalent reports: the same for every image with those zones."""
+    return next((line for line in text.splitlines() if re.match(r"(Uni|Bi)lateral pulmonary infection", line)), None)
+
+
+def _evaluate_pretraining(data_dir: Path):
+    def evaluate(run_dir: Path) -> dict:
+        """Validation retrieval of the last step and the uncertainty analysis on up to 8 findings that at least 4
+        images share (the image vs its 4 equivalent reports; the finding's report vs 4 images with it)."""
+        from medgap.evaluation.amvlm import similarity_under_multiplicity
+
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        retrieval = [row for row in rows if "val_retrieval_top1" in row]
+        groups: dict[str, list[str]] = {}
+        for path in sorted((data_dir / "textTr").glob("*.alt.txt")):
+            finding = _finding(path.read_text())
+            if finding is not None:
+                groups.setdefault(finding, []).append(path.name[: -len(".alt.txt")])
+        shared = sorted((cases for cases in groups.values() if len(cases) >= 4), key=len, reverse=True)[:8]
+        analyses = []
+        for cases in shared:
+            others = [group[0] for group in groups.values() if group is not cases][:16]
+            analyses.append(similarity_under_multiplicity(run_dir, data_dir, cases[0], cases[0], cases[:4], others))
+        return {"retrieval": retrieval[-1] if retrieval else {}, "multiplicity": analyses}
+    return evaluate
+
+
+# ----------------------------------------------------------------------------------------------- the report
+def _scores(context: Context, method: str, ratio: float) -> list[dict]:
+    return [context.results[run.run_dir] for run in context.select(kind="segmentation", method=method, ratio=ratio)]
+
+
+def _mean(scores: list[dict], key: str = "paper_dice") -> float:
+    return float(np.mean([s[key] for s in scores])) * 100 if scores else math.nan
+
+
+def _p(context: Context, ratio: float, method: str, reference: str) -> float:
+    """p of the paired t-test of seed-averaged per-image Dice, ``method`` vs ``reference``."""
+    from medgap.evaluation.amvlm import seed_averaged_dice
+    from medgap.metrics.stats import paired_ttest
+
+    return paired_ttest(seed_averaged_dice(_scores(context, method, ratio)),
+                        seed_averaged_dice(_scores(context, reference, ratio)))["p"]
+
+
+def _table(context: Context, rows: list[tuple[str, float]], labels: dict[str, str], reference: str) -> str:
+    from medgap.evaluation.amvlm import comparison_table
+
+    scores = {labels.get(method, METHODS[method][0]): _scores(context, method, ratio) for method, ratio in rows}
+    return comparison_table(scores, labels.get(reference, METHODS[reference][0]))
+
+
+def _labelled(context: Context, ratio: float) -> str:
+    scores = _scores(context, "unet", ratio) or _scores(context, "amvlm", ratio)
+    return f"{_percent(ratio)} % labelled ({scores[0]['labelled']} of {scores[0]['train']} training images)"
+
+
+def _final_losses(run_dir: Path) -> dict[str, float]:
+    """The pretraining's last logged training losses (``metrics.jsonl``)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if "loss" in row]
+    return rows[-1] if rows else {}
+
+
+def _patches(sizes: dict) -> int:
+    from medgap.methods.amvlm import Config
+
+    return (sizes["size"] // sizes["vit"].get("vit_patch_size", Config.vit_patch_size)) ** 2
+
+
+def _spread(analyses: list[dict], key: str) -> tuple[float, float]:
+    """Mean over findings of the std of the 4 equivalent similarities, and of that std relative to the std of
+    the similarities to other findings (the model's own scale: sim' compresses mismatches towards 1)."""
+    spread = [np.std(a[key]) for a in analyses]
+    scale = [np.std(a[key.split("_to_")[0] + "_to_others"]) for a in analyses]
+    return float(np.mean(spread)), float(np.mean([s / max(c, 1e-8) for s, c in zip(spread, scale)]))
+
+
+def report(context: Context) -> Report:
+    from medgap.evaluation.amvlm import plot_text_guided, plot_uncertainty
+
+    sections, claims = [], []
+    sizes = BUDGETS[context.budget]
+    convention = ("Mean ± std over seeds; ×100. Dice/mIoU (paper) = pooled over all test pixels, foreground class; "
+                  "Dice/IoU (LViT) = per-image foreground mean (empty/empty = 1). p = paired t-test of per-image "
+                  "Dice (averaged over seeds) against the reference row, * p < 0.05.")
+
+    # (1) comparison
+    parts = [f"{TABLE_TITLES[0]}\n\n{convention}\n"]
+    for ratio in RATIOS:
+        parts.append(f"**{_labelled(context, ratio)}**\n\n"
+                     + _table(context, [(m, ratio) for m in ("unet", "mt", "ssnet", "amvlm")], {}, "amvlm"))
+    sections.append("\n".join(parts))
+    plot = context.plots_dir / "text_guided.png"
+    amvlm_run = context.select(kind="segmentation", method="amvlm", ratio=0.25)[0]
+    plot_text_guided(amvlm_run.run_dir, plot, cases=4, checkpoint="best")
+    sections.append(f"![image and report, text-guided mask, prediction, ground truth ({amvlm_run.run_dir.name})]"
+                    f"({context.paper}/{plot.name})\n")
+    for ratio in RATIOS:
+        amvlm, others = _mean(_scores(context, "amvlm", ratio)), \
+            {m: _mean(_scores(context, m, ratio)) for m in ("unet", "mt", "ssnet")}
+        best = all(amvlm > value for value in others.values())
+        evidence = f"{_percent(ratio)} %: AMVLM {amvlm:.2f} vs " + ", ".join(
+            f"{METHODS[m][0].split(' (')[0]} {v:.2f} (p {_p(context, ratio, m, 'amvlm'):.2g})"
+            for m, v in others.items())
+        if ratio == 0.25:
+            gain = amvlm - others["mt"]
+            claims.append(Claim("AMVLM > Mean Teacher at 25 % (paper: +2.74 Dice on QaTa)", gain > 0,
+                                f"AMVLM − MT = {gain:+.2f} Dice; " + evidence, _why_not(context, gain > 0)))
+        claims.append(Claim(f"AMVLM is the best method at {_percent(ratio)} % (U-Net, MT, SS-Net)", best, evidence,
+                            _why_not(context, best)))
+
+    # (2) ablation
+    sections.append(f"{TABLE_TITLES[1]}\n\nThe paper's rows: MT, then MT with the text-guided mask from a "
+                    "pretraining with CSS only (+CSS), ICL only (+ICL), both (+CSS+ICL), then adding L_tg (= AMVLM). "
+                    "Our MT row is the same pipeline without any text (pseudo labels from the teacher alone). "
+                    f"{convention}\n\n"
+                    + _table(context, [(m, 0.25) for m in ABLATION], ABLATION_LABELS, "amvlm"))
+    ablation = {m: _mean(_scores(context, m, 0.25)) for m in ABLATION}
+    steps_hold = {"CSS": ablation["plus_css"] > ablation["mt_pl"], "ICL": ablation["plus_icl"] > ablation["mt_pl"],
+                  "CSS+ICL over each": ablation["plus_css_icl"] > max(ablation["plus_css"], ablation["plus_icl"]),
+                  "L_tg": ablation["amvlm"] > ablation["plus_css_icl"]}
+    explanation = _why_not(context, all(steps_hold.values()))
+    full_pretraining = context.select(kind="pretraining", variant="full")[0].run_dir
+    v2t, chance = _final_losses(full_pretraining).get("loss_v2t", math.nan), math.log(_patches(sizes))
+    if explanation and context.budget != "tiny" and v2t > 0.95 * chance:
+        explanation += (f"; in particular CSS had not started to learn: the final L_V2T of the pretraining is "
+                        f"{v2t:.2f}, chance level log P = {chance:.2f}")
+    claims.append(Claim("Each of CSS, ICL and L_tg adds (ablation, 25 %)", all(steps_hold.values()),
+                        " → ".join(f"{ABLATION_LABELS.get(m, METHODS[m][0])} {v:.2f}" for m, v in ablation.items())
+                        + "; " + ", ".join(f"{k}: {'adds' if v else 'does not add'}" for k, v in steps_hold.items()),
+                        explanation))
+
+    # (3) vision only vs vision + text
+    sections.append(f"{TABLE_TITLES[2]}\n\nVision only: the same pretrained image encoder and mask-guided pseudo "
+                    "labels, but the mask decoder queries one learned vector instead of the report's embedding (no "
+                    "L_tg). The paper does not spell out its vision-only variant. "
+                    f"{convention}\n\n"
+                    + _table(context, [("vision", 0.25), ("amvlm", 0.25)], {"amvlm": "vision + text (AMVLM)"},
+                             "amvlm"))
+    vision, text = _mean(_scores(context, "vision", 0.25)), _mean(_scores(context, "amvlm", 0.25))
+    claims.append(Claim("Vision + text > vision only", text > vision,
+                        f"vision + text {text:.2f} vs vision only {vision:.2f} Dice "
+                        f"(p {_p(context, 0.25, 'vision', 'amvlm'):.2g})", _why_not(context, text > vision)))
+
+    # (4) few-shot
+    parts = [f"{TABLE_TITLES[3]}\n\nOf the training images, 1 % and 10 % are labelled (the rest unlabelled, with "
+             f"reports). {convention}\n"]
+    for ratio in FEW_SHOT:
+        parts.append(f"**{_labelled(context, ratio)}**\n\n"
+                     + _table(context, [("unet", ratio), ("amvlm", ratio)], {}, "amvlm"))
+    sections.append("\n".join(parts))
+    few = {r: (_mean(_scores(context, "amvlm", r)), _mean(_scores(context, "unet", r))) for r in FEW_SHOT}
+    few_holds = all(a > u for a, u in few.values())
+    claims.append(Claim("Few-shot (1 %, 10 %): AMVLM > U-Net on the labelled images", few_holds,
+                        ", ".join(f"{_percent(r)} %: AMVLM {a:.2f} vs U-Net {u:.2f}" for r, (a, u) in few.items()),
+                        _why_not(context, few_holds)))
+
+    # (5) pretraining: retrieval and the uncertainty analysis
+    pre = {run.tags["variant"]: context.results[run.run_dir] for run in context.select(kind="pretraining")}
+    lines = ["| pretraining | CSS | ICL | PDT | retrieval top-1 (val) | final L_coarse | final L_V2T | "
+             "spread over 4 equivalent reports | relative | spread over 4 matching images | relative |",
+             "|" + "---|" * 11]
+    for variant, switches in PRETRAINING.items():
+        result = pre[variant]
+        flags = ["no" if switches.get(f"method.{k}") is False else "yes" for k in ("css", "icl", "pdt")]
+        losses = _final_losses(context.select(kind="pretraining", variant=variant)[0].run_dir)
+        cells = [variant, *flags, f"{result['retrieval'].get('val_retrieval_top1', math.nan) * 100:.1f} %",
+                 f"{losses.get('loss_coarse', math.nan):.2f}", f"{losses.get('loss_v2t', math.nan):.2f}"]
+        for key in ("image_to_reports", "report_to_images"):
+            spread, relative = _spread(result["multiplicity"], key) if result["multiplicity"] else (math.nan,) * 2
+            cells += [f"{spread:.3f}", f"{relative:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    examples = {"with PDT (sim')": pre["full"]["multiplicity"], "without PDT (cosine)": pre["nopdt"]["multiplicity"]}
+    uncertainty = context.plots_dir / "uncertainty.png"
+    if all(examples.values()):
+        plot_uncertainty({label: analyses[0] for label, analyses in examples.items()}, uncertainty)
+    findings = len(pre["full"]["multiplicity"])
+    sections.append(
+        f"{TABLE_TITLES[4]}\n\nImage↔report top-1 retrieval on the validation images (a report counts when its text "
+        "equals the true one). Spread: std of the model's own similarity (sim' with PDT, cosine without) of one "
+        "image to its 4 equivalent phrasings, and of one report to 4 images with that finding, averaged over "
+        f"{findings} findings shared by ≥ 4 images; relative = that std / the std of the similarities to 16 other "
+        "findings (sim' compresses every similarity towards 1, so the raw std alone flatters PDT). Final losses: "
+        f"the mean of the last logged steps; chance level is log {sizes['pretrain_batch']} = "
+        f"{math.log(sizes['pretrain_batch']):.2f} for L_coarse (batch) and log P = {math.log(_patches(sizes)):.2f} for "
+        "L_V2T (P patches per image): a loss at chance means that term has not started to learn.\n\n"
+        + "\n".join(lines) + "\n"
+        + (f"\n![similarity of one image to 4 equivalent reports and of one report to 4 images, with and without "
+           f"PDT]({context.paper}/{uncertainty.name})\n" if uncertainty.is_file() and all(examples.values()) else ""))
+    if all(examples.values()):
+        with_pdt = [_spread(pre["full"]["multiplicity"], k)[1] for k in ("image_to_reports", "report_to_images")]
+        without = [_spread(pre["nopdt"]["multiplicity"], k)[1] for k in ("image_to_reports", "report_to_images")]
+        stable = all(a < b for a, b in zip(with_pdt, without))
+        claims.append(Claim("PDT keeps the similarity stable across equivalent reports (and matching images)", stable,
+                            f"relative spread with PDT {with_pdt[0]:.2f} (reports) / {with_pdt[1]:.2f} (images) vs "
+                            f"without {without[0]:.2f} / {without[1]:.2f}", _why_not(context, stable)))
+    else:
+        claims.append(Claim("PDT keeps the similarity stable across equivalent reports", None,
+                            "no finding is shared by 4 images at this budget", ""))
+
+    setup = (f"`chest-xray-text`: {sizes['cases']} images of {sizes['size']}² with infection masks and one report "
+             "each (4 equivalent phrasings in `CASE.alt.txt`), split once 60/20/20 % train/val/test. Pretraining "
+             f"(`configs/amvlm_chest.yaml`): {sizes['pretrain_steps']} steps of {sizes['pretrain_batch']} "
+             "image–report pairs, one run per variant shared by all ratios and seeds. Segmentation "
+             f"(`configs/amvlm_*_chest.yaml`): {sizes['steps']} steps of {sizes['batch']} labelled + {sizes['batch']} "
+             f"unlabelled images (U-Net: the labelled ones only), U-Net features {sizes['features']} with instance "
+             f"norm, Adam {sizes['lr']:g} (official 3e-4) with a poly schedule, unsupervised weights ramped up over "
+             "the first half of training; best validation Dice checkpoint, scored on the test split. Seeds "
+             f"{context.seeds} for the comparison; the ablation, vision-only and few-shot runs use the first "
+             f"{sizes['detail_seeds']} of them.")
+    return Report(sections=sections, paper_numbers=PAPER_NUMBERS, claims=claims, setup=setup)
+
+
+def _why_not(context: Context, holds: bool) -> str:
+    if holds:
+        return ""
+    if context.budget == "tiny":
+        return "tiny budget: a few steps only, for tests"
+    return ("a few hundred steps on 64² synthetic images, from-scratch small encoders (the paper starts from DeiT "
+            "and Bio_ClinicalBERT and trains 100 epochs): differences of a few Dice points are within the "
+            "seed-to-seed spread")

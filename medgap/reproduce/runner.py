@@ -1,0 +1,156 @@
+"""The generic part of ``medgap reproduce``: train a list of runs (reusing finished ones), time them, and write
+the results page with its header, the paper's numbers and the claims check.
+
+A paper module (``medgap/reproduce/<paper>.py``) only says *what* to run and *how to tabulate it*:
+
+- ``BUDGETS``: ``{"tiny" | "small" | "medium": dict of sizes}`` (steps, cases, patch sizes ...);
+- ``datasets(budget, data_root) -> {name: Path}``: generates the synthetic sets it needs (``exist_ok``);
+- ``runs(budget, seeds, data, runs_root) -> list[Run]``: the experiments, in dependency order;
+- ``report(context) -> Report``: tables, plots and claims from the finished runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from medgap.atomic import write_json, write_text
+from medgap.errors import ConfigError
+
+CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass
+class Run:
+    """One training run: ``configs/<config>`` with ``overrides``, trained into ``run_dir``.
+
+    ``evaluate`` (optional) is called with the run folder after training and returns what the report needs
+    (e.g. :func:`medgap.evaluation.evaluate.evaluate_run`); its result is cached in ``reproduce.json``.
+    """
+
+    run_dir: Path
+    config: str
+    overrides: dict[str, Any]
+    evaluate: Callable[[Path], Any] | None = None
+    tags: dict[str, Any] = field(default_factory=dict)  # what the report groups by (method, ratio, seed ...)
+
+    def fingerprint(self) -> str:
+        text = json.dumps({"config": self.config, "overrides": self.overrides}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Claim:
+    """One claim of the paper and whether the miniature reproduces it (None: not measurable at this budget)."""
+
+    text: str
+    holds: bool | None
+    evidence: str
+    explanation: str = ""
+
+
+@dataclass
+class Report:
+    """What a paper module returns: Markdown sections (tables, images linked relative to the page), the paper's
+    published numbers (Markdown) and the claims check."""
+
+    sections: list[str]
+    paper_numbers: str
+    claims: list[Claim]
+    setup: str = ""
+
+
+@dataclass
+class Context:
+    """Everything a paper's ``report`` may use."""
+
+    paper: str
+    budget: str
+    seeds: list[int]
+    runs: list[Run]
+    results: dict[Path, Any]  # run_dir → evaluate() result
+    data: dict[str, Path]
+    plots_dir: Path  # docs/results/<paper>/ — link images as f"{paper}/name.png"
+
+    def select(self, **tags) -> list[Run]:
+        return [run for run in self.runs if all(run.tags.get(k) == v for k, v in tags.items())]
+
+
+def load_run_config(run: Run):
+    from medgap.config import load_config
+
+    path = Path(run.config) if Path(run.config).is_absolute() else CONFIGS_DIR / run.config
+    if not path.is_file():
+        raise ConfigError(f"{path}: config not found (medgap reproduce needs the repository's configs/ folder)")
+    return load_config(path, [f"{key}={json.dumps(value, default=str)}" for key, value in run.overrides.items()])
+
+
+def execute(run: Run, *, console=None, log: Callable[[str], None] = print) -> tuple[Any, float, bool]:
+    """Train (unless an identical finished run is in ``run_dir``) and evaluate; returns (result, seconds, reused)."""
+    from medgap.training.loop import train
+
+    marker = run.run_dir / "reproduce.json"
+    saved = json.loads(marker.read_text()) if marker.is_file() else {}
+    if saved.get("fingerprint") == run.fingerprint() and "result" in saved:
+        return saved["result"], saved.get("seconds", 0.0), True
+    started = time.perf_counter()
+    if saved.get("fingerprint") != run.fingerprint() or not (run.run_dir / "summary.json").is_file():
+        train(load_run_config(run), run.run_dir, overwrite=True, console=console)
+    result = run.evaluate(run.run_dir) if run.evaluate else None
+    seconds = round(time.perf_counter() - started, 1)
+    # Only a finished run (trained and evaluated) is marked, so an interrupted reproduction resumes here.
+    write_json(marker, {"fingerprint": run.fingerprint(), "config": run.config, "overrides": run.overrides,
+                        "tags": run.tags, "seconds": seconds, "result": result})
+    log(f"{run.run_dir.name}: {seconds:.0f} s")
+    return result, seconds, False
+
+
+def machine() -> str:
+    import torch
+
+    cpu = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def claims_table(claims: list[Claim]) -> str:
+    lines = ["| claim (paper) | reproduced here? | our numbers | why, if not |", "|---|---|---|---|"]
+    for claim in claims:
+        verdict = {True: "**yes**", False: "**no**", None: "not measurable"}[claim.holds]
+        lines.append(f"| {claim.text} | {verdict} | {claim.evidence} | {claim.explanation} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_page(path: Path, *, title: str, command: str, context: Context, report: Report, seconds: float,
+               trained_seconds: float, reused: int) -> Path:
+    from medgap.training.run_folder import git_revision
+
+    header = [
+        f"# {title}",
+        "",
+        "_Generated by `medgap reproduce`; do not edit by hand. Synthetic data and CPU-sized schedules: these are "
+        "miniatures of the paper's experiments, not its numbers._",
+        "",
+        f"- Command: `{command}`",
+        f"- Budget: `{context.budget}`; seeds: {context.seeds}; runs: {len(context.runs)} "
+        f"({reused} reused from an earlier invocation)",
+        f"- Wall time: {seconds / 60:.1f} min this invocation; {trained_seconds / 60:.1f} min of training + "
+        "evaluation summed over all runs",
+        f"- Machine: {machine()}",
+        f"- medgap revision: `{git_revision() or 'unknown'}`; finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+    ]
+    body = ["## Setup", "", report.setup, ""] if report.setup else []
+    body += ["## Our results", ""]
+    for section in report.sections:
+        body += [section.rstrip(), ""]
+    body += ["## The paper's published numbers (real datasets, not comparable in absolute terms)", "",
+             report.paper_numbers.rstrip(), "", "## Claims check", "", claims_table(report.claims)]
+    write_text(path, "\n".join(header + body))
+    return path
