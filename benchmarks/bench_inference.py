@@ -4,7 +4,11 @@ relative to calling ``monai.inferers.sliding_window_inference`` directly with th
 Each measurement runs in its own subprocess so its peak resident memory (``ru_maxrss``) is its own. Ours
 (``medgap.inference.sliding_window.predict_probabilities``) stitches on the CPU under ``inference_mode``; the
 reference is MONAI's inferer under ``no_grad`` with the same ROI, overlap, Gaussian blending and window batch.
-Memory should stay bounded as the window batch grows: the stitching buffer is one volume × outputs.
+Memory should stay bounded as the window batch grows: the stitching buffer is one volume × outputs. Ours drives
+MONAI's inferer (windows on the model's device, stitching on the CPU), so the ratio measures what our wrapper
+costs or saves around the same network: about 1.0x is the expectation, the network's forward passes dominate.
+Engines run interleaved, ``--repeats`` times each, and the medians are compared (single runs on a shared machine
+drift by 20 %).
 
 By default (``make bench``) the U-Net (supervised) runs through both engines at 4 windows per batch; ShaSpec
 (several minutes per case on 2 CPU cores) runs with ``--models supervised shaspec`` (ours only; add
@@ -12,7 +16,7 @@ By default (``make bench``) the U-Net (supervised) runs through both engines at 
 Pairs not measured in a run keep their last result in the JSON and the table, marked with its date.
 
 Run: ``python benchmarks/bench_inference.py [--models supervised shaspec] [--sw-batches 1 4] [--full]
-[--threads N]``; writes ``benchmarks/results/bench_inference.json``.
+[--threads N] [--repeats N]``; writes ``benchmarks/results/bench_inference.json``.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ def main(argv=None):
     parser.add_argument("--sw-batches", nargs="+", type=int, default=[4])
     parser.add_argument("--full", action="store_true", help="every model through both engines, 1 and 4 windows")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default 0 = torch's: every core)")
+    parser.add_argument("--repeats", type=int, default=2, help="measurements per engine, interleaved; medians reported")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -111,11 +116,19 @@ def main(argv=None):
     results = {}
     for model in args.models:
         for sw_batch in args.sw_batches:
-            ours = measure(model, "medgap", args.roi, args.overlap, sw_batch, args.threads)
-            result = {"model": model, "sw_batch_size": sw_batch, "medgap": ours, "measured_at": measured_at}
-            if model in monai_models:
-                reference = measure(model, "monai", args.roi, args.overlap, sw_batch, args.threads)
-                result.update(monai=reference, throughput_vs_monai=reference["seconds"] / ours["seconds"])
+            engines = ["medgap", "monai"] if model in monai_models else ["medgap"]
+            runs = {engine: [] for engine in engines}
+            for _ in range(args.repeats):  # engines interleaved per repeat: load drifts hit both alike
+                for engine in engines:
+                    runs[engine].append(measure(model, engine, args.roi, args.overlap, sw_batch, args.threads))
+            ours = median_run(runs["medgap"])
+            result = {"model": model, "sw_batch_size": sw_batch, "medgap": ours, "measured_at": measured_at,
+                      "repeats": args.repeats}
+            if "monai" in runs:
+                reference = median_run(runs["monai"])
+                ratios = [m["seconds"] / o["seconds"] for o, m in zip(runs["medgap"], runs["monai"])]
+                result.update(monai=reference, throughput_vs_monai=reference["seconds"] / ours["seconds"],
+                              throughput_vs_monai_per_repeat=ratios)
             results[model, sw_batch] = result
     # Model × window-batch pairs not measured now (ShaSpec by default: minutes per case) keep their last result.
     for earlier in earlier_results(args.out, args.roi, args.overlap):
@@ -127,6 +140,12 @@ def main(argv=None):
                           "roi": args.roi, "overlap": args.overlap, "threads": args.threads or torch.get_num_threads(),
                           "results": results, "table_markdown": table})
     print(f"wrote {args.out}")
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median time (the lower middle one for an even count), with every time kept."""
+    ordered = sorted(runs, key=lambda run: run["seconds"])
+    return {**ordered[(len(ordered) - 1) // 2], "seconds_per_repeat": [run["seconds"] for run in runs]}
 
 
 def earlier_results(path: Path, roi: int, overlap: float) -> list[dict]:
@@ -153,7 +172,8 @@ def format_table(results: list[dict], args) -> str:
                f"{'met' if min(ratios) >= TARGET_THROUGHPUT else 'NOT met'}).") if ratios else ""
     return markdown_table(["model", "windows/batch", "medgap s/case", "MONAI s/case", "throughput vs MONAI",
                            "medgap peak MiB", "MONAI peak MiB", "note"], rows) + (
-        f"\n\nOne case {'x'.join(map(str, SHAPE))}, ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, "
+        f"\n\nMedian of {args.repeats} interleaved run(s) per engine. One case {'x'.join(map(str, SHAPE))}, "
+        f"ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, "
         f"CPU, {args.threads or torch.get_num_threads()} torch thread(s); peak = resident memory of the process; "
         f"MONAI runs the same network through `sliding_window_inference`. ShaSpec (minutes per case on a CPU) runs "
         f"with `--models supervised shaspec` or `--full`.{verdict}")

@@ -1,6 +1,6 @@
-"""Atomic file writes: write to a temporary file in the same folder, then rename over the target.
-
-A reader (or a crash) therefore sees either the old file or the new one, never a half-written one.
+"""Safe outputs: atomic file writes (write to a temporary file in the same folder, then rename over the target, so
+a reader or a crash sees either the old file or the new one, never a half-written one), and the check that keeps
+outputs out of inputs.
 """
 
 from __future__ import annotations
@@ -57,3 +57,9 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (symlinks resolved)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents

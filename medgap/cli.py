@@ -136,7 +136,7 @@ def cmd_reproduce(args) -> int:
     from medgap.reproduce import reproduce
 
     page = reproduce(args.paper, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir, out_dir=args.out,
-                     console=_console())
+                     jobs=args.jobs, console=_console())
     print(f"wrote {page}")
     return 0
 
@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--work-dir", default=None, help="data and runs (default runs/reproduce/PAPER-BUDGET); "
                            "finished runs there are reused")
     reproduce.add_argument("--out", default="docs/results", help="folder of the results page and its plots")
+    reproduce.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process with "
+                           "an equal share of the CPU threads (e.g. 2 on 2 cores: small CPU models scale better "
+                           "across processes than across threads)")
     reproduce.set_defaults(func=cmd_reproduce)
     return parser
 

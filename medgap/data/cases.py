@@ -40,6 +40,11 @@ class Case:
     def labelled(self) -> bool:
         return self.label_path is not None
 
+    @property
+    def first_image_path(self) -> Path:
+        """The first present channel's file: the one error messages name."""
+        return next(path for path in self.image_paths if path is not None)
+
 
 @dataclass
 class CaseData:

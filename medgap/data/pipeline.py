@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from medgap.atomic import write_json
+from medgap.atomic import is_within, write_json
 from medgap.config import DataConfig
 from medgap.data.cases import Case, discover_cases
 from medgap.data.classification import ClassificationDataset, load_class_labels
@@ -83,7 +83,7 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
             write_json(run_splits, splits)
     wanted = sorted({c for name in (only_splits or ("train", "val", "test")) for c in splits[name]})
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir(dataset_dir, run_dir, spec)
-    if dataset_dir.resolve() in [cache_dir.resolve(), *cache_dir.resolve().parents]:
+    if is_within(cache_dir, dataset_dir):
         raise ConfigError(
             f"{cache_dir}: the preprocessing cache (data.cache_dir) must not be inside the dataset folder")
     handles = preprocess_cases([cases[c] for c in wanted], spec, cache_dir, normalisation=config.normalisation,
@@ -98,8 +98,7 @@ def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: 
     """An endless loader of two-stream batches (labelled first), positioned at ``start_step``."""
     for case in data.preprocessed.values():  # a 3-D patch cannot come from a 2-D image (2-D from 3-D can: slices)
         if len(case.shape) < len(config.patch_size):
-            path = next(p for p in data.cases[case.case_id].image_paths if p is not None)
-            raise DatasetError(f"{path}: {len(case.shape)}-D image {case.shape}, but data.patch_size "
+            raise DatasetError(f"{data.cases[case.case_id].first_image_path}: {len(case.shape)}-D image {case.shape}, but data.patch_size "
                                f"{list(config.patch_size)} is {len(config.patch_size)}-D")
     train = data.split_cases("train")
     labelled_ids = set(data.splits["labelled"])

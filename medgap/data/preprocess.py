@@ -137,7 +137,7 @@ def _preprocess_one(case: Case, spec: DatasetSpec, cache: Path, normalisation: s
                 "spacing": list(data.geometry.spacing), "shape": list(data.geometry.shape), "text": data.text}
         write_json(meta_path, meta)  # written last: it marks the entry complete
     else:  # a cached case still has to fit today's memory budget
-        check_memory_budget(next(p for p in case.image_paths if p is not None), tuple(meta["shape"]), max_bytes)
+        check_memory_budget(case.first_image_path, tuple(meta["shape"]), max_bytes)
     return PreprocessedCase(
         case_id=case.case_id, image_path=image_path, label_path=label_path if meta["labelled"] else None,
         foreground_path=foreground_path if meta["foreground"] else None,

@@ -66,7 +66,7 @@ def verify_dataset(dataset_dir: str | os.PathLike, *, max_bytes: int | None = No
         except DatasetError as error:
             report.problems.append(str(error))
             continue
-        first_files.append(next(path for path in case.image_paths if path is not None))
+        first_files.append(case.first_image_path)
         report.shapes.append(data.geometry.shape)
         report.spacings.append(tuple(round(s, 4) for s in data.geometry.spacing))
         report.with_text += data.text is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medgap.atomic import is_within
 from medgap.config import ExperimentConfig
 from medgap.data.cases import Case, discover_images, load_case
 from medgap.data.preprocess import PreprocessedCase
@@ -71,7 +72,7 @@ def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLik
     if not input_dir.is_dir():
         raise MedgapError(f"{input_dir}: input folder not found")
     for folder, what in ((input_dir, "input folder"), (spec.path.parent.resolve(), "dataset folder")):
-        if output_dir == folder or folder in output_dir.parents:
+        if is_within(output_dir, folder):
             raise MedgapError(f"{output_dir}: output folder must not be the {what} or inside it ({folder})")
     if output_dir.exists() and not output_dir.is_dir():
         raise MedgapError(f"{output_dir}: output folder is an existing file")
@@ -85,9 +86,10 @@ def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLik
     from medgap.data.io import write_image
 
     for done, (case_id, paths) in enumerate(sorted(images.items()), start=1):
-        data = load_case(Case(case_id=case_id, image_paths=tuple(paths)), spec, max_bytes=max_bytes)
+        case = Case(case_id=case_id, image_paths=tuple(paths))
+        data = load_case(case, spec, max_bytes=max_bytes)
         if data.image.ndim - 1 < len(window):  # 2-D windows over 3-D volumes are fine (slices)
-            raise DatasetError(f"{next(p for p in paths if p is not None)}: {data.image.ndim - 1}-D image "
+            raise DatasetError(f"{case.first_image_path}: {data.image.ndim - 1}-D image "
                                f"{data.geometry.shape}, but the run's inference patch {window} is {len(window)}-D")
         image = normalise(data.image, data.availability, config.data.normalisation)
         label, _ = predict_array(method, image, data.availability, config)

@@ -31,6 +31,7 @@ from torch import nn
 
 from medgap.config import ExperimentConfig, MethodConfig
 from medgap.data.dataset_json import DatasetSpec
+from medgap.data.views import random_views
 from medgap.errors import ConfigError, DatasetError
 from medgap.losses.contrastive import cross_modal_infonce
 from medgap.methods.base import StepOutput
@@ -51,6 +52,7 @@ class Config(MethodConfig):
     genetic_hidden: list[int] = field(default_factory=list)  # [] = identity (official default)
     projection_hidden: int = 256  # official 2048
     projection_dim: int = 128
+    rotation_degrees: float = 20.0  # the paper's random rotation (flips come from data.augmentation); 0 = off
     val_batch_size: int = 64
 
 
@@ -101,6 +103,7 @@ class ContIG(nn.Module):
         super().__init__()
         options: Config = config.method
         self.options = options
+        self.seed = config.trainer.seed
         self.tables = GeneticTables(config.data.dataset_dir, spec, options.modalities)
         self.modalities = self.tables.modalities
         self.encoder = ResNetEncoder(spec.num_channels, tuple(options.backbone_widths), options.backbone_blocks,
@@ -140,7 +143,12 @@ class ContIG(nn.Module):
 
     def training_step(self, batch: dict, step: int) -> StepOutput:
         genetics, present = self.tables.lookup(batch["case"])
-        loss, logs = self.contrastive_loss(batch["image"], genetics, present)
+        image = batch["image"]
+        if self.options.rotation_degrees > 0:  # rotation only: no crop, flip (done by the loader) or colour jitter
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            image = random_views(image, generator, self.options.rotation_degrees, min_scale=1.0, jitter=0.0,
+                                 flip=False, noise=0.0)
+        loss, logs = self.contrastive_loss(image, genetics, present)
         return StepOutput(loss, logs)
 
     @torch.no_grad()

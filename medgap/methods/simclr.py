@@ -8,15 +8,14 @@ downstream classifier loads either.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from medgap.config import ExperimentConfig, MethodConfig
 from medgap.data.dataset_json import DatasetSpec
+from medgap.data.views import random_views
 from medgap.errors import ConfigError
 from medgap.losses.contrastive import nt_xent
 from medgap.methods.base import StepOutput
@@ -37,28 +36,6 @@ class Config(MethodConfig):
     min_scale: float = 0.6
     colour_jitter: float = 0.3
     val_batch_size: int = 64
-
-
-def random_views(image: torch.Tensor, generator: torch.Generator, degrees: float, min_scale: float,
-                 jitter: float) -> torch.Tensor:
-    """One random view per image of ``(B, C, H, W)``: affine (rotation, zoom-in crop, shift, flip) + per-channel
-    brightness/contrast jitter + Gaussian noise."""
-    b = image.shape[0]
-    draw = lambda *shape: torch.rand(*shape, generator=generator).to(image.device)  # noqa: E731
-    angle = (draw(b) * 2 - 1) * math.radians(degrees)
-    scale = min_scale + (1 - min_scale) * draw(b)
-    flip = torch.where(draw(b) < 0.5, -1.0, 1.0).to(image.device)
-    shift = (draw(b, 2) * 2 - 1) * (1 - scale)[:, None]
-    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
-                         torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
-    view = F.grid_sample(image, grid, align_corners=False)
-    gain = 1 + (draw(b, image.shape[1], 1, 1) * 2 - 1) * jitter
-    offset = (draw(b, image.shape[1], 1, 1) * 2 - 1) * jitter
-    noise = torch.randn(view.shape, generator=generator).to(image.device) * 0.05
-    scale_of = image.abs().mean((1, 2, 3), keepdim=True)  # offsets/noise relative to the image's intensity range
-    return view * gain + (offset + noise) * scale_of
 
 
 class SimCLR(nn.Module):

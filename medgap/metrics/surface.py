@@ -26,8 +26,9 @@ NaN, or ``empty_penalty`` when given.
 Speed: both masks are cropped to their joint bounding box plus a 1-voxel margin (clipped to the array) before
 anything else. The result is identical to the uncropped computation: every surface voxel lies in the box,
 the margin (or the array border, where the box is clipped) is background exactly as ``border_value=0`` sees
-it, and the nearest GT surface voxel of a prediction surface voxel is inside the box. Then one
-``distance_transform_edt`` per direction, and both directed distance arrays are reused for HD95 and ASD
+it, and the nearest GT surface voxel of a prediction surface voxel is inside the box. Then one nearest-neighbour
+query per direction (a k-d tree of surface voxel centres; a ``distance_transform_edt`` of the box when the
+surfaces fill much of it), and both directed distance arrays are reused for HD95 and ASD
 (:func:`surface_distance_metrics`), where medpy recomputes surfaces and transforms of the full array per call.
 """
 
@@ -40,10 +41,13 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from medgap.metrics.overlap import EMPTY_MASK_POLICY, MetricInputError, to_binary_pair
 
 HD95_DEFINITIONS = ("medpy", "monai")
+# Above this share of surface voxels in the box a k-d tree is no longer faster than a distance transform.
+KD_TREE_MAX_SURFACE_SHARE = 0.25
 
 
 def normalise_spacing(spacing: Sequence[float] | float | None, ndim: int) -> tuple[float, ...] | None:
@@ -133,8 +137,11 @@ def directed_surface_distances(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Directed surface distances ``d(P→G)`` and ``d(G→P)`` in mm (float64, one value per surface voxel).
 
-    One Euclidean distance transform of the box per direction (``distance_transform_edt(~surface)`` is the
-    distance of every voxel to the nearest surface voxel), read at the other mask's surface voxels.
+    Exact nearest-surface-voxel distances by one of two equivalent routes: a k-d tree of one surface's voxel
+    centres (in mm) queried at the other's — O(n log n) in the surface size, several times faster than a
+    distance transform when the surfaces are a small share of the box, the usual case — or, when the surfaces
+    fill a large share of the box, one Euclidean distance transform of the box per direction
+    (``distance_transform_edt(~surface)`` read at the other surface's voxels).
 
     Args:
         surfaces: from :func:`extract_surfaces`; both masks must be non-empty.
@@ -144,12 +151,20 @@ def directed_surface_distances(
     if surfaces.pred_empty or surfaces.gt_empty:
         raise MetricInputError("surface distances need two non-empty masks")
     sampling = normalise_spacing(spacing, surfaces.gt_surface.ndim)
-    to_gt = ndimage.distance_transform_edt(~surfaces.gt_surface, sampling=sampling)
-    pred_to_gt = to_gt[surfaces.pred_surface]
+    pred_points, gt_points = np.argwhere(surfaces.pred_surface), np.argwhere(surfaces.gt_surface)
+    if len(pred_points) + len(gt_points) > KD_TREE_MAX_SURFACE_SHARE * surfaces.gt_surface.size:
+        to_gt = ndimage.distance_transform_edt(~surfaces.gt_surface, sampling=sampling)
+        pred_to_gt = to_gt[surfaces.pred_surface]
+        if not both_directions:
+            return pred_to_gt, None
+        to_pred = ndimage.distance_transform_edt(~surfaces.pred_surface, sampling=sampling)
+        return pred_to_gt, to_pred[surfaces.gt_surface]
+    scale = np.asarray(sampling if sampling is not None else (1.0,) * pred_points.shape[1])
+    pred_points, gt_points = pred_points * scale, gt_points * scale
+    pred_to_gt = cKDTree(gt_points).query(pred_points)[0]
     if not both_directions:
         return pred_to_gt, None
-    to_pred = ndimage.distance_transform_edt(~surfaces.pred_surface, sampling=sampling)
-    return pred_to_gt, to_pred[surfaces.gt_surface]
+    return pred_to_gt, cKDTree(pred_points).query(gt_points)[0]
 
 
 def check_hd95_definition(definition: str) -> None:

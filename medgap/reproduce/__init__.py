@@ -6,11 +6,12 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
+import sys
 import time
 from pathlib import Path
 
-from medgap.errors import ConfigError
-from medgap.reproduce.runner import Claim, Context, Report, Run, execute, write_page
+from medgap.errors import ConfigError, MedgapError
+from medgap.reproduce.runner import Claim, Context, Report, Run, execute, execute_parallel, write_page
 
 PAPERS = {
     "shaspec": ("medgap.reproduce.shaspec", "ShaSpec (CVPR 2023): missing-modality segmentation and classification"),
@@ -24,11 +25,13 @@ __all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Report", "Run", "reproduce"
 
 
 def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, work_dir: str | os.PathLike | None = None,
-              out_dir: str | os.PathLike = "docs/results", console=None, log=print) -> Path:
+              out_dir: str | os.PathLike = "docs/results", jobs: int = 1, console=None, log=print) -> Path:
     """Run ``paper``'s experiments at ``budget`` and write ``out_dir/<paper>.md`` (plots in ``out_dir/<paper>/``).
 
     Finished runs in ``work_dir`` (default ``runs/reproduce/<paper>-<budget>``) with the same config are reused,
     so an interrupted reproduction continues where it stopped. ``seeds``: how many (default: the budget's).
+    ``jobs`` > 1 trains that many runs at once, each in its own process with an equal share of the CPU threads
+    (a run starts once the runs it reads, e.g. its pretraining, have finished).
     """
     if paper not in PAPERS:
         raise ConfigError(f"reproduce: unknown paper {paper!r} (choose from {', '.join(PAPERS)})")
@@ -45,15 +48,50 @@ def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, wo
     started = time.perf_counter()
     data = module.datasets(sizes, work / "data")
     runs = module.runs(sizes, seed_list, data, work / "runs")
-    results, trained, reused = {}, 0.0, 0
-    for index, run in enumerate(runs, start=1):
-        log(f"[{index}/{len(runs)}] {run.run_dir.name}")
-        results[run.run_dir], seconds, was_reused = execute(run, console=console, log=log)
-        trained += seconds
-        reused += was_reused
+    if jobs < 1:
+        raise ConfigError("reproduce: --jobs must be at least 1")
+    if jobs == 1:
+        results, trained, reused = {}, 0.0, 0
+        for index, run in enumerate(runs, start=1):
+            log(f"[{index}/{len(runs)}] {run.run_dir.name}")
+            results[run.run_dir], seconds, was_reused = execute(run, console=console, log=log)
+            trained += seconds
+            reused += was_reused
+    else:
+        worker = [paper, "--budget", budget, "--seeds", str(len(seed_list)), "--work-dir", str(work)]
+        results, trained, reused = execute_parallel(runs, jobs, worker, log=log)
     context = Context(paper=paper, budget=budget, seeds=seed_list, runs=runs, results=results, data=data,
                       plots_dir=out / paper)
     report = module.report(context)
-    command = "medgap reproduce " + shlex.join([paper, "--budget", budget, "--seeds", str(len(seed_list))])
+    command = "medgap reproduce " + shlex.join([paper, "--budget", budget, "--seeds", str(len(seed_list))]
+                                               + (["--jobs", str(jobs)] if jobs > 1 else []))
     return write_page(out / f"{paper}.md", title=f"{title} — medgap reproduction", command=command, context=context,
                       report=report, seconds=time.perf_counter() - started, trained_seconds=trained, reused=reused)
+
+
+def run_one(paper: str, run_name: str, *, budget: str, seeds: int, work_dir: str | os.PathLike) -> None:
+    """Train and evaluate the run called ``run_name`` of a reproduction (the body of one ``--jobs`` worker)."""
+    module = importlib.import_module(PAPERS[paper][0])
+    sizes, work = module.BUDGETS[budget], Path(work_dir)
+    runs = module.runs(sizes, list(range(seeds)), module.datasets(sizes, work / "data"), work / "runs")
+    matching = [run for run in runs if run.run_dir.name == run_name]
+    if not matching:
+        raise ConfigError(f"reproduce {paper} --budget {budget}: no run called {run_name!r}")
+    execute(matching[0])
+
+
+def _worker_main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m medgap.reproduce", description=run_one.__doc__)
+    parser.add_argument("paper", choices=list(PAPERS))
+    parser.add_argument("run_name")
+    parser.add_argument("--budget", choices=BUDGETS, required=True)
+    parser.add_argument("--seeds", type=int, required=True)
+    parser.add_argument("--work-dir", required=True)
+    args = parser.parse_args(argv)
+    try:
+        run_one(args.paper, args.run_name, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir)
+    except MedgapError as error:  # one line, exit 2, as the CLI does
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

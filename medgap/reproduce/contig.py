@@ -40,6 +40,8 @@ INITS = {
     "contig_burden": ("ContIG burden only", "contig_fundus.yaml", {"method.modalities": ["burden"]}),
 }
 SINGLE = ("contig_raw_snps", "contig_pgs", "contig_burden")
+PROBED = ("random", "simclr", "contig_outer", "contig_inner")  # the linear-probe table's rows
+PROBE_LR = 0.01  # a linear head on frozen features needs a larger step than fine-tuning's 3e-4
 FRACTIONS = (0.01, 0.1, 1.0)
 TRAITS = ("disc", "vessel", "pigment")  # probe targets: the genetic traits, then the non-genetic eye-level ones
 PROBES = (*TRAITS, "lesions", "grade")
@@ -121,16 +123,19 @@ def runs(budget: dict, seeds: list[int], data: dict[str, Path], root: Path) -> l
             pretrained[(init, seed)] = run_dir
     for seed in seeds:
         source_seed = pretrain_seeds[seed % len(pretrain_seeds)]
-        for fraction in FRACTIONS:
-            for init in INITS:
-                source = None if init == "random" else str(pretrained[(init, source_seed)])
-                overrides = {**_common(budget, dataset, budget["downstream_steps"], seed),
-                             "data.labelled_batch_size": budget["downstream_batch"], "data.labelled_ratio": fraction,
-                             "method.pretrained": source, "method.pretrained_checkpoint": "best",
-                             "method.linear_probe": False}
-                name = f"finetune_{init}_{round(fraction * 100)}pct_seed{seed}"
-                planned.append(Run(root / name, "contig_fundus_downstream.yaml", overrides, _evaluate_grading,
-                                   {"stage": "downstream", "init": init, "fraction": fraction, "seed": seed}))
+        for mode in ("finetune", "probe"):
+            for fraction in FRACTIONS:
+                for init in INITS if mode == "finetune" else PROBED:
+                    source = None if init == "random" else str(pretrained[(init, source_seed)])
+                    overrides = {**_common(budget, dataset, budget["downstream_steps"], seed),
+                                 "data.labelled_batch_size": budget["downstream_batch"],
+                                 "data.labelled_ratio": fraction, "method.pretrained": source,
+                                 "method.pretrained_checkpoint": "best", "method.linear_probe": mode == "probe",
+                                 **({"optim.lr": PROBE_LR} if mode == "probe" else {})}
+                    name = f"{mode}_{init}_{round(fraction * 100)}pct_seed{seed}"
+                    planned.append(Run(root / name, "contig_fundus_downstream.yaml", overrides, _evaluate_grading,
+                                       {"stage": "downstream", "mode": mode, "init": init, "fraction": fraction,
+                                        "seed": seed}))
     return planned
 
 
@@ -335,7 +340,7 @@ def _true_trait_gwas(context: Context) -> dict:
 def _squared_errors(context: Context, init: str, fraction: float) -> dict[tuple, float]:
     """(seed, test image) → squared grade error of one initialisation at one label fraction."""
     return {(run.tags["seed"], case): float((truth - predicted) ** 2)
-            for run in context.select(stage="downstream", init=init, fraction=fraction)
+            for run in context.select(stage="downstream", mode="finetune", init=init, fraction=fraction)
             for case, (truth, predicted) in context.results[run.run_dir]["per_case"].items()}
 
 
@@ -404,23 +409,30 @@ def report(context: Context) -> Report:
     control = _true_trait_gwas(context)
     sections = []
 
-    # (1) Table 1: kappa per initialisation × label fraction
+    # (1) Table 1: kappa per initialisation × label fraction, fine-tuned and linear probe
     kappa, labelled = {}, {}
-    for init in INITS:
-        for fraction in FRACTIONS:
-            results = [context.results[r.run_dir] for r in context.select(stage="downstream", init=init,
-                                                                          fraction=fraction)]
-            kappa[(init, fraction)] = [r["kappa"] for r in results]
-            labelled[fraction] = f"{results[0]['labelled']} of {results[0]['train']}"
+    for run in context.select(stage="downstream"):
+        key = (run.tags["mode"], run.tags["init"], run.tags["fraction"])
+        kappa.setdefault(key, []).append(context.results[run.run_dir]["kappa"])
+        labelled[run.tags["fraction"]] = (f"{context.results[run.run_dir]['labelled']} of "
+                                          f"{context.results[run.run_dir]['train']}")
     header = ["initialisation", *[f"{round(f * 100)} % ({labelled[f]} images)" for f in FRACTIONS]]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for init, (label, _, _) in INITS.items():
-        lines.append(f"| {label} | " + " | ".join(_cell(kappa[(init, f)]) for f in FRACTIONS) + " |")
-    _kappa_plot(kappa, plots / "kappa_vs_labels.png")
+
+    def kappa_table(mode: str, inits) -> str:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += [f"| {INITS[init][0]} | " + " | ".join(_cell(kappa[(mode, init, f)]) for f in FRACTIONS) + " |"
+                  for init in inits]
+        return "\n".join(lines)
+
+    finetuned = {(init, f): kappa[("finetune", init, f)] for init in INITS for f in FRACTIONS}
+    _kappa_plot(finetuned, plots / "kappa_vs_labels.png")
     sections.append("### Downstream grading (Table 1 layout)\n\nFine-tuning on the 5-grade synthetic grading task; "
                     "test quadratic-weighted kappa, mean ± std over seeds (one pretraining per pretraining seed, "
                     "downstream seeds re-draw the labelled images and the head's initialisation).\n\n"
-                    + "\n".join(lines) + "\n\n![kappa against label fraction](contig/kappa_vs_labels.png)\n")
+                    + kappa_table("finetune", INITS) + "\n\n![kappa against label fraction](contig/kappa_vs_labels.png)"
+                    f"\n\nLinear probe (frozen encoder and BatchNorm statistics, linear ordinal head, Adam {PROBE_LR}, "
+                    "same steps): what the pretrained features hold without adapting them.\n\n"
+                    + kappa_table("probe", PROBED) + "\n")
 
     # paired t-tests
     comparisons = [("contig_outer", "simclr"), ("contig_outer", "random"), ("simclr", "random"),
@@ -496,7 +508,7 @@ def report(context: Context) -> Report:
                     "depends on `vessel` and on the lesion load). ContIG can only learn what genetics predicts; "
                     "image-only SSL learns whatever varies between images.\n\n" + "\n".join(lines) + "\n")
 
-    claims = _claims(context, kappa, tests, attributions, pretraining, control)
+    claims = _claims(context, finetuned, tests, attributions, pretraining, control)
     sizes = BUDGETS[context.budget]
     options = {"image_size": 64, **sizes["options"]}
     setup = (f"`medgap synth fundus-genetics` with {sizes['individuals']} individuals (~1.9 eye images each, "
@@ -516,15 +528,15 @@ def _claims(context: Context, kappa: dict, tests: dict, attributions: dict, pret
     tiny = context.budget == "tiny"
     probe = {init: pretraining[init]["probe_r2"] for init in ("contig_outer", "simclr", "random")}
     contig = pretraining["contig_outer"]
+    steps = BUDGETS[context.budget]["pretrain_steps"]
+    overfits = contig.get("best_step") is not None and contig["best_step"] < 0.7 * steps
     why_ssl = ("" if tiny else
-               "the grade-relevant genetic trait is barely visible at this resolution and the rest of the grade is "
-               f"not heritable: probe R² of the frozen features for `vessel` ContIG {probe['contig_outer']['vessel']:.2f}"
-               f" / SimCLR {probe['simclr']['vessel']:.2f}, for the (non-genetic) lesions ContIG "
-               f"{probe['contig_outer']['lesions']:.2f} / SimCLR {probe['simclr']['lesions']:.2f}; the visible "
-               f"genetic traits (disc, pigment) are encoded by every encoder, random init included (R² "
-               f"{probe['random']['disc']:.2f} / {probe['random']['pigment']:.2f}), so genetics has nothing to add; "
-               f"and with {BUDGETS[context.budget]['individuals']} individuals ContIG overfits (best validation "
-               f"contrastive loss at step {contig.get('best_step')} of {BUDGETS[context.budget]['pretrain_steps']})")
+               "what the frozen features encode (ridge R² on test images): `vessel`, the genetic part of the grade, "
+               f"ContIG {probe['contig_outer']['vessel']:.2f} / SimCLR {probe['simclr']['vessel']:.2f} / random "
+               f"{probe['random']['vessel']:.2f}; the non-genetic lesions ContIG {probe['contig_outer']['lesions']:.2f}"
+               f" / SimCLR {probe['simclr']['lesions']:.2f} / random {probe['random']['lesions']:.2f}; ContIG's best "
+               f"validation contrastive loss at step {contig.get('best_step')} of {steps}"
+               + (f" (it overfits {BUDGETS[context.budget]['individuals']} individuals)" if overfits else ""))
     claims = []
     f = FRACTIONS[0]
     outer, simclr, random = mean[("contig_outer", f)], mean[("simclr", f)], mean[("random", f)]
@@ -558,9 +570,10 @@ def _claims(context: Context, kappa: dict, tests: dict, attributions: dict, pret
         "" if holds else ("tiny budget: a few steps only, for tests" if tiny else
                           ("above chance in every modality but not significantly so: " if above else "") +
                           f"{attributions['raw_snps']['explained_people'] if 'raw_snps' in attributions else 0} "
-                          "explained people; probably also because the alignment can only use the traits visible "
-                          "in the images (disc, pigment; `vessel` is not, see the probe table), so the causal "
-                          "features of `vessel` have no reason to rank high")))
+                          "explained people; the alignment can only use what the image shows of each trait "
+                          f"(ContIG probe R²: disc {probe['contig_outer']['disc']:.2f}, vessel "
+                          f"{probe['contig_outer']['vessel']:.2f}, pigment {probe['contig_outer']['pigment']:.2f}), "
+                          "so the causal features of a poorly encoded trait have no reason to rank high")))
     hits = {init: pretraining[init]["gwas_heldout"] for init in ("contig_outer", "simclr", "random")}
     loci = {init: (g["loci_genome_wide"], g["loci_suggestive"]) for init, g in hits.items()}
     everyone = {init: pretraining[init]["gwas_all"]["loci_genome_wide"] for init in hits}

@@ -111,6 +111,72 @@ def execute(run: Run, *, console=None, log: Callable[[str], None] = print) -> tu
     return result, seconds, False
 
 
+def depends_on(run: Run, earlier: list[Run]) -> list[Run]:
+    """The earlier runs whose folder ``run``'s overrides name (a pretraining it loads): they must finish first."""
+    text = json.dumps(run.overrides, default=str)
+    return [other for other in earlier if str(other.run_dir) in text]
+
+
+def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
+                     log: Callable[[str], None] = print) -> tuple[dict[Path, Any], float, int]:
+    """Train up to ``jobs`` runs at once, each in a ``python -m medgap.reproduce`` process with
+    ``cpu_count // jobs`` threads; returns (run_dir → result, summed seconds, reused count).
+
+    A run waits for the runs it depends on (:func:`depends_on`). A failed run stops new starts; the running ones
+    finish (their results are kept for the next invocation) and the failure is raised naming the run's log.
+    """
+    import subprocess
+    import sys
+
+    from medgap.errors import MedgapError
+
+    results, seconds, reused = {}, {}, 0
+    for run in runs:
+        marker = run.run_dir / "reproduce.json"
+        saved = json.loads(marker.read_text()) if marker.is_file() else {}
+        if saved.get("fingerprint") == run.fingerprint() and "result" in saved:
+            results[run.run_dir], seconds[run.run_dir] = saved["result"], saved.get("seconds", 0.0)
+            reused += 1
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    waiting = [run for run in runs if run.run_dir not in results]
+    needs = {run.run_dir: depends_on(run, runs[:runs.index(run)]) for run in waiting}
+    running, failed, started = {}, None, 0
+    while waiting or running:
+        while failed is None and len(running) < jobs:
+            ready = [run for run in waiting if all(dep.run_dir in results for dep in needs[run.run_dir])]
+            if not ready:
+                break
+            run = ready[0]
+            waiting.remove(run)
+            started += 1
+            log(f"[{reused + started}/{len(runs)}] {run.run_dir.name} (worker)")
+            run.run_dir.parent.mkdir(parents=True, exist_ok=True)
+            log_path = run.run_dir.parent / f"{run.run_dir.name}.log"
+            with open(log_path, "w") as output:
+                process = subprocess.Popen([sys.executable, "-m", "medgap.reproduce", worker_args[0], run.run_dir.name,
+                                            *worker_args[1:]], stdout=output, stderr=subprocess.STDOUT, env=env)
+            running[run.run_dir] = (run, process, log_path)
+        if failed is not None and not running:
+            break
+        if not running:  # nothing can start: a dependency is missing from the run list
+            raise MedgapError(f"reproduce: {waiting[0].run_dir.name} waits for a run that never finishes")
+        time.sleep(0.5)
+        for run_dir, (run, process, log_path) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[run_dir]
+            saved = json.loads((run_dir / "reproduce.json").read_text()) if process.returncode == 0 else {}
+            if "result" not in saved:
+                failed = failed or f"{run_dir.name}: failed (exit {process.returncode}); see {log_path}"
+                continue
+            results[run_dir], seconds[run_dir] = saved["result"], saved.get("seconds", 0.0)
+            log(f"{run_dir.name}: {seconds[run_dir]:.0f} s")
+    if failed is not None:
+        raise MedgapError(f"reproduce: {failed}")
+    return results, float(sum(seconds.values())), reused
+
+
 def machine() -> str:
     import torch
 

@@ -23,7 +23,7 @@ from medgap.atomic import write_json, write_text
 from medgap.config import ExperimentConfig, config_to_dict, load_config, save_config
 from medgap.data.pipeline import PreparedData, prepare_data, training_loader
 from medgap.data.preprocess import index_to_label
-from medgap.errors import TrainingError
+from medgap.errors import MedgapError, TrainingError
 from medgap.inference.predict import predict_case
 from medgap.methods import build_method
 from medgap.progress import progress_bar
@@ -45,11 +45,31 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
     fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
                     strategy=trainer.strategy, precision=trainer.precision)
     fabric.launch()
-    if fabric.is_global_zero:
-        prepare_run_folder(run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir)
-    fabric.barrier()
+    _rank_zero_first(fabric, lambda: prepare_run_folder(run_dir, resume=resume, overwrite=overwrite,
+                                                        dataset_dir=config.data.dataset_dir))
     with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
         return _train(fabric, config, run_dir, resume, console)
+
+
+def _rank_zero_first(fabric: Fabric, action):
+    """Run ``action`` on rank 0 while the other ranks wait; its result on rank 0 (None elsewhere).
+
+    A MedgapError on rank 0 (bad run folder, bad dataset) is raised on every rank, so no rank is left waiting
+    at a barrier for a rank that has exited.
+    """
+    result, failure = None, None
+    if fabric.is_global_zero:
+        try:
+            result = action()
+        except MedgapError as error:
+            failure = error
+    # the broadcast is also the barrier: the other ranks wait here until rank 0 is done
+    failed = fabric.broadcast(failure is not None and str(failure), src=0) if fabric.world_size > 1 else False
+    if failure is not None:
+        raise failure
+    if failed:
+        raise TrainingError(f"rank {fabric.global_rank}: stopped because rank 0 failed: {failed}")
+    return result
 
 
 def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool, console) -> dict:
@@ -60,9 +80,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     if rank_zero:
         save_config(config, run_dir / "config.yaml")
     # Rank 0 preprocesses (writes the cache and splits); the others then read the same files.
-    if rank_zero:
-        data = _prepare_with_progress(config, seed, run_dir, console)
-    fabric.barrier()
+    data = _rank_zero_first(fabric, lambda: _prepare_with_progress(config, seed, run_dir, console))
     if not rank_zero:
         data = prepare_data(config.data, seed, run_dir, write_splits=False)
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from medgap.atomic import is_within
 from medgap.errors import RunFolderError
 
 RUN_MARKERS = ("config.yaml", "checkpoints", "metrics.jsonl")
@@ -25,10 +26,9 @@ def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: b
     """
     run_dir = Path(run_dir)
     if dataset_dir:
-        inputs, resolved = Path(dataset_dir).resolve(), run_dir.resolve()
-        if resolved == inputs or inputs in resolved.parents or resolved in inputs.parents:
-            raise RunFolderError(
-                f"{run_dir}: run folder must not be the dataset folder {inputs}, inside it or contain it")
+        if is_within(run_dir, dataset_dir) or is_within(dataset_dir, run_dir):
+            raise RunFolderError(f"{run_dir}: run folder must not be the dataset folder "
+                                 f"{Path(dataset_dir).resolve()}, inside it or contain it")
     if resume and overwrite:
         raise RunFolderError(f"{run_dir}: give --resume or --overwrite, not both")
     exists = run_dir.is_dir() and any(run_dir.iterdir())

@@ -197,3 +197,18 @@ def test_ordinal_head_starts_with_every_grade_equally_likely(cohort):
     torch.nn.init.zeros_(method.head.weight)
     logits = method.predict_logits(torch.rand(2, 3, 16, 16), torch.ones(2, 3, dtype=torch.bool))
     assert torch.allclose(logits.exp(), torch.full((2, 3), 1 / 3), atol=1e-5)
+
+
+def test_random_views_without_any_transform_is_the_identity_and_rotation_moves_only_what_is_not_round():
+    from medgap.data.views import random_views
+
+    image = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    same = random_views(image, torch.Generator().manual_seed(1), 0.0, min_scale=1.0, jitter=0.0, flip=False, noise=0.0)
+    torch.testing.assert_close(same, image, atol=1e-5, rtol=0)
+    rotate = lambda x: random_views(x, torch.Generator().manual_seed(1), 20.0, min_scale=1.0, jitter=0.0,  # noqa: E731
+                                    flip=False, noise=0.0)
+    assert (rotate(image) - image).abs().mean() > 0.1
+    axis = torch.linspace(-1, 1, 32)
+    disc = (axis[:, None] ** 2 + axis[None] ** 2 < 0.5).float().expand(3, 3, 32, 32)  # round: only its rim changes
+    bar = (axis[:, None].abs() < 0.3).float().expand(3, 3, 32, 32)
+    assert (rotate(disc) - disc).abs().mean() < 0.5 * (rotate(bar) - bar).abs().mean()

@@ -222,3 +222,16 @@ def test_no_warnings_on_normal_and_empty_inputs():
         warnings.simplefilter("error")
         surface_distance_metrics(pred, gt)
         surface_distance_metrics(pred, np.zeros_like(gt))
+
+
+@pytest.mark.parametrize(("shape", "spacing", "seed"), BLOB_CASES)
+def test_kd_tree_and_distance_transform_routes_give_the_same_distances(shape, spacing, seed, monkeypatch):
+    from medgap.metrics import surface
+
+    surfaces = extract_surfaces(*blob_pair(shape, seed))
+    monkeypatch.setattr(surface, "KD_TREE_MAX_SURFACE_SHARE", 0.0)  # always the distance transform
+    transform = surface.directed_surface_distances(surfaces, spacing)
+    monkeypatch.setattr(surface, "KD_TREE_MAX_SURFACE_SHARE", math.inf)  # always the k-d tree
+    tree = surface.directed_surface_distances(surfaces, spacing)
+    for a, b in zip(transform, tree):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)

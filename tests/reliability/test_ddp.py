@@ -19,7 +19,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_train(dataset, run_dir, batch, *extra):
+def run_train(dataset, run_dir, batch, *extra, expect_code=0):
     # A clean environment: nothing from the test runner's process (threads, ranks) leaks into the launch.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
            "PYTHONPATH": os.getcwd(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
@@ -36,7 +36,7 @@ def run_train(dataset, run_dir, batch, *extra):
     result = subprocess.run([sys.executable, "-m", "medgap.cli", "train", str(config), *overrides, "--run-dir", str(run_dir),
                              "--accelerator", "cpu", *extra], env=env, capture_output=True, text=True, timeout=600,
                             cwd=os.getcwd())
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == expect_code, result.stderr[-3000:]
     return result
 
 
@@ -54,3 +54,15 @@ def test_two_process_ddp_equals_single_process_with_doubled_batch(tiny_dataset, 
     assert steps == [1, 2, 3, 4]
     assert json.loads((tmp_path / "ddp" / "summary.json").read_text())["world_size"] == 2
     assert not (tmp_path / "ddp" / ".lock").exists()
+
+
+@pytest.mark.slow
+def test_a_refused_run_folder_stops_every_rank_with_a_clear_error(tiny_dataset, tmp_path):
+    """Rank 0 refuses an existing run folder; rank 1 must not wait at a barrier for ever (timeout = hang)."""
+    run_dir = tmp_path / "taken"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("someone else's folder")
+    result = run_train(tiny_dataset, run_dir, 2, "--devices", "2", "--strategy", "ddp", expect_code=2)
+    assert "run folder already exists" in result.stderr
+    assert "rank 1: stopped because rank 0 failed" in result.stderr  # rank 1 learns why, rather than timing out
+    assert (run_dir / "notes.txt").read_text() == "someone else's folder" and len(list(run_dir.iterdir())) == 1

@@ -39,3 +39,38 @@ def test_tiny_reproduction_writes_every_table_and_the_claims(paper, tmp_path, ca
     again = run_tiny(paper, tmp_path, capsys)
     assert re.search(r"runs: (\d+) \(\1 reused from an earlier invocation\)", again)
 
+
+
+def test_a_run_waits_for_the_runs_its_overrides_name(tmp_path):
+    from medgap.reproduce.runner import Run, depends_on
+
+    pretrain = Run(tmp_path / "pretrain_a", "x.yaml", {})
+    other = Run(tmp_path / "pretrain_ab", "x.yaml", {})
+    finetune = Run(tmp_path / "finetune", "y.yaml", {"method.pretrained": str(tmp_path / "pretrain_a")})
+    assert depends_on(finetune, [pretrain, other]) == [pretrain]
+    assert depends_on(pretrain, []) == [] and depends_on(other, [pretrain]) == []
+
+
+@pytest.mark.slow
+def test_parallel_jobs_write_the_same_page_and_are_reused(tmp_path, capsys):
+    code = main(["reproduce", "shaspec", "--budget", "tiny", "--work-dir", str(tmp_path / "work"),
+                 "--out", str(tmp_path / "results"), "--jobs", "2"])
+    assert code == 0, capsys.readouterr().err
+    page = (tmp_path / "results" / "shaspec.md").read_text(encoding="utf-8")
+    assert "medgap reproduce shaspec --budget tiny --seeds 1 --jobs 2" in page
+    runs = sorted(p.parent.name for p in (tmp_path / "work" / "runs").glob("*/reproduce.json"))
+    logs = sorted(p.stem for p in (tmp_path / "work" / "runs").glob("*.log"))
+    assert runs and runs == logs  # every run trained in a worker, with its own log
+    again = run_tiny("shaspec", tmp_path, capsys)
+    assert re.search(r"runs: (\d+) \(\1 reused from an earlier invocation\)", again)
+
+
+def test_a_failed_worker_is_reported_with_its_log(tmp_path):
+    from medgap.errors import MedgapError
+    from medgap.reproduce.runner import Run, execute_parallel
+
+    missing = Run(tmp_path / "work" / "runs" / "no_such_run", "x.yaml", {})
+    with pytest.raises(MedgapError, match=r"no_such_run: failed \(exit 2\); see .*no_such_run\.log"):
+        execute_parallel([missing], 2, ["shaspec", "--budget", "tiny", "--seeds", "1", "--work-dir",
+                                        str(tmp_path / "work")], log=lambda line: None)
+    assert "no run called 'no_such_run'" in (tmp_path / "work" / "runs" / "no_such_run.log").read_text()

@@ -47,7 +47,7 @@ from medgap.data.genetics import read_bed, read_burden, read_sscore, write_genet
 from medgap.data.io import write_png
 from medgap.errors import MedgapError
 
-VERSION = 1
+VERSION = 2
 CHANNELS = ("R", "G", "B")
 TRAITS = ("disc", "vessel", "pigment")
 MODALITIES = ("raw_snps", "pgs", "burden")
@@ -192,7 +192,8 @@ def fundus_image(rng: np.random.Generator, size: int, disc: float, vessel: float
     centre = np.array([0.45 * side + rng.normal(0, 0.03), rng.normal(0, 0.04)])
     disc_radius = 0.14 * np.exp(0.22 * disc)
     # Vessels: four arcades leaving the disc towards the macula side, width/tortuosity from the trait.
-    width = (1.0 + 0.28 * vessel) * 2.0 / size  # in normalised units (≈ 1 px ± trait)
+    # Calibre ≈ 1.5 px × exp(0.4 · trait), so that it stays visible at 64 px (one pixel ± a third was not).
+    width = 1.5 * np.exp(0.4 * vessel) * 2.0 / size  # in normalised units
     amplitude = 0.035 * np.exp(0.35 * vessel)
     vessel_map = np.zeros((size, size))
     t = np.linspace(0, 1, 80)
@@ -278,7 +279,7 @@ class FundusGeneticsGenerator:
                 eyes.append((i, f"{identifier}_{side}", side == "R", 0.7 * person_load[i] + 0.7 * rng.normal()))
         load = np.array([eye[3] for eye in eyes])
         vessel = np.array([cohort["traits"]["vessel"][eye[0]] for eye in eyes])
-        liability = 0.8 * vessel + 1.0 * load + 0.35 * rng.normal(0, 1, len(eyes))
+        liability = 1.0 * vessel + 0.8 * load + 0.35 * rng.normal(0, 1, len(eyes))
         cuts = np.quantile(liability, [0.45, 0.65, 0.8, 0.92])
         grades = np.digitize(liability, cuts)
         (out_dir / "imagesTr").mkdir(parents=True, exist_ok=True)
