@@ -37,12 +37,18 @@ def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str =
     data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=(split,))
     method = load_trained_method(run_dir, config, data.spec, checkpoint)
     counts = np.zeros(3, np.int64)  # pooled TP, FP, FN
+    mask_counts = np.zeros(3, np.int64)  # the same for the text-guided mask alone (methods that have one)
     rows = []
     for case in data.split_cases(split):
         prediction = predict_case(method, case, config) > 0
         truth = np.asarray(case.label()) > 0
         counts += [(prediction & truth).sum(), (prediction & ~truth).sum(), (~prediction & truth).sum()]
         rows.append({"case": case.case_id, "dice": dice(prediction, truth), "iou": jaccard(prediction, truth)})
+        if hasattr(method, "encoders") and case.text is not None:
+            with torch.no_grad():
+                image = torch.from_numpy(np.array(case.image(), np.float32))[None]
+                mask = method.text_mask(image, [case.text])[0][0].numpy() > 0  # logit > 0 = probability > 0.5
+            mask_counts += [(mask & truth).sum(), (mask & ~truth).sum(), (~mask & truth).sum()]
     tp, fp, fn = (float(c) for c in counts)
     result = {
         "run_dir": str(run_dir), "split": split, "checkpoint": checkpoint, "images": len(rows),
@@ -51,6 +57,9 @@ def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str =
         "per_image": {r["case"]: {"dice": r["dice"], "iou": r["iou"]} for r in rows},
         "conventions": "paper = pooled pixels, foreground; lvit = per-image foreground mean, empty/empty = 1",
     }
+    if mask_counts.any():
+        mtp, mfp, mfn = (float(c) for c in mask_counts)
+        result["text_mask_dice"] = 2 * mtp / max(2 * mtp + mfp + mfn, 1.0)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, ["case", "dice", "iou"])
     writer.writeheader()

@@ -4,12 +4,14 @@ data, evaluated and written up as ``docs/results/<paper>.md`` beside the paper's
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from medgap.atomic import write_json
 from medgap.errors import ConfigError, MedgapError
 from medgap.reproduce.runner import Claim, Context, Report, Run, execute, execute_parallel, write_page
 
@@ -60,13 +62,18 @@ def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, wo
     else:
         worker = [paper, "--budget", budget, "--seeds", str(len(seed_list)), "--work-dir", str(work)]
         results, trained, reused = execute_parallel(runs, jobs, worker, log=log)
+    timing = work / "fresh_run.json"  # the wall time of the last invocation that trained every run
+    if reused == 0:
+        write_json(timing, {"minutes": round((time.perf_counter() - started) / 60, 1), "runs": len(runs),
+                            "jobs": jobs, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     context = Context(paper=paper, budget=budget, seeds=seed_list, runs=runs, results=results, data=data,
                       plots_dir=out / paper)
     report = module.report(context)
     command = "medgap reproduce " + shlex.join([paper, "--budget", budget, "--seeds", str(len(seed_list))]
                                                + (["--jobs", str(jobs)] if jobs > 1 else []))
     return write_page(out / f"{paper}.md", title=f"{title} — medgap reproduction", command=command, context=context,
-                      report=report, seconds=time.perf_counter() - started, trained_seconds=trained, reused=reused)
+                      report=report, seconds=time.perf_counter() - started, trained_seconds=trained, reused=reused,
+                      fresh_run=json.loads(timing.read_text()) if timing.is_file() else None)
 
 
 def run_one(paper: str, run_name: str, *, budget: str, seeds: int, work_dir: str | os.PathLike) -> None:

@@ -568,7 +568,8 @@ def _claims(context: Context, kappa: dict, tests: dict, attributions: dict, pret
             f"{m} {v['precision']:.2f} vs random {v['random']:.3f} (hypergeometric p={v['p']:.2g})"
             for m, v in exact.items()),
         "" if holds else ("tiny budget: a few steps only, for tests" if tiny else
-                          ("above chance in every modality but not significantly so: " if above else "") +
+                          (f"above chance in every modality, but not significantly for "
+                           f"{', '.join(m for m, v in exact.items() if v['p'] >= 0.05)}: " if above else "") +
                           f"{attributions['raw_snps']['explained_people'] if 'raw_snps' in attributions else 0} "
                           "explained people; the alignment can only use what the image shows of each trait "
                           f"(ContIG probe R²: disc {probe['contig_outer']['disc']:.2f}, vessel "

@@ -40,8 +40,17 @@ class Run:
     evaluate: Callable[[Path], Any] | None = None
     tags: dict[str, Any] = field(default_factory=dict)  # what the report groups by (method, ratio, seed ...)
 
+    @property
+    def config_path(self) -> Path:
+        return Path(self.config) if Path(self.config).is_absolute() else CONFIGS_DIR / self.config
+
     def fingerprint(self) -> str:
-        text = json.dumps({"config": self.config, "overrides": self.overrides}, sort_keys=True, default=str)
+        """Identifies what the run trains: the config file's name and text (an edited config retrains) and the
+        overrides."""
+        path = self.config_path
+        config_text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        text = json.dumps({"config": self.config, "config_text": config_text, "overrides": self.overrides},
+                          sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -85,7 +94,7 @@ class Context:
 def load_run_config(run: Run):
     from medgap.config import load_config
 
-    path = Path(run.config) if Path(run.config).is_absolute() else CONFIGS_DIR / run.config
+    path = run.config_path
     if not path.is_file():
         raise ConfigError(f"{path}: config not found (medgap reproduce needs the repository's configs/ folder)")
     return load_config(path, [f"{key}={json.dumps(value, default=str)}" for key, value in run.overrides.items()])
@@ -194,7 +203,7 @@ def claims_table(claims: list[Claim]) -> str:
 
 
 def write_page(path: Path, *, title: str, command: str, context: Context, report: Report, seconds: float,
-               trained_seconds: float, reused: int) -> Path:
+               trained_seconds: float, reused: int, fresh_run: dict | None = None) -> Path:
     from medgap.training.run_folder import git_revision
 
     header = [
@@ -207,7 +216,9 @@ def write_page(path: Path, *, title: str, command: str, context: Context, report
         f"- Budget: `{context.budget}`; seeds: {context.seeds}; runs: {len(context.runs)} "
         f"({reused} reused from an earlier invocation)",
         f"- Wall time: {seconds / 60:.1f} min this invocation; {trained_seconds / 60:.1f} min of training + "
-        "evaluation summed over all runs",
+        "evaluation summed over all runs"
+        + (f"; the last invocation that trained all {fresh_run['runs']} runs took {fresh_run['minutes']:.1f} min "
+           f"(--jobs {fresh_run['jobs']}, finished {fresh_run['finished']})" if fresh_run else ""),
         f"- Machine: {machine()}",
         f"- medgap revision: `{git_revision() or 'unknown'}`; finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",

@@ -146,7 +146,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                     _append_jsonl(log_path, {"step": done, **{f"val_{k}": v for k, v in scores.items()}})
                     metric_name, metric = next(iter(scores.items()))  # first entry selects (higher is better)
                     if metric > best["metric"]:
-                        best = {"metric": metric, "step": done}
+                        best = {"metric": metric, "step": done, "name": metric_name}
                         save_checkpoint(checkpoints / "best.pt",
                                         {"model": method.state_dict(), "step": done, f"val_{metric_name}": metric})
             if done % trainer.checkpoint_every == 0 or done == trainer.max_steps:
@@ -158,7 +158,9 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     summary = {
         "run_dir": str(run_dir), "name": config.name, "method": config.method.name,
         "dataset": data.spec.name, "steps": trainer.max_steps, "seed": seed,
-        f"best_val_{'accuracy' if data.spec.task == 'classification' else 'dice'}": best["metric"] if best["step"] is not None else None,
+        # named after the selecting score (the method's first validation score: dice, kappa, neg_contrastive_loss ...)
+        f"best_val_{best.get('name') or ('accuracy' if data.spec.task == 'classification' else 'dice')}":
+            best["metric"] if best["step"] is not None else None,
         "best_step": best["step"],
         "train_seconds_this_session": round(time.perf_counter() - started, 1),
         "resumed_from_step": start_step if resume else None,

@@ -227,12 +227,16 @@ def test_pseudo_label_empty_lung_is_not_all_foreground(tiny_chest):
     """Teacher and text mask both ≈ 0 → an empty pseudo label (the official sigmoid(p + m) > 0.5 everywhere)."""
     teacher = torch.full((1, 8, 8), 0.02)
     text_mask = torch.full((1, 8, 8), 0.05)
-    fused, pseudo = fuse_pseudo_label(teacher, text_mask, 0.5)
-    assert pseudo.sum() == 0 and float(fused.max()) == pytest.approx(0.035)
+    for fusion, expected in (("mean", 0.035), ("max", 0.05)):
+        fused, pseudo = fuse_pseudo_label(teacher, text_mask, 0.5, fusion)
+        assert pseudo.sum() == 0 and float(fused.max()) == pytest.approx(expected)
     assert bool((torch.sigmoid(teacher + text_mask) > 0.5).all())  # the bug we do not copy
-    # one source confident, the other not: the average decides
-    assert fuse_pseudo_label(torch.full((1,), 0.9), torch.full((1,), 0.3), 0.5)[1].item() == 1
-    assert fuse_pseudo_label(torch.full((1,), 0.6), torch.full((1,), 0.2), 0.5)[1].item() == 0
+    # one source confident, the other not: "mean" needs both to lean the same way, "max" keeps either's finding
+    confident, unsure = torch.full((1,), 0.6), torch.full((1,), 0.2)
+    assert fuse_pseudo_label(confident, unsure, 0.5, "mean")[1].item() == 0
+    assert fuse_pseudo_label(torch.full((1,), 0.9), torch.full((1,), 0.3), 0.5, "mean")[1].item() == 1
+    assert fuse_pseudo_label(confident, unsure, 0.5, "max")[1].item() == 1  # the text cannot erase the teacher's
+    assert fuse_pseudo_label(unsure, confident, 0.5, "max")[1].item() == 1  # ... and can add what it missed
     # through the model: a teacher that predicts background on an empty-lung image gives an empty label
     method = build_ssmis(tiny_chest)
     with torch.no_grad():

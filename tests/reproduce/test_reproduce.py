@@ -35,9 +35,10 @@ def test_tiny_reproduction_writes_every_table_and_the_claims(paper, tmp_path, ca
     assert len(verdicts) >= 2
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page):  # every linked plot exists beside the page
         assert (tmp_path / "results" / image).is_file(), image
-    # A second invocation trains nothing: every finished run is reused.
+    # A second invocation trains nothing: every finished run is reused, and the page keeps the fresh wall time.
     again = run_tiny(paper, tmp_path, capsys)
     assert re.search(r"runs: (\d+) \(\1 reused from an earlier invocation\)", again)
+    assert re.search(r"the last invocation that trained all \d+ runs took [\d.]+ min \(--jobs 1", again)
 
 
 
