@@ -104,10 +104,11 @@ def execute(run: Run, *, console=None, log: Callable[[str], None] = print) -> tu
     """Train (unless an identical finished run is in ``run_dir``) and evaluate; returns (result, seconds, reused)."""
     from medgap.training.loop import train
 
+    finished = finished_result(run)
+    if finished is not None:
+        return (*finished, True)
     marker = run.run_dir / "reproduce.json"
     saved = json.loads(marker.read_text()) if marker.is_file() else {}
-    if saved.get("fingerprint") == run.fingerprint() and "result" in saved:
-        return saved["result"], saved.get("seconds", 0.0), True
     started = time.perf_counter()
     if saved.get("fingerprint") != run.fingerprint() or not (run.run_dir / "summary.json").is_file():
         train(load_run_config(run), run.run_dir, overwrite=True, console=console)
@@ -118,6 +119,15 @@ def execute(run: Run, *, console=None, log: Callable[[str], None] = print) -> tu
                         "tags": run.tags, "seconds": seconds, "result": result})
     log(f"{run.run_dir.name}: {seconds:.0f} s")
     return result, seconds, False
+
+
+def finished_result(run: Run) -> tuple[Any, float] | None:
+    """(result, seconds) of a run already trained and evaluated with the same fingerprint, else None."""
+    marker = run.run_dir / "reproduce.json"
+    saved = json.loads(marker.read_text()) if marker.is_file() else {}
+    if saved.get("fingerprint") == run.fingerprint() and "result" in saved:
+        return saved["result"], saved.get("seconds", 0.0)
+    return None
 
 
 def depends_on(run: Run, earlier: list[Run]) -> list[Run]:
@@ -141,10 +151,9 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
 
     results, seconds, reused = {}, {}, 0
     for run in runs:
-        marker = run.run_dir / "reproduce.json"
-        saved = json.loads(marker.read_text()) if marker.is_file() else {}
-        if saved.get("fingerprint") == run.fingerprint() and "result" in saved:
-            results[run.run_dir], seconds[run.run_dir] = saved["result"], saved.get("seconds", 0.0)
+        finished = finished_result(run)
+        if finished is not None:
+            results[run.run_dir], seconds[run.run_dir] = finished
             reused += 1
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
@@ -171,7 +180,7 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
         if not running:  # nothing can start: a dependency is missing from the run list
             raise MedgapError(f"reproduce: {waiting[0].run_dir.name} waits for a run that never finishes")
         time.sleep(0.5)
-        for run_dir, (run, process, log_path) in list(running.items()):
+        for run_dir, (_, process, log_path) in list(running.items()):
             if process.poll() is None:
                 continue
             del running[run_dir]
