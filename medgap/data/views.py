@@ -28,6 +28,6 @@ def random_views(image: torch.Tensor, generator: torch.Generator, degrees: float
     view = F.grid_sample(image, grid, align_corners=False)
     gain = 1 + (draw(b, image.shape[1], 1, 1) * 2 - 1) * jitter
     offset = (draw(b, image.shape[1], 1, 1) * 2 - 1) * jitter
-    grain = torch.randn(view.shape, generator=generator).to(image.device) * noise
+    grain = torch.randn(view.shape, generator=generator).to(image.device) * noise if noise else 0.0
     scale_of = image.abs().mean((1, 2, 3), keepdim=True)  # offsets/noise relative to the image's intensity range
     return view * gain + (offset + grain) * scale_of

@@ -45,9 +45,7 @@ def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str =
         counts += [(prediction & truth).sum(), (prediction & ~truth).sum(), (~prediction & truth).sum()]
         rows.append({"case": case.case_id, "dice": dice(prediction, truth), "iou": jaccard(prediction, truth)})
         if hasattr(method, "encoders") and case.text is not None:
-            with torch.no_grad():
-                image = torch.from_numpy(np.array(case.image(), np.float32))[None]
-                mask = method.text_mask(image, [case.text])[0][0].numpy() > 0  # logit > 0 = probability > 0.5
+            mask = text_mask_probability(method, case) > 0.5
             mask_counts += [(mask & truth).sum(), (mask & ~truth).sum(), (~mask & truth).sum()]
     tp, fp, fn = (float(c) for c in counts)
     result = {
@@ -67,6 +65,13 @@ def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str =
     write_text(run_dir / "amvlm_scores.csv", buffer.getvalue())
     write_json(run_dir / "amvlm_scores.json", result)
     return result
+
+
+@torch.no_grad()
+def text_mask_probability(method, case) -> np.ndarray:
+    """The text-guided mask ``(H, W)`` in [0, 1] of an ``amvlm_ssmis`` method for one case and its own report."""
+    image = torch.from_numpy(np.array(case.image(), np.float32))[None]
+    return torch.sigmoid(method.text_mask(image, [case.text])[0])[0].numpy()
 
 
 def seed_averaged_dice(runs: list[dict]) -> dict[str, float]:
@@ -113,8 +118,7 @@ def plot_text_guided(run_dir: str | os.PathLike, path: str | os.PathLike, cases:
     figure, axes = plt.subplots(len(chosen), 4, figsize=(10, 2.7 * len(chosen)), squeeze=False)
     for row, case in zip(axes, chosen):
         image = torch.from_numpy(np.array(case.image(), np.float32))[None]
-        mask = (torch.sigmoid(method.text_mask(image, [case.text])[0])[0].numpy() if hasattr(method, "encoders")
-                else None)
+        mask = text_mask_probability(method, case) if hasattr(method, "encoders") else None
         prediction = predict_case(method, case, config)
         panels = [(image[0, 0].numpy(), "\n".join(_wrap(case.text or "", 38))), (mask, "text-guided mask"),
                   (prediction, "prediction"), (np.asarray(case.label()), "ground truth")]

@@ -107,15 +107,12 @@ def execute(run: Run, *, console=None, log: Callable[[str], None] = print) -> tu
     finished = finished_result(run)
     if finished is not None:
         return (*finished, True)
-    marker = run.run_dir / "reproduce.json"
-    saved = json.loads(marker.read_text()) if marker.is_file() else {}
     started = time.perf_counter()
-    if saved.get("fingerprint") != run.fingerprint() or not (run.run_dir / "summary.json").is_file():
-        train(load_run_config(run), run.run_dir, overwrite=True, console=console)
+    train(load_run_config(run), run.run_dir, overwrite=True, console=console)
     result = run.evaluate(run.run_dir) if run.evaluate else None
     seconds = round(time.perf_counter() - started, 1)
     # Only a finished run (trained and evaluated) is marked, so an interrupted reproduction resumes here.
-    write_json(marker, {"fingerprint": run.fingerprint(), "config": run.config, "overrides": run.overrides,
+    write_json(run.run_dir / "reproduce.json", {"fingerprint": run.fingerprint(), "config": run.config, "overrides": run.overrides,
                         "tags": run.tags, "seconds": seconds, "result": result})
     log(f"{run.run_dir.name}: {seconds:.0f} s")
     return result, seconds, False
