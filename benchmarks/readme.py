@@ -26,8 +26,9 @@ BENCHMARKS = {
         "Generic training loop vs bare PyTorch",
         "The supervised 3-D U-Net of `configs/supervised_brain_tumour.yaml`, same batches, optimiser, schedule "
         "and clipping: a bare `for batch in batches` loop vs `medgap.training.loop.train` (Fabric, two-stream "
-        "loader with workers, logging, checks), time per step between two log points; runs alternate. Also the "
-        "loader alone, per batch.",
+        "loader in the training process so reading counts as overhead, logging every step, checks); runs "
+        "alternate and the overhead is the median of the ratios within each pair (the machine drifts by ±20 % "
+        "between runs). Also the loader alone with its default workers, per batch.",
         "loop overhead ≤ 5 %; loader time per batch < step time."),
     "bench_inference": (
         "Sliding-window inference of one BraTS-sized case",
@@ -35,7 +36,8 @@ BENCHMARKS = {
         "0.5, Gaussian blending) with the U-Net (supervised) and ShaSpec, against "
         "`monai.inferers.sliding_window_inference` with the same windows; seconds per case and peak resident "
         "memory, each run in its own process. ShaSpec (minutes per case on a CPU) is not re-run by `make bench`: "
-        "`--models supervised shaspec` or `--full` runs it; its last result is kept, with its date.",
+        "`--models supervised shaspec` or `--full` runs it; its last result is kept, with its date. Engines "
+        "alternate; the throughput ratio is the geometric mean of the ratios within each repeat.",
         "throughput vs MONAI ≥ 1.0×; memory bounded as the window batch grows."),
     "bench_train_step": (
         "Training step per method",
