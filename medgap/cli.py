@@ -133,8 +133,11 @@ def cmd_convert(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from medgap.reproduce import reproduce
+    from medgap.reproduce import plan, reproduce
 
+    if args.plan:
+        print(plan(args.paper, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir))
+        return 0
     page = reproduce(args.paper, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir, out_dir=args.out,
                      jobs=args.jobs, console=_console())
     print(f"wrote {page}")
@@ -218,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process with "
                            "an equal share of the CPU threads (e.g. 2 on 2 cores: small CPU models scale better "
                            "across processes than across threads)")
+    reproduce.add_argument("--plan", action="store_true", help="list the runs (config, steps, patch, batch, which "
+                           "are finished) and stop: nothing is generated or trained")
     reproduce.set_defaults(func=cmd_reproduce)
     return parser
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from medgap.atomic import write_json
 from medgap.errors import ConfigError, MedgapError
-from medgap.reproduce.runner import Claim, Context, Report, Run, execute, execute_parallel, write_page
+from medgap.reproduce.runner import (Claim, Context, Report, Run, depends_on, execute, execute_parallel,
+                                     finished_result, load_run_config, write_page)
 
 PAPERS = {
     "shaspec": ("medgap.reproduce.shaspec", "ShaSpec (CVPR 2023): missing-modality segmentation and classification"),
@@ -23,7 +24,7 @@ PAPERS = {
 }
 BUDGETS = ("tiny", "small", "medium")
 
-__all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Report", "Run", "reproduce"]
+__all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Report", "Run", "plan", "reproduce"]
 
 
 def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, work_dir: str | os.PathLike | None = None,
@@ -35,23 +36,14 @@ def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, wo
     ``jobs`` > 1 trains that many runs at once, each in its own process with an equal share of the CPU threads
     (a run starts once the runs it reads, e.g. its pretraining, have finished).
     """
-    if paper not in PAPERS:
-        raise ConfigError(f"reproduce: unknown paper {paper!r} (choose from {', '.join(PAPERS)})")
-    if budget not in BUDGETS:
-        raise ConfigError(f"reproduce: unknown budget {budget!r} (choose from {', '.join(BUDGETS)})")
-    module_name, title = PAPERS[paper]
-    module = importlib.import_module(module_name)
-    sizes = module.BUDGETS[budget]
-    seed_list = list(range(seeds if seeds is not None else sizes["seeds"]))
-    if not seed_list:
-        raise ConfigError("reproduce: --seeds must be at least 1")
-    work = Path(work_dir) if work_dir else Path("runs") / "reproduce" / f"{paper}-{budget}"
+    module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir)
+    if jobs < 1:
+        raise ConfigError("reproduce: --jobs must be at least 1")
+    title = PAPERS[paper][1]
     out = Path(out_dir)
     started = time.perf_counter()
     data = module.datasets(sizes, work / "data")
     runs = module.runs(sizes, seed_list, data, work / "runs")
-    if jobs < 1:
-        raise ConfigError("reproduce: --jobs must be at least 1")
     if jobs == 1:
         results, trained, reused = {}, 0.0, 0
         for index, run in enumerate(runs, start=1):
@@ -74,6 +66,46 @@ def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, wo
     return write_page(out / f"{paper}.md", title=f"{title} — medgap reproduction", command=command, context=context,
                       report=report, seconds=time.perf_counter() - started, trained_seconds=trained, reused=reused,
                       fresh_run=json.loads(timing.read_text()) if timing.is_file() else None)
+
+
+def plan(paper: str, *, budget: str = "small", seeds: int | None = None,
+         work_dir: str | os.PathLike | None = None) -> str:
+    """What ``reproduce`` would train, as Markdown, without generating data or training: one row per run (config,
+    method, steps, patch, batch, the runs it waits for, whether a finished identical run is already in
+    ``work_dir``) and the totals. Every run's config is loaded with its overrides, so a bad budget fails here."""
+    from medgap.evaluation.reports import markdown_table
+
+    module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir)
+    runs = module.runs(sizes, seed_list, module.datasets(sizes, work / "data", create=False), work / "runs")
+    rows, steps, finished = [], 0, 0
+    for index, run in enumerate(runs):
+        config = load_run_config(run)
+        data, done = config.data, finished_result(run) is not None
+        steps += config.trainer.max_steps
+        finished += done
+        batch = f"{data.labelled_batch_size}" + (f"+{data.unlabelled_batch_size}" if data.unlabelled_batch_size else "")
+        rows.append([str(index + 1), run.run_dir.name, run.config, config.method.name, str(config.trainer.max_steps),
+                     "x".join(map(str, data.patch_size)), batch,
+                     ", ".join(other.run_dir.name for other in depends_on(run, runs[:index])),
+                     "finished" if done else ""])
+    table = markdown_table(["#", "run", "config", "method", "steps", "patch", "batch", "after", "status"], rows)
+    return (f"{table}\n{len(runs)} runs, {steps} training steps in all, seeds {seed_list}; {finished} already "
+            f"finished in {work} (reused). Data: {work / 'data'}.")
+
+
+def _setup(paper: str, budget: str, seeds: int | None, work_dir):
+    """(paper module, budget sizes, seed list, work folder), checking the arguments."""
+    if paper not in PAPERS:
+        raise ConfigError(f"reproduce: unknown paper {paper!r} (choose from {', '.join(PAPERS)})")
+    if budget not in BUDGETS:
+        raise ConfigError(f"reproduce: unknown budget {budget!r} (choose from {', '.join(BUDGETS)})")
+    module = importlib.import_module(PAPERS[paper][0])
+    sizes = module.BUDGETS[budget]
+    seed_list = list(range(seeds if seeds is not None else sizes["seeds"]))
+    if not seed_list:
+        raise ConfigError("reproduce: --seeds must be at least 1")
+    work = Path(work_dir) if work_dir else Path("runs") / "reproduce" / f"{paper}-{budget}"
+    return module, sizes, seed_list, work
 
 
 def run_one(paper: str, run_name: str, *, budget: str, seeds: int, work_dir: str | os.PathLike) -> None:

@@ -95,7 +95,9 @@ TABLE_TITLES = ("### Comparison at 25 % and 50 % labelled", "### Ablation at 25 
 
 
 # ----------------------------------------------------------------------------------------------- experiments
-def datasets(budget: dict, root: Path) -> dict[str, Path]:
+def datasets(budget: dict, root: Path, create: bool = True) -> dict[str, Path]:
+    if not create:
+        return {"chest": root / "chest_xray_text"}
     folder = generate("chest-xray-text", root / "chest_xray_text", cases=budget["cases"], seed=0, test_cases=0,
                       exist_ok=True, size=budget["size"])
     splits = folder / "splits.json"

@@ -81,7 +81,9 @@ On the real data the genetic signal is weak but the cohort is large (tens of tho
 
 
 # ------------------------------------------------------------------------------------------------- experiments
-def datasets(budget: dict, root: Path) -> dict[str, Path]:
+def datasets(budget: dict, root: Path, create: bool = True) -> dict[str, Path]:
+    if not create:
+        return {"fundus_genetics": root / "fundus_genetics"}
     from medgap.atomic import write_json
     from medgap.data.cases import discover_cases
     from medgap.data.dataset_json import load_dataset_json

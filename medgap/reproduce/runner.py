@@ -4,7 +4,8 @@ the results page with its header, the paper's numbers and the claims check.
 A paper module (``medgap/reproduce/<paper>.py``) only says *what* to run and *how to tabulate it*:
 
 - ``BUDGETS``: ``{"tiny" | "small" | "medium": dict of sizes}`` (steps, cases, patch sizes ...);
-- ``datasets(budget, data_root) -> {name: Path}``: generates the synthetic sets it needs (``exist_ok``);
+- ``datasets(budget, data_root, create=True) -> {name: Path}``: generates the synthetic sets it needs
+  (``exist_ok``); ``create=False`` only names their folders (``--plan``);
 - ``runs(budget, seeds, data, runs_root) -> list[Run]``: the experiments, in dependency order;
 - ``report(context) -> Report``: tables, plots and claims from the finished runs.
 """

@@ -71,7 +71,9 @@ only the numbers we are sure of; for the Dice and accuracy cells see the paper's
 
 
 # ----------------------------------------------------------------------------------------------- data and runs
-def datasets(budget: dict, root: Path) -> dict[str, Path]:
+def datasets(budget: dict, root: Path, create: bool = True) -> dict[str, Path]:
+    if not create:
+        return {"brain_tumour": root / "brain_tumour", "digits_av": root / "digits_av"}
     seg, cls = budget["segmentation"], budget["classification"]
     return {"brain_tumour": generate("brain-tumour", root / "brain_tumour", cases=seg["cases"], seed=0,
                                      test_cases=0, exist_ok=True, spacing=seg["spacing"]),

@@ -60,7 +60,9 @@ claim is SS-Net > the other semi-supervised methods (Mean Teacher family) > the 
 """
 
 
-def datasets(budget: dict, root: Path) -> dict[str, Path]:
+def datasets(budget: dict, root: Path, create: bool = True) -> dict[str, Path]:
+    if not create:
+        return {key: root / key for key in DATASETS}
     return {key: generate(generator, root / key, cases=budget["cases"], seed=0, test_cases=0, exist_ok=True,
                           **budget[key]["options"])
             for key, (generator, _, _) in DATASETS.items()}

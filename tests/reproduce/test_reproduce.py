@@ -35,11 +35,41 @@ def test_tiny_reproduction_writes_every_table_and_the_claims(paper, tmp_path, ca
     assert len(verdicts) >= 2
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page):  # every linked plot exists beside the page
         assert (tmp_path / "results" / image).is_file(), image
+    # --plan names every run, finished ones included, and trains nothing
+    assert main(["reproduce", paper, "--budget", "tiny", "--work-dir", str(tmp_path / "work"), "--plan"]) == 0
+    listed = capsys.readouterr().out
+    count = len(module.runs(module.BUDGETS["tiny"], list(range(module.BUDGETS["tiny"]["seeds"])),
+                            module.datasets(module.BUDGETS["tiny"], tmp_path / "work" / "data", create=False),
+                            tmp_path / "work" / "runs"))
+    assert f"{count} runs," in listed and f"{count} already finished" in listed
+    assert len(re.findall(r"\| finished \|$", listed, re.M)) == count
     # A second invocation trains nothing: every finished run is reused, and the page keeps the fresh wall time.
     again = run_tiny(paper, tmp_path, capsys)
     assert re.search(r"runs: (\d+) \(\1 reused from an earlier invocation\)", again)
     assert re.search(r"the last invocation that trained all \d+ runs took [\d.]+ min \(--jobs 1", again)
 
+
+
+@pytest.mark.parametrize("paper", sorted(PAPERS))
+def test_every_budget_plans_runs_whose_configs_load(paper, tmp_path):
+    """Every budget (medium included, which needs a GPU to run) builds valid configs: steps, patch and batch of
+    each run come from its loaded config, pretraining runs come before the runs that read them, nothing is made."""
+    from medgap.reproduce import plan
+
+    module = importlib.import_module(PAPERS[paper][0])
+    for budget in ("tiny", "small", "medium"):
+        listed = plan(paper, budget=budget, work_dir=tmp_path / budget)
+        rows = re.findall(r"^\| (\d+) \| (\S+) \| (\S+\.yaml) \| (\w+) \| (\d+) \| ([\dx]+) \| ([\d+]+) \| (.*?) \|",
+                          listed, re.M)
+        seeds = module.BUDGETS[budget]["seeds"]
+        assert rows and f"{len(rows)} runs, {sum(int(r[4]) for r in rows)} training steps in all" in listed, budget
+        assert f"seeds {list(range(seeds))}; 0 already finished" in listed
+        names = [r[1] for r in rows]
+        for row in rows:  # a run waits only for runs listed before it
+            assert all(name in names[: int(row[0]) - 1] for name in filter(None, row[7].split(", "))), row
+        assert not (tmp_path / budget).exists()  # no data generated, no run folder made
+    assert int(re.search(r"(\d+) training steps", plan(paper, budget="medium", work_dir=tmp_path)).group(1)) > \
+        int(re.search(r"(\d+) training steps", plan(paper, budget="small", work_dir=tmp_path)).group(1))
 
 
 def test_a_run_waits_for_the_runs_its_overrides_name(tmp_path):
