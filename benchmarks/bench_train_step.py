@@ -79,7 +79,6 @@ LA_SKIP = "SS-Net ~2 min/step, 14 GiB"
 ACDC_CPU = {"data.patch_size": [48, 48]}  # CPU-sized miniature (the configs: the synthetic set's 128² slices)
 ACDC_OFFICIAL = {"data.patch_size": [256, 256]}
 ACDC_SKIP = "SS-Net ~1 min/step"
-BRATS_OFFICIAL = {"data.patch_size": [80, 160, 160], "data.labelled_batch_size": 1}
 AMVLM_PAPER_TOKENS = {"data.patch_size": [224, 224], "method.vit_patch_size": 16, "data.labelled_batch_size": 32}
 # ViT-B/16 image encoder; a BERT-base-sized text transformer trained from scratch stands in for Bio_ClinicalBERT.
 AMVLM_OFFICIAL = {**AMVLM_PAPER_TOKENS, "method.vit_width": 768, "method.vit_depth": 12, "method.vit_heads": 12,
@@ -119,7 +118,7 @@ ROWS = [
     # missing modalities, brain tumour (4 MRI sequences, WT/TC/ET)
     Row("brats/supervised/cpu", "supervised", "supervised_brain_tumour", "brain-tumour", "CPU"),
     Row("brats/shaspec/cpu", "ShaSpec seg", "shaspec_brain_tumour", "brain-tumour", "CPU"),
-    Row("brats/shaspec/official", "ShaSpec seg", "shaspec_brain_tumour", "brain-tumour", "official", BRATS_OFFICIAL,
+    Row("brats/shaspec/official", "ShaSpec seg", "shaspec_brats_paper", "brain-tumour", "official",
         skip="minutes per step",
         note="encoder/decoder of medgap's U-Net, not the paper's 3-D ResNet"),
     # missing modalities, digits-av (image + spectrogram)

@@ -136,10 +136,10 @@ def cmd_reproduce(args) -> int:
     from medgap.reproduce import plan, reproduce
 
     if args.plan:
-        print(plan(args.paper, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir))
+        print(plan(args.paper, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir, smoke=args.smoke))
         return 0
     page = reproduce(args.paper, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir, out_dir=args.out,
-                     jobs=args.jobs, console=_console())
+                     jobs=args.jobs, smoke=args.smoke, console=_console())
     print(f"wrote {page}")
     return 0
 
@@ -216,13 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="tiny: minutes (tests); small: <= 30 min on 2 CPU cores; medium: <= 1 h on one GPU")
     reproduce.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's)")
     reproduce.add_argument("--work-dir", default=None, help="data and runs (default runs/reproduce/PAPER-BUDGET); "
-                           "finished runs there are reused")
-    reproduce.add_argument("--out", default="docs/results", help="folder of the results page and its plots")
+                           "finished runs there are reused (with --smoke: runs/reproduce/PAPER-BUDGET-smoke)")
+    reproduce.add_argument("--out", default=None, help="folder of the results page and its plots (default "
+                           "docs/results; with --smoke, WORK_DIR/results)")
     reproduce.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process with "
                            "an equal share of the CPU threads (e.g. 2 on 2 cores: small CPU models scale better "
                            "across processes than across threads)")
     reproduce.add_argument("--plan", action="store_true", help="list the runs (config, steps, patch, batch, which "
                            "are finished) and stop: nothing is generated or trained")
+    reproduce.add_argument("--smoke", type=int, default=None, metavar="STEPS",
+                           help="train every run for STEPS steps only: checks a budget end to end (data, configs, "
+                           "evaluation, the page) in minutes before hours are spent on it")
     reproduce.set_defaults(func=cmd_reproduce)
     return parser
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -41,3 +43,9 @@ def test_bad_configs_are_one_clear_line(tmp_path, text, overrides, message):
 def test_bool_is_not_an_int():
     with pytest.raises(ConfigError, match="must be int"):
         load_config(None, ["trainer.max_steps=true"])
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert config.name == path.stem and config.trainer.max_steps > 0 and config.data.patch_size

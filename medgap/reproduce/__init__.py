@@ -28,22 +28,26 @@ __all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Report", "Run", "plan", "re
 
 
 def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, work_dir: str | os.PathLike | None = None,
-              out_dir: str | os.PathLike = "docs/results", jobs: int = 1, console=None, log=print) -> Path:
+              out_dir: str | os.PathLike | None = None, jobs: int = 1, smoke: int | None = None, console=None,
+              log=print) -> Path:
     """Run ``paper``'s experiments at ``budget`` and write ``out_dir/<paper>.md`` (plots in ``out_dir/<paper>/``).
 
     Finished runs in ``work_dir`` (default ``runs/reproduce/<paper>-<budget>``) with the same config are reused,
     so an interrupted reproduction continues where it stopped. ``seeds``: how many (default: the budget's).
     ``jobs`` > 1 trains that many runs at once, each in its own process with an equal share of the CPU threads
     (a run starts once the runs it reads, e.g. its pretraining, have finished).
+    ``smoke`` = N trains every run for N steps only: the whole budget (data, configs, evaluation, the page) checked
+    in minutes before hours are spent on it; its work folder and page default to ``<paper>-<budget>-smoke`` and
+    ``<work>/results``, never ``docs/results``.
     """
-    module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir)
+    module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir, smoke)
     if jobs < 1:
         raise ConfigError("reproduce: --jobs must be at least 1")
     title = PAPERS[paper][1]
-    out = Path(out_dir)
+    out = Path(out_dir) if out_dir else work / "results" if smoke else Path("docs/results")
     started = time.perf_counter()
     data = module.datasets(sizes, work / "data")
-    runs = module.runs(sizes, seed_list, data, work / "runs")
+    runs = _runs(module, sizes, seed_list, data, work, smoke)
     if jobs == 1:
         results, trained, reused = {}, 0.0, 0
         for index, run in enumerate(runs, start=1):
@@ -52,7 +56,8 @@ def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, wo
             trained += seconds
             reused += was_reused
     else:
-        worker = [paper, "--budget", budget, "--seeds", str(len(seed_list)), "--work-dir", str(work)]
+        worker = [paper, "--budget", budget, "--seeds", str(len(seed_list)), "--work-dir", str(work),
+                  *(["--smoke", str(smoke)] if smoke else [])]
         results, trained, reused = execute_parallel(runs, jobs, worker, log=log)
     timing = work / "fresh_run.json"  # the wall time of the last invocation that trained every run
     if reused == 0:
@@ -62,21 +67,22 @@ def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, wo
                       plots_dir=out / paper)
     report = module.report(context)
     command = "medgap reproduce " + shlex.join([paper, "--budget", budget, "--seeds", str(len(seed_list))]
-                                               + (["--jobs", str(jobs)] if jobs > 1 else []))
+                                               + (["--jobs", str(jobs)] if jobs > 1 else [])
+                                               + (["--smoke", str(smoke)] if smoke else []))
     return write_page(out / f"{paper}.md", title=f"{title} — medgap reproduction", command=command, context=context,
                       report=report, seconds=time.perf_counter() - started, trained_seconds=trained, reused=reused,
                       fresh_run=json.loads(timing.read_text()) if timing.is_file() else None)
 
 
 def plan(paper: str, *, budget: str = "small", seeds: int | None = None,
-         work_dir: str | os.PathLike | None = None) -> str:
+         work_dir: str | os.PathLike | None = None, smoke: int | None = None) -> str:
     """What ``reproduce`` would train, as Markdown, without generating data or training: one row per run (config,
     method, steps, patch, batch, the runs it waits for, whether a finished identical run is already in
     ``work_dir``) and the totals. Every run's config is loaded with its overrides, so a bad budget fails here."""
     from medgap.evaluation.reports import markdown_table
 
-    module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir)
-    runs = module.runs(sizes, seed_list, module.datasets(sizes, work / "data", create=False), work / "runs")
+    module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir, smoke)
+    runs = _runs(module, sizes, seed_list, module.datasets(sizes, work / "data", create=False), work, smoke)
     rows, steps, finished = [], 0, 0
     for index, run in enumerate(runs):
         config = load_run_config(run)
@@ -93,7 +99,15 @@ def plan(paper: str, *, budget: str = "small", seeds: int | None = None,
             f"finished in {work} (reused). Data: {work / 'data'}.")
 
 
-def _setup(paper: str, budget: str, seeds: int | None, work_dir):
+def _runs(module, sizes: dict, seeds: list[int], data: dict[str, Path], work: Path, smoke: int | None) -> list[Run]:
+    runs = module.runs(sizes, seeds, data, work / "runs")
+    if smoke:
+        for run in runs:
+            run.overrides = {**run.overrides, "trainer.max_steps": smoke}
+    return runs
+
+
+def _setup(paper: str, budget: str, seeds: int | None, work_dir, smoke: int | None = None):
     """(paper module, budget sizes, seed list, work folder), checking the arguments."""
     if paper not in PAPERS:
         raise ConfigError(f"reproduce: unknown paper {paper!r} (choose from {', '.join(PAPERS)})")
@@ -104,15 +118,17 @@ def _setup(paper: str, budget: str, seeds: int | None, work_dir):
     seed_list = list(range(seeds if seeds is not None else sizes["seeds"]))
     if not seed_list:
         raise ConfigError("reproduce: --seeds must be at least 1")
-    work = Path(work_dir) if work_dir else Path("runs") / "reproduce" / f"{paper}-{budget}"
+    if smoke is not None and smoke < 1:
+        raise ConfigError("reproduce: --smoke must be at least 1 (training steps per run)")
+    work = Path(work_dir) if work_dir else Path("runs") / "reproduce" / f"{paper}-{budget}{'-smoke' if smoke else ''}"
     return module, sizes, seed_list, work
 
 
-def run_one(paper: str, run_name: str, *, budget: str, seeds: int, work_dir: str | os.PathLike) -> None:
+def run_one(paper: str, run_name: str, *, budget: str, seeds: int, work_dir: str | os.PathLike,
+            smoke: int | None = None) -> None:
     """Train and evaluate the run called ``run_name`` of a reproduction (the body of one ``--jobs`` worker)."""
-    module = importlib.import_module(PAPERS[paper][0])
-    sizes, work = module.BUDGETS[budget], Path(work_dir)
-    runs = module.runs(sizes, list(range(seeds)), module.datasets(sizes, work / "data"), work / "runs")
+    module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir, smoke)
+    runs = _runs(module, sizes, seed_list, module.datasets(sizes, work / "data"), work, smoke)
     matching = [run for run in runs if run.run_dir.name == run_name]
     if not matching:
         raise ConfigError(f"reproduce {paper} --budget {budget}: no run called {run_name!r}")
@@ -128,9 +144,11 @@ def _worker_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", choices=BUDGETS, required=True)
     parser.add_argument("--seeds", type=int, required=True)
     parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--smoke", type=int, default=None)
     args = parser.parse_args(argv)
     try:
-        run_one(args.paper, args.run_name, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir)
+        run_one(args.paper, args.run_name, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir,
+                smoke=args.smoke)
     except MedgapError as error:  # one line, exit 2, as the CLI does
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -2,6 +2,7 @@
 second invocation reuses the finished runs."""
 
 import importlib
+import json
 import re
 
 import pytest
@@ -70,6 +71,23 @@ def test_every_budget_plans_runs_whose_configs_load(paper, tmp_path):
         assert not (tmp_path / budget).exists()  # no data generated, no run folder made
     assert int(re.search(r"(\d+) training steps", plan(paper, budget="medium", work_dir=tmp_path)).group(1)) > \
         int(re.search(r"(\d+) training steps", plan(paper, budget="small", work_dir=tmp_path)).group(1))
+
+
+@pytest.mark.slow
+def test_smoke_trains_every_run_briefly_and_never_writes_docs(tmp_path, monkeypatch, capsys):
+    """--smoke N: every run of the budget trains N steps and is evaluated, the page is written into the smoke
+    work folder (not docs/results), and the plan shows the shortened runs."""
+    from medgap.reproduce import plan
+
+    monkeypatch.chdir(tmp_path)
+    assert "12 runs, 12 training steps in all" in plan("shaspec", budget="tiny", smoke=1)
+    assert main(["reproduce", "shaspec", "--budget", "tiny", "--smoke", "1"]) == 0, capsys.readouterr().err
+    work = tmp_path / "runs" / "reproduce" / "shaspec-tiny-smoke"
+    page = (work / "results" / "shaspec.md").read_text(encoding="utf-8")
+    assert "--smoke 1" in page and "## Claims check" in page
+    assert not (tmp_path / "docs").exists()
+    steps = [json.loads(line)["step"] for line in (work / "runs" / "bt_shaspec_seed0" / "metrics.jsonl").open()]
+    assert max(steps) == 1
 
 
 def test_a_run_waits_for_the_runs_its_overrides_name(tmp_path):
