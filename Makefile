@@ -6,7 +6,7 @@ STAMP := $(VENV)/.medgap-installed
 DEMO_DATA ?= data/brain_tumour
 DEMO_RUN ?= runs/demo_supervised_brain_tumour
 
-.PHONY: venv demo test bench clean-demo
+.PHONY: venv demo test bench bench-gpu clean-demo
 
 venv: $(STAMP)
 
@@ -31,6 +31,20 @@ test: $(STAMP)
 # A failing benchmark does not stop the others; the target fails at the end.
 bench: $(STAMP)
 	status=0; for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || status=1; done; \
+	$(BIN)/python benchmarks/readme.py; exit $$status
+
+# The same benchmarks on a GPU: fp32 and bf16 (every row, official shapes included), bf16 + torch.compile (one row
+# per family: compiling costs ~1 min a row), inference with and without bf16. Each setting writes its own JSON.
+GPU_COMPILE_ROWS := acdc/ss_net/cpu la/ss_net/cpu brats/shaspec/cpu digits/shaspec_cls/paper fundus/contig/cpu \
+	chest/amvlm/cpu chest/amvlm_ssmis/cpu
+bench-gpu: $(STAMP)
+	status=0; \
+	$(BIN)/python benchmarks/bench_train_step.py --device cuda --full --threads 0 || status=1; \
+	$(BIN)/python benchmarks/bench_train_step.py --device cuda --full --threads 0 --precision bf16-mixed || status=1; \
+	$(BIN)/python benchmarks/bench_train_step.py --device cuda --threads 0 --precision bf16-mixed --compile \
+		--rows $(GPU_COMPILE_ROWS) || status=1; \
+	$(BIN)/python benchmarks/bench_inference.py --device cuda --full || status=1; \
+	$(BIN)/python benchmarks/bench_inference.py --device cuda --full --amp || status=1; \
 	$(BIN)/python benchmarks/readme.py; exit $$status
 
 clean-demo:

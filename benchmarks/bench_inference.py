@@ -59,32 +59,49 @@ def build_model(name: str):
     return build_method(config, spec).eval()
 
 
-def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int, threads: int) -> dict:
+def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int, threads: int,
+           device_name: str = "cpu", amp: bool = False) -> dict:
+    """One case through one engine. On a GPU the windows run there: ours stitches on the CPU (the input stays
+    there); MONAI gets the input on the GPU, as its users call it, so it stitches there too."""
     from monai.inferers import sliding_window_inference
 
     from medgap.inference.sliding_window import predict_probabilities
 
     if threads:
         torch.set_num_threads(threads)
-    method = build_model(model_name)
+    device = torch.device(device_name)
+    cuda = device.type == "cuda"
+    method = build_model(model_name).to(device)
     image = torch.from_numpy(np.random.default_rng(0).standard_normal(SHAPE, dtype=np.float32))
     availability = torch.ones(SHAPE[0], dtype=torch.bool)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    if engine == "medgap":
-        output = predict_probabilities(method, image, availability, [roi] * 3, overlap=overlap, mode="gaussian",
-                                       sw_batch_size=sw_batch)
-    else:
-        with torch.no_grad():
-            output = sliding_window_inference(
-                image[None], [roi] * 3, sw_batch, lambda x: torch.sigmoid(method.predict_logits(
-                    x, availability.expand(x.shape[0], -1))), overlap=overlap, mode="gaussian")[0]
+    with autocast:
+        if engine == "medgap":
+            output = predict_probabilities(method, image, availability, [roi] * 3, overlap=overlap, mode="gaussian",
+                                           sw_batch_size=sw_batch, device=device)
+        else:
+            with torch.no_grad():
+                present = availability.to(device)
+                output = sliding_window_inference(
+                    image[None].to(device), [roi] * 3, sw_batch, lambda x: torch.sigmoid(method.predict_logits(
+                        x, present.expand(x.shape[0], -1))), overlap=overlap, mode="gaussian")[0]
+    if cuda:
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "output_shape": list(output.shape), "output_mib": output.numel() * 4 / 2**20}
+    result = {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "output_shape": list(output.shape), "output_mib": output.numel() * 4 / 2**20}
+    if cuda:
+        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return result
 
 
-def measure(model, engine, roi, overlap, sw_batch, threads) -> dict:
-    command = [sys.executable, __file__, "--worker", model, engine, str(roi), str(overlap), str(sw_batch), str(threads)]
+def measure(model, engine, roi, overlap, sw_batch, args) -> dict:
+    command = [sys.executable, __file__, "--worker", model, engine, str(roi), str(overlap), str(sw_batch),
+               str(args.threads), args.device, str(int(args.amp))]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -102,13 +119,20 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default 0 = torch's: every core)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="measurements per engine, interleaved (ratio: geometric mean of the per-repeat ratios)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help="where the windows run: cpu | cuda")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast around both engines")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON (default results/bench_inference.json; on a GPU bench_inference_<device>[_bf16].json)")
+    parser.add_argument("--worker", nargs=8, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        model, engine, roi, overlap, sw_batch, threads = args.worker
-        print(json.dumps(worker(model, engine, int(roi), float(overlap), int(sw_batch), int(threads))))
+        model, engine, roi, overlap, sw_batch, threads, device, amp = args.worker
+        print(json.dumps(worker(model, engine, int(roi), float(overlap), int(sw_batch), int(threads), device,
+                                bool(int(amp)))))
         return
+    if args.out is None:
+        args.out = RESULTS if args.device == "cpu" else RESULTS.with_name(
+            f"bench_inference_{args.device.split(':')[0]}{'_bf16' if args.amp else ''}.json")
     from medgap.atomic import write_json
 
     if args.full:
@@ -122,7 +146,7 @@ def main(argv=None):
             runs = {engine: [] for engine in engines}
             for _ in range(args.repeats):  # engines interleaved per repeat: load drifts hit both alike
                 for engine in engines:
-                    runs[engine].append(measure(model, engine, args.roi, args.overlap, sw_batch, args.threads))
+                    runs[engine].append(measure(model, engine, args.roi, args.overlap, sw_batch, args))
             ours = median_run(runs["medgap"])
             result = {"model": model, "sw_batch_size": sw_batch, "medgap": ours, "measured_at": measured_at,
                       "repeats": args.repeats}
@@ -139,6 +163,7 @@ def main(argv=None):
     table = format_table(results, args)
     print(table)
     write_json(args.out, {"benchmark": "bench_inference", "machine": machine_info(), "shape": SHAPE,
+                          "device": args.device, "amp": args.amp,
                           "roi": args.roi, "overlap": args.overlap, "threads": args.threads or torch.get_num_threads(),
                           "results": results, "table_markdown": table})
     print(f"wrote {args.out}")
@@ -166,13 +191,15 @@ def _ratio_cell(result: dict) -> str:
 
 
 def format_table(results: list[dict], args) -> str:
+    cuda = getattr(args, "device", "cpu") != "cpu"
     rows = []
     for result in results:
         ours, reference = result["medgap"], result.get("monai")
         note = f"earlier run, {result['measured_at'][:10]}" if result.get("earlier") else ""
+        gpu = [f"{ours['peak_gpu_mib']:.0f}", f"{reference['peak_gpu_mib']:.0f}" if reference else "–"] if cuda else []
         rows.append([MODEL_NAMES[result["model"]], result["sw_batch_size"], f"{ours['seconds']:.1f}",
                      f"{reference['seconds']:.1f}" if reference else "–",
-                     _ratio_cell(result) if reference else "–", f"{ours['peak_rss_mib']:.0f}",
+                     _ratio_cell(result) if reference else "–", *gpu, f"{ours['peak_rss_mib']:.0f}",
                      f"{reference['peak_rss_mib']:.0f}" if reference else "–", note])
     ratios = [result["throughput_vs_monai"] for result in results
               if "throughput_vs_monai" in result and not result.get("earlier")]
@@ -183,12 +210,15 @@ def format_table(results: list[dict], args) -> str:
     if repeats and min(repeats) < TARGET_THROUGHPUT < max(repeats):
         verdict += (f" Single repeats range {min(repeats):.2f}-{max(repeats):.2f}x: the engines are equal within this "
                     f"machine's noise (ours drives MONAI's inferer; the network's forward passes dominate).")
+    gpu_columns = ["medgap GPU peak MiB", "MONAI GPU peak MiB"] if cuda else []
+    where = (f"windows on {args.device}{' under bf16 autocast' if args.amp else ''} (ours stitches on the CPU, MONAI "
+             f"on the GPU); GPU peak = torch.cuda.max_memory_allocated, " if cuda else "CPU, ")
     return markdown_table(["model", "windows/batch", "medgap s/case", "MONAI s/case", "throughput vs MONAI",
-                           "medgap peak MiB", "MONAI peak MiB", "note"], rows) + (
+                           *gpu_columns, "medgap peak MiB", "MONAI peak MiB", "note"], rows) + (
         f"\n\n{args.repeats} interleaved run(s) per engine: seconds of the median run; throughput = geometric mean "
         f"of the per-repeat ratios (in brackets). One case {'x'.join(map(str, SHAPE))}, "
         f"ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, "
-        f"CPU, {args.threads or torch.get_num_threads()} torch thread(s); peak = resident memory of the process; "
+        f"{where}{args.threads or torch.get_num_threads()} torch thread(s); peak = resident memory of the process; "
         f"MONAI runs the same network through `sliding_window_inference`. ShaSpec (minutes per case on a CPU) runs "
         f"with `--models supervised shaspec` or `--full`.{verdict}")
 

@@ -308,13 +308,14 @@ def timed(function, synchronise, options: dict) -> tuple[int, list[float]]:
 
 
 def measure(row: Row, dataset_dir: Path, args) -> dict:
-    """One row in a child process of its own (its peak memory is its own), forked from this one after the heavy
-    imports (torch, Lightning, MONAI: ~7 s per fresh interpreter), which saves minutes over the quick table. The
-    parent has run no torch op and touched no GPU, so the child starts clean; its peak resident set starts at the
-    parent's (the same imports a fresh process would hold)."""
+    """One row in a child process of its own (its peak memory is its own). On the CPU the child is forked from
+    this one after the heavy imports (torch, Lightning, MONAI: ~7 s per fresh interpreter), which saves minutes
+    over the quick table; the parent has run no torch op, so the child starts clean and its peak resident set
+    starts at the parent's (the same imports a fresh process would hold). On a GPU the child is spawned: CUDA
+    cannot be used in a child forked from a process that has touched the driver (some import may have)."""
     options = {"threads": args.threads, "device": args.device, "precision": args.precision, "compile": args.compile,
                "min_steps": args.min_steps, "max_steps": args.max_steps, "budget_s": args.budget_s}
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("fork" if args.device == "cpu" else "spawn")
     receiver, sender = context.Pipe(duplex=False)
     started = time.perf_counter()
     child = context.Process(target=_forked_worker, args=(sender, row.key, dataset_dir, options), daemon=True)
@@ -477,8 +478,14 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="keep timing until this many seconds have passed (default 3; --full 20)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per row")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON (default results/bench_train_step.json on the CPU in fp32, else "
+                             "bench_train_step_<device>_<precision>[_compiled].json: one file per setting)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        plain = args.device == "cpu" and args.precision == "32-true" and not args.compile
+        args.out = RESULTS if plain else RESULTS.with_name(
+            f"bench_train_step_{args.device.split(':')[0]}_{args.precision}{'_compiled' if args.compile else ''}.json")
     args.min_steps = args.min_steps or (5 if args.full else 2)
     args.budget_s = args.budget_s if args.budget_s is not None else (20.0 if args.full else 3.0)
     from medgap.atomic import write_json

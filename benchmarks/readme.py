@@ -65,6 +65,7 @@ python benchmarks/bench_train_step.py            # one script; --help lists its 
 python benchmarks/bench_train_step.py --full     # + the official-shape rows that take minutes per step on a CPU
 python benchmarks/bench_train_step.py --rows la/ss_net/official la/supervised_2/official   # a selection
 python benchmarks/bench_train_step.py --device cuda --precision bf16-mixed --compile       # on a GPU
+make bench-gpu                                   # every GPU setting (fp32, bf16, bf16 + compile), then this README
 python benchmarks/bench_inference.py --models supervised shaspec   # + ShaSpec (minutes per case on a CPU)
 python benchmarks/readme.py                      # rebuild this file from results/*.json
 ```
@@ -75,8 +76,9 @@ The numbers below come from a shared machine whose other tenants load the cores 
 with each table): compare ratios measured within one run (medgap vs medpy, SS-Net vs supervised), not absolute
 times across runs. `bench_train_step.py` and `bench_overhead.py` use one torch thread by default (with more
 threads than idle cores, small steps become many times slower); `bench_metrics.py` and `bench_inference.py` use
-torch's default. The GPU flags of `bench_train_step.py` (Fabric accelerator and precision, `torch.compile`)
-record the device in the JSON; no GPU table is shown until one has been measured.
+torch's default. On a GPU (`--device cuda`; `bench_train_step.py --precision bf16-mixed --compile`,
+`bench_inference.py --amp`) each setting writes its own `results/<script>_<setting>.json` and gets its own section
+below, with the device recorded; none is shown until one has been measured.
 """
 
 
@@ -96,9 +98,21 @@ def machine_line(result: dict) -> str:
     return textwrap.fill("Machine: " + "; ".join(part for part in parts if part) + ".", 115)
 
 
+def describe(name: str) -> tuple[str, str, str, str]:
+    """(script, title, what, target) of a results file: ``bench_x`` or a setting of it, ``bench_x_<setting>``
+    (e.g. ``bench_train_step_cuda_bf16-mixed_compiled``)."""
+    if name in BENCHMARKS:
+        return (name, *BENCHMARKS[name])
+    script = next((base for base in BENCHMARKS if name.startswith(base + "_")), None)
+    if script is None:
+        return name, name, "", ""
+    title, what, target = BENCHMARKS[script]
+    return script, f"{title} ({name[len(script) + 1:]})", what, target
+
+
 def section(name: str, result: dict | None) -> str:
-    title, what, target = BENCHMARKS.get(name, (name, "", ""))
-    lines = [f"## {title} — `{name}.py`", "", textwrap.fill(what, 115), "",
+    script, title, what, target = describe(name)
+    lines = [f"## {title} — `{script}.py`", "", textwrap.fill(what, 115), "",
              textwrap.fill(f"**Target:** {target}", 115), ""]
     if result is None:
         lines.append(f"_Not measured yet: run `python benchmarks/{name}.py`._")
