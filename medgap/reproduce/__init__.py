@@ -14,7 +14,7 @@ from pathlib import Path
 from medgap.atomic import write_json
 from medgap.errors import ConfigError, MedgapError
 from medgap.reproduce.runner import (Claim, Context, Report, Run, depends_on, execute, execute_parallel,
-                                     finished_result, load_run_config, write_page)
+                                     finished_result, link_upstream, load_run_config, write_page)
 
 PAPERS = {
     "shaspec": ("medgap.reproduce.shaspec", "ShaSpec (CVPR 2023): missing-modality segmentation and classification"),
@@ -104,7 +104,7 @@ def _runs(module, sizes: dict, seeds: list[int], data: dict[str, Path], work: Pa
     if smoke:
         for run in runs:
             run.overrides = {**run.overrides, "trainer.max_steps": smoke}
-    return runs
+    return link_upstream(runs)
 
 
 def _setup(paper: str, budget: str, seeds: int | None, work_dir, smoke: int | None = None):

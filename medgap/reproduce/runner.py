@@ -40,18 +40,21 @@ class Run:
     overrides: dict[str, Any]
     evaluate: Callable[[Path], Any] | None = None
     tags: dict[str, Any] = field(default_factory=dict)  # what the report groups by (method, ratio, seed ...)
+    upstream: tuple[str, ...] = ()  # fingerprints of the runs it reads (its pretraining): see link_upstream
 
     @property
     def config_path(self) -> Path:
         return Path(self.config) if Path(self.config).is_absolute() else CONFIGS_DIR / self.config
 
     def fingerprint(self) -> str:
-        """Identifies what the run trains: the config file's name and text (an edited config retrains) and the
-        overrides."""
+        """Identifies what the run trains: the config file's name and text (an edited config retrains), the
+        overrides and the fingerprints of the runs it reads (a retrained pretraining retrains its fine-tunings)."""
         path = self.config_path
         config_text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        text = json.dumps({"config": self.config, "config_text": config_text, "overrides": self.overrides},
-                          sort_keys=True, default=str)
+        identity = {"config": self.config, "config_text": config_text, "overrides": self.overrides}
+        if self.upstream:
+            identity["upstream"] = list(self.upstream)
+        text = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -132,6 +135,14 @@ def depends_on(run: Run, earlier: list[Run]) -> list[Run]:
     """The earlier runs whose folder ``run``'s overrides name (a pretraining it loads): they must finish first."""
     text = json.dumps(run.overrides, default=str)
     return [other for other in earlier if str(other.run_dir) in text]
+
+
+def link_upstream(runs: list[Run]) -> list[Run]:
+    """Give each run (in dependency order) the fingerprints of the runs it reads, so that its own fingerprint
+    changes when theirs do."""
+    for index, run in enumerate(runs):
+        run.upstream = tuple(other.fingerprint() for other in depends_on(run, runs[:index]))
+    return runs
 
 
 def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,

@@ -100,6 +100,22 @@ def test_a_run_waits_for_the_runs_its_overrides_name(tmp_path):
     assert depends_on(pretrain, []) == [] and depends_on(other, [pretrain]) == []
 
 
+def test_a_changed_pretraining_changes_the_fingerprint_of_the_runs_that_read_it(tmp_path):
+    from medgap.reproduce.runner import Run, link_upstream
+
+    def plan(lr):
+        pretrain = Run(tmp_path / "pretrain", "x.yaml", {"optim.lr": lr})
+        return link_upstream([pretrain, Run(tmp_path / "finetune", "y.yaml",
+                                            {"method.pretrained": str(tmp_path / "pretrain")}),
+                              Run(tmp_path / "alone", "y.yaml", {})])
+
+    first, same, changed = plan(0.1), plan(0.1), plan(0.2)
+    assert [r.fingerprint() for r in first] == [r.fingerprint() for r in same]
+    assert first[1].upstream == (first[0].fingerprint(),) and first[2].upstream == ()
+    assert changed[1].fingerprint() != first[1].fingerprint()
+    assert changed[2].fingerprint() == first[2].fingerprint()  # a run that reads nothing keeps its fingerprint
+
+
 @pytest.mark.slow
 def test_parallel_jobs_write_the_same_page_and_are_reused(tmp_path, capsys):
     code = main(["reproduce", "shaspec", "--budget", "tiny", "--work-dir", str(tmp_path / "work"),
