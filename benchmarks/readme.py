@@ -65,7 +65,7 @@ python benchmarks/bench_train_step.py            # one script; --help lists its 
 python benchmarks/bench_train_step.py --full     # + the official-shape rows that take minutes per step on a CPU
 python benchmarks/bench_train_step.py --rows la/ss_net/official la/supervised_2/official   # a selection
 python benchmarks/bench_train_step.py --device cuda --precision bf16-mixed --compile       # on a GPU
-make bench-gpu                                   # every GPU setting (fp32, bf16, bf16 + compile), then this README
+make bench-gpu                                   # on a GPU: the papers' shapes in fp32 / bf16 / bf16 + compile, inference ± bf16
 python benchmarks/bench_inference.py --models supervised shaspec   # + ShaSpec (minutes per case on a CPU)
 python benchmarks/readme.py                      # rebuild this file from results/*.json
 ```
