@@ -36,7 +36,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -321,8 +320,8 @@ def measure(row: Row, dataset_dir: Path, args) -> dict:
     child = context.Process(target=_forked_worker, args=(sender, row.key, dataset_dir, options), daemon=True)
     child.start()
     sender.close()
-    result = None
-    if receiver.poll(args.timeout):
+    result, answered = None, receiver.poll(args.timeout)  # also True when the child died (end of the pipe)
+    if answered:
         try:
             result = receiver.recv()
         except EOFError:  # the child died before it could answer (killed for memory, a crash in native code)
@@ -332,8 +331,7 @@ def measure(row: Row, dataset_dir: Path, args) -> dict:
         child.kill()
         child.join()
     if result is None:
-        reason = (f"no result within {args.timeout:.0f} s" if child.exitcode in (None, -signal.SIGKILL)
-                  and time.perf_counter() - started >= args.timeout else f"exit status {child.exitcode} (killed?)")
+        reason = f"exit status {child.exitcode} (killed?)" if answered else f"no result within {args.timeout:.0f} s"
         return {"key": row.key, "error": reason}
     result["wall_s"] = time.perf_counter() - started
     return result

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from medgap.atomic import write_json
 from medgap.errors import ConfigError, MedgapError
-from medgap.reproduce.runner import (Claim, Context, Report, Run, depends_on, execute, execute_parallel,
-                                     finished_result, link_upstream, load_run_config, write_page)
+from medgap.reproduce.runner import (Claim, Context, Report, Run, execute, execute_parallel, finished_result,
+                                     link_upstream, load_run_config, write_page)
 
 PAPERS = {
     "shaspec": ("medgap.reproduce.shaspec", "ShaSpec (CVPR 2023): missing-modality segmentation and classification"),
@@ -92,7 +92,7 @@ def plan(paper: str, *, budget: str = "small", seeds: int | None = None,
         batch = f"{data.labelled_batch_size}" + (f"+{data.unlabelled_batch_size}" if data.unlabelled_batch_size else "")
         rows.append([str(index + 1), run.run_dir.name, run.config, config.method.name, str(config.trainer.max_steps),
                      "x".join(map(str, data.patch_size)), batch,
-                     ", ".join(other.run_dir.name for other in depends_on(run, runs[:index])),
+                     ", ".join(other.run_dir.name for other in run.upstream),
                      "finished" if done else ""])
     table = markdown_table(["#", "run", "config", "method", "steps", "patch", "batch", "after", "status"], rows)
     return (f"{table}\n{len(runs)} runs, {steps} training steps in all, seeds {seed_list}; {finished} already "

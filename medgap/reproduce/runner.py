@@ -40,7 +40,7 @@ class Run:
     overrides: dict[str, Any]
     evaluate: Callable[[Path], Any] | None = None
     tags: dict[str, Any] = field(default_factory=dict)  # what the report groups by (method, ratio, seed ...)
-    upstream: tuple[str, ...] = ()  # fingerprints of the runs it reads (its pretraining): see link_upstream
+    upstream: tuple[Run, ...] = field(default=(), repr=False)  # the runs it reads (its pretraining): link_upstream
 
     @property
     def config_path(self) -> Path:
@@ -53,7 +53,7 @@ class Run:
         config_text = path.read_text(encoding="utf-8") if path.is_file() else ""
         identity = {"config": self.config, "config_text": config_text, "overrides": self.overrides}
         if self.upstream:
-            identity["upstream"] = list(self.upstream)
+            identity["upstream"] = [other.fingerprint() for other in self.upstream]
         text = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -138,10 +138,10 @@ def depends_on(run: Run, earlier: list[Run]) -> list[Run]:
 
 
 def link_upstream(runs: list[Run]) -> list[Run]:
-    """Give each run (in dependency order) the fingerprints of the runs it reads, so that its own fingerprint
-    changes when theirs do."""
+    """Give each run (in dependency order) the runs it reads: it waits for them, and its fingerprint changes when
+    theirs do."""
     for index, run in enumerate(runs):
-        run.upstream = tuple(other.fingerprint() for other in depends_on(run, runs[:index]))
+        run.upstream = tuple(depends_on(run, runs[:index]))
     return runs
 
 
@@ -150,8 +150,9 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
     """Train up to ``jobs`` runs at once, each in a ``python -m medgap.reproduce`` process with
     ``cpu_count // jobs`` threads; returns (run_dir → result, summed seconds, reused count).
 
-    A run waits for the runs it depends on (:func:`depends_on`). A failed run stops new starts; the running ones
-    finish (their results are kept for the next invocation) and the failure is raised naming the run's log.
+    A run waits for the runs it reads (``Run.upstream``, :func:`link_upstream`). A failed run stops new starts; the
+    running ones finish (their results are kept for the next invocation) and the failure is raised naming the
+    run's log.
     """
     import subprocess
     import sys
@@ -167,11 +168,10 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     waiting = [run for run in runs if run.run_dir not in results]
-    needs = {run.run_dir: depends_on(run, runs[:runs.index(run)]) for run in waiting}
     running, failed, started = {}, None, 0
     while waiting or running:
         while failed is None and len(running) < jobs:
-            ready = [run for run in waiting if all(dep.run_dir in results for dep in needs[run.run_dir])]
+            ready = [run for run in waiting if all(other.run_dir in results for other in run.upstream)]
             if not ready:
                 break
             run = ready[0]

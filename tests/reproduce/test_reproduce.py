@@ -111,7 +111,7 @@ def test_a_changed_pretraining_changes_the_fingerprint_of_the_runs_that_read_it(
 
     first, same, changed = plan(0.1), plan(0.1), plan(0.2)
     assert [r.fingerprint() for r in first] == [r.fingerprint() for r in same]
-    assert first[1].upstream == (first[0].fingerprint(),) and first[2].upstream == ()
+    assert first[1].upstream == (first[0],) and first[2].upstream == ()
     assert changed[1].fingerprint() != first[1].fingerprint()
     assert changed[2].fingerprint() == first[2].fingerprint()  # a run that reads nothing keeps its fingerprint
 
