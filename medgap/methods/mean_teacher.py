@@ -85,3 +85,15 @@ class MeanTeacher(SegmentationMethod):
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> MeanTeacher:
     return MeanTeacher(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("consistency term", "MSE of the softmaxes on labelled and unlabelled images", "SSL4MIS: on the "
+              "unlabelled half only", "not yet aligned", None, "specs/ss_net.md, Corrections"),
+    Deviation("teacher mode", "eval mode (no dropout, BatchNorm running statistics)", "SSL4MIS: train mode, "
+              "with input noise and dropout in the network", "not yet aligned; our configs use no dropout",
+              None, "specs/ss_net.md, Corrections"),
+]
