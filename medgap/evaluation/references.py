@@ -139,3 +139,29 @@ def below_reference(score: float, reference: Reference) -> bool:
     if math.isnan(score) or math.isnan(reference.score):
         return False
     return score < reference.score if reference.higher_is_better else score > reference.score
+
+
+@dataclass(frozen=True)
+class SanityCheck:
+    """A reference and the network rows judged against it (``{row label: score}`` in the reference's metric)."""
+
+    reference: Reference
+    networks: dict[str, float] = field(default_factory=dict)
+
+
+def sanity_table(checks: Sequence[SanityCheck]) -> str:
+    """Markdown: one line per reference, then one per network row judged against it; ⚠ marks a row below."""
+    from medgap.evaluation.reports import markdown_table
+
+    rows = []
+    for check in checks:
+        reference = check.reference
+        rows.append([f"**{reference.name}**", reference.kind, reference.metric, _score(reference.score), ""])
+        for label, score in check.networks.items():
+            flag = "⚠ below the reference" if below_reference(score, reference) else ""
+            rows.append([f"↳ {label}", "network", reference.metric, _score(score), flag])
+    return markdown_table(["row", "kind", "metric", "score (test split)", "flag"], rows)
+
+
+def _score(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.3f}" if abs(value) < 1.5 else f"{value:.2f}"

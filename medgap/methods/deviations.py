@@ -66,14 +66,17 @@ def _cell(text: str) -> str:
 
 
 def deviation_table(modules: Sequence[str]) -> str:
-    """One Markdown table of the ``DEVIATIONS`` of ``medgap.methods.<module>`` for each module, in order."""
+    """One Markdown table of the ``DEVIATIONS`` of each module, in order: a plain name is
+    ``medgap.methods.<name>``, a dotted one is imported as it is (e.g. a reproduction's own list)."""
     rows = [f"| {'method | ' if len(modules) > 1 else ''}what | medgap | official code / paper | why | "
             "official behaviour as an option | source |",
             "|" + "---|" * (6 + (len(modules) > 1))]
     for module in modules:
-        for item in importlib.import_module(f"medgap.methods.{module}").DEVIATIONS:
+        path = module if "." in module else f"medgap.methods.{module}"
+        label = "reproduction" if path.startswith("medgap.reproduce.") else module
+        for item in importlib.import_module(path).DEVIATIONS:
             cells = [item.what, item.medgap, item.official, item.why, option_text(item.option), item.source]
-            rows.append("| " + (f"`{module}` | " if len(modules) > 1 else "")
+            rows.append("| " + (f"`{label}` | " if len(modules) > 1 else "")
                         + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 

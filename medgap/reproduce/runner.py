@@ -23,6 +23,9 @@ from typing import Any, Callable
 
 from medgap.atomic import write_json, write_text
 from medgap.errors import ConfigError
+from medgap.evaluation.references import SanityCheck, sanity_table
+from medgap.methods.deviations import deviation_table
+from medgap.metrics.stats import Comparison, ordering_verdict
 
 CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -60,12 +63,29 @@ class Run:
 
 @dataclass
 class Claim:
-    """One claim of the paper and whether the miniature reproduces it (None: not measurable at this budget)."""
+    """One claim of the paper and what the miniature says about it.
+
+    ``comparisons``: the paired tests behind the claim, ``(label, Comparison)`` — one for "A > B", one per adjacent
+    pair for an ordering "A > B > C" (:func:`medgap.metrics.stats.compare`); their values × ``scale`` are shown in
+    ``unit`` (e.g. Dice in [0, 1] × 100 = "Dice points"). With comparisons the verdict is
+    :func:`~medgap.metrics.stats.ordering_verdict` of them; without (a claim that is no paired difference of
+    per-case scores, e.g. a t-SNE silhouette) it is ``holds`` as a point estimate (None: not measurable).
+    """
 
     text: str
     holds: bool | None
     evidence: str
     explanation: str = ""
+    comparisons: list[tuple[str, Comparison]] = field(default_factory=list)
+    scale: float = 100.0
+    unit: str = "points"
+
+    @property
+    def verdict(self) -> str:
+        if self.comparisons:
+            return ordering_verdict([comparison for _, comparison in self.comparisons])
+        return {True: "holds (point estimate, no test)", False: "does not hold (point estimate, no test)",
+                None: "not measurable"}[self.holds]
 
 
 @dataclass
@@ -77,6 +97,8 @@ class Report:
     paper_numbers: str
     claims: list[Claim]
     setup: str = ""
+    sanity: list[SanityCheck] = field(default_factory=list)  # references a network must reach on the same split
+    deviations: tuple[str, ...] = ()  # modules whose DEVIATIONS the page lists (medgap.methods.<name> or dotted)
 
 
 @dataclass
@@ -212,11 +234,42 @@ def machine() -> str:
     return f"{cpu}, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+VERDICT_TEXT = {"reproduced": "**reproduced**", "contradicted": "**contradicted**", "inconclusive": "inconclusive"}
+STATISTICS_NOTE = (
+    "Effect = method − baseline (or each adjacent pair of an ordering), mean over seeds of the mean over test cases "
+    "(a case averaged over modality subsets and structures first); 95 % CI = percentile bootstrap resampling test "
+    "cases within seeds (seeds as strata, 10,000 resamples); p = paired t-test on the per-case differences averaged "
+    "over seeds; MDD = the difference that t-test would detect with 80 % power at α = 0.05 from the observed spread. "
+    "**reproduced**: the CI excludes 0 in the claimed direction (every pair of an ordering); **contradicted**: it "
+    "excludes 0 in the other direction (any pair); inconclusive otherwise. Claims that are no paired difference of "
+    "per-case scores are point estimates without a test.")
+
+
+def _signed(value: float, scale: float) -> str:
+    return "–" if value != value else f"{value * scale:+.2f}"
+
+
+def p_text(p: float) -> str:
+    if p != p:
+        return "–"
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
 def claims_table(claims: list[Claim]) -> str:
-    lines = ["| claim (paper) | reproduced here? | our numbers | why, if not |", "|---|---|---|---|"]
+    lines = ["| claim (paper) | verdict | effect [95 % CI] | p | MDD (80 % power) | our numbers | why, if not |",
+             "|---|---|---|---|---|---|---|"]
     for claim in claims:
-        verdict = {True: "**yes**", False: "**no**", None: "not measurable"}[claim.holds]
-        lines.append(f"| {claim.text} | {verdict} | {claim.evidence} | {claim.explanation} |")
+        effect, p, mdd = [], [], []
+        for label, c in claim.comparisons:
+            prefix = f"{label}: " if len(claim.comparisons) > 1 or label else ""
+            effect.append(f"{prefix}{_signed(c.effect, claim.scale)} [{_signed(c.ci_low, claim.scale)}, "
+                          f"{_signed(c.ci_high, claim.scale)}] {claim.unit}")
+            p.append(p_text(c.p))
+            mdd.append("–" if c.mdd != c.mdd else f"{c.mdd * claim.scale:.2f} ({c.cases} cases × {c.seeds} seeds)")
+        verdict = VERDICT_TEXT.get(claim.verdict, claim.verdict)
+        cells = [claim.text, verdict, "<br>".join(effect) or "–", "<br>".join(p) or "–", "<br>".join(mdd) or "–",
+                 claim.evidence, "" if claim.verdict == "reproduced" else claim.explanation]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -245,7 +298,17 @@ def write_page(path: Path, *, title: str, command: str, context: Context, report
     body += ["## Our results", ""]
     for section in report.sections:
         body += [section.rstrip(), ""]
+    if report.sanity:
+        body += ["## Sanity references", "",
+                 "What a network must at least reach on the same split: a classical model on the raw inputs, the "
+                 "supervised upper bound at the same budget, or a positive control. A network row below its "
+                 "reference is flagged ⚠.", "", sanity_table(report.sanity)]
     body += ["## The paper's published numbers (real datasets, not comparable in absolute terms)", "",
-             report.paper_numbers.rstrip(), "", "## Claims check", "", claims_table(report.claims)]
+             report.paper_numbers.rstrip(), "", "## Claims check", "", STATISTICS_NOTE, "",
+             claims_table(report.claims)]
+    if report.deviations:
+        body += ["## Where medgap differs from the paper and the official code", "",
+                 "Generated from the `DEVIATIONS` lists beside each method (and this reproduction's own setup).", "",
+                 deviation_table(report.deviations)]
     write_text(path, "\n".join(header + body))
     return path
