@@ -57,7 +57,8 @@ BUDGETS = {
              "attribution_steps": 4,
              "options": {"image_size": 32, "chromosomes": 2, "chromosome_length": 4e5, "every_k": 2,
                          "causal_snps": (4, 4, 2)}},
-    "small": {"seeds": 2, "pretrain_seeds": 1, "individuals": 600, "pretrain_steps": 300, "downstream_steps": 100,
+    # 3 downstream seeds on the whole test split (~230 images); one pretraining per pretraining seed (issue 17)
+    "small": {"seeds": 3, "pretrain_seeds": 1, "individuals": 600, "pretrain_steps": 300, "downstream_steps": 100,
               "batch": 64, "downstream_batch": 32, "widths": [16, 32, 64, 128], "attribution_people": 30,
               "attribution_steps": 50, "options": {}},
     "medium": {"seeds": 3, "pretrain_seeds": 3, "individuals": 2000, "pretrain_steps": 3000, "downstream_steps": 600,
