@@ -273,6 +273,38 @@ def claims_table(claims: list[Claim]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def still_rising(run_dir: Path, share: float = 0.25) -> bool | None:
+    """Whether a run's validation curve (the selecting score: the first ``val_*`` entry of its validation rows in
+    ``metrics.jsonl``) was still rising at the end: the last validation is the best and the last interval added at
+    least ``share`` of the curve's range. None: fewer than 3 validations."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    curve = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        keys = [key for key in row if key.startswith("val_")]
+        if keys and isinstance(row[keys[0]], (int, float)):
+            curve.append(float(row[keys[0]]))
+    if len(curve) < 3 or max(curve) == min(curve):
+        return None if len(curve) < 3 else False
+    return curve[-1] >= max(curve) and curve[-1] - curve[-2] >= share * (max(curve) - min(curve))
+
+
+def convergence_note(runs: list[Run]) -> str:
+    """One paragraph: how many runs' validation curves flattened, and which were still rising."""
+    judged = {run.run_dir.name: still_rising(run.run_dir) for run in runs}
+    judged = {name: rising for name, rising in judged.items() if rising is not None}
+    if not judged:
+        return "No run validated at least 3 times: convergence cannot be judged at this budget."
+    rising = [name for name, value in judged.items() if value]
+    listed = ", ".join(f"`{name}`" for name in rising[:12]) + (f" and {len(rising) - 12} more" if len(rising) > 12
+                                                                  else "")
+    return (f"Validation curves (the score that selects `best.pt`, every validation): {len(judged) - len(rising)} of "
+            f"{len(judged)} runs flattened, {len(rising)} still rising at their last validation (it was their "
+            "best and added at least a quarter of the curve's range)" + (f": {listed}." if rising else "."))
+
+
 def write_page(path: Path, *, title: str, command: str, context: Context, report: Report, seconds: float,
                trained_seconds: float, reused: int, fresh_run: dict | None = None) -> Path:
     from medgap.training.run_folder import git_revision
@@ -295,6 +327,8 @@ def write_page(path: Path, *, title: str, command: str, context: Context, report
         "",
     ]
     body = ["## Setup", "", report.setup, ""] if report.setup else []
+    if context.runs:
+        body += [convergence_note(context.runs), ""]
     body += ["## Our results", ""]
     for section in report.sections:
         body += [section.rstrip(), ""]

@@ -533,3 +533,19 @@ def _why_not(context: Context) -> str:
         return "tiny budget: a few steps only, for tests"
     return ("a few hundred CPU steps on a small synthetic set (the paper trains 180k iterations on BraTS); the "
             "seed-to-seed spread is of the order of the differences")
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (the page's table: medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("data", "synthetic `brain-tumour` (FLAIR/T1/T1c/T2, BraTS regions) and `digits-av` (sklearn digits + "
+              "tone spectrogram)", "paper: BraTS 2018 and AV-MNIST", "no downloads; the numbers are not comparable "
+              "in absolute terms", None, "specs/shaspec.md"),
+    Deviation("dimensionality", "2-D slice-wise training and inference on the 3-D volumes, scored per volume",
+              "paper: 3-D patches of 80×160×160", "3-D ShaSpec is ~3 s per step on a CPU", None,
+              "specs/shaspec.md, Segmentation"),
+    Deviation("optimiser", "AdamW, LR 0.01, poly, 400 steps of batch 8", "paper: SGD Nesterov 0.99, LR 0.01, cosine, "
+              "180k iterations of batch 1", "CPU budget; at the configs' LR 0.003 neither model learned ET in 300 "
+              "steps", None, "specs/shaspec.md, Segmentation"),
+]

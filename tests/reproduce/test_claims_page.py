@@ -56,3 +56,23 @@ def test_page_has_sanity_rows_with_flags_and_the_deviation_table(tmp_path):
     deviations = page.split("## Where medgap differs from the paper and the official code", 1)[1]
     assert "| what | medgap | official code / paper |" in deviations and "HeMIS" in deviations
     assert "**reproduced**" in page.split("## Claims check", 1)[1]
+
+
+def test_convergence_note_names_the_runs_still_rising(tmp_path):
+    import json
+
+    from medgap.reproduce.runner import Run, convergence_note, still_rising
+
+    def run(name, curve):
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = [{"step": 10 * i, "loss": 1.0} for i in range(len(curve))]
+        rows += [{"step": 10 * i, "val_dice": value, "val_loss": 0.0} for i, value in enumerate(curve)]
+        (folder / "metrics.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+        return Run(folder, "x.yaml", {})
+
+    runs = [run("flat", [0.1, 0.5, 0.6, 0.61, 0.6]), run("rising", [0.1, 0.2, 0.3, 0.5]),
+            run("short", [0.1, 0.9]), run("late_small", [0.1, 0.5, 0.58, 0.6])]
+    assert [still_rising(r.run_dir) for r in runs] == [False, True, None, False]
+    note = convergence_note(runs)
+    assert "2 of 3 runs flattened, 1 still rising" in note and "`rising`" in note and "`flat`" not in note
