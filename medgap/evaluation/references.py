@@ -149,8 +149,19 @@ class SanityCheck:
     networks: dict[str, float] = field(default_factory=dict)
 
 
+def flag(score: float, reference: Reference) -> str:
+    """The flag of a network row: below a classical reference or a positive control, or above an upper bound (a
+    sign that the upper bound itself is under-trained)."""
+    if reference.kind == "upper bound":
+        if math.isnan(score) or math.isnan(reference.score):
+            return ""
+        above = score > reference.score if reference.higher_is_better else score < reference.score
+        return "⚠ above the upper bound (under-trained?)" if above else ""
+    return "⚠ below the reference" if below_reference(score, reference) else ""
+
+
 def sanity_table(checks: Sequence[SanityCheck]) -> str:
-    """Markdown: one line per reference, then one per network row judged against it; ⚠ marks a row below."""
+    """Markdown: one line per reference, then one per network row judged against it, with :func:`flag`."""
     from medgap.evaluation.reports import markdown_table
 
     rows = []
@@ -158,8 +169,7 @@ def sanity_table(checks: Sequence[SanityCheck]) -> str:
         reference = check.reference
         rows.append([f"**{reference.name}**", reference.kind, reference.metric, _score(reference.score), ""])
         for label, score in check.networks.items():
-            flag = "⚠ below the reference" if below_reference(score, reference) else ""
-            rows.append([f"↳ {label}", "network", reference.metric, _score(score), flag])
+            rows.append([f"↳ {label}", "network", reference.metric, _score(score), flag(score, reference)])
     return markdown_table(["row", "kind", "metric", "score (test split)", "flag"], rows)
 
 

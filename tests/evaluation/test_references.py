@@ -10,7 +10,7 @@ from medgap.atomic import write_text
 from medgap.data.dataset_json import write_dataset_json
 from medgap.data.io import write_png
 from medgap.errors import DatasetError
-from medgap.evaluation.references import (Reference, _downsample, below_reference, classical_reference,
+from medgap.evaluation.references import (Reference, _downsample, below_reference, classical_reference, flag,
                                           network_reference, raw_pixels)
 
 
@@ -77,5 +77,7 @@ def test_a_network_row_below_its_reference_is_flagged():
     upper = network_reference("supervised upper bound", {"a": 0.8, "b": 0.6, "c": math.nan}, "Dice (%)", scale=100)
     assert upper.score == pytest.approx(70.0) and upper.kind == "upper bound"
     assert below_reference(65.0, upper)
+    assert flag(65.0, upper) == "" and flag(75.0, upper).startswith("⚠ above the upper bound")
+    assert flag(27.6, reference) == "⚠ below the reference" and flag(97.0, reference) == ""
     with pytest.raises(ValueError, match="kind"):
         network_reference("x", {}, "Dice", kind="oracle")
