@@ -23,7 +23,8 @@ import numpy as np
 
 from medgap.data.synthetic import generate
 from medgap.evaluation.subsets import all_subsets, subset_symbol
-from medgap.metrics.stats import paired_ttest
+from medgap.evaluation.references import Reference, SanityCheck, classical_reference
+from medgap.metrics.stats import Comparison, case_scores, compare
 from medgap.reproduce.runner import Claim, Context, Report, Run
 
 METHODS = ("shaspec", "zerofill")
@@ -178,11 +179,30 @@ def _case_means(cases: dict[tuple, dict[str, float]]) -> dict[tuple, float]:
     return {key: _nanmean(scores.values()) for key, scores in cases.items()}
 
 
+def _per_case(scores: dict[str, dict[tuple, dict[str, float]]], symbols, structures=None) -> dict[tuple, float]:
+    """(seed, case) → the case's mean over the given subsets and structures (NaN skipped): one pair per case,
+    however many subsets score it."""
+    return case_scores({(*key, symbol, structure): value for symbol in symbols
+                        for key, per in scores.get(symbol, {}).items() for structure, value in per.items()
+                        if structures is None or structure in structures})
+
+
+def _minus(a: dict[tuple, float], b: dict[tuple, float]) -> dict[tuple, float]:
+    return {key: a[key] - b[key] for key in a.keys() & b.keys()}
+
+
 def _test(a: dict[tuple, dict], b: dict[tuple, dict]) -> dict | None:
-    """Paired t-test of per-case means, ``a`` − ``b``, over the (seed, case) pairs both have."""
-    a, b = _case_means(a), _case_means(b)
-    common = [k for k in sorted(set(a) & set(b)) if not (math.isnan(a[k]) or math.isnan(b[k]))]
-    return paired_ttest([a[k] for k in common], [b[k] for k in common]) if len(common) > 1 else None
+    """The table's p: :func:`~medgap.metrics.stats.compare` of per-case means over structures, ``a`` − ``b``, as a
+    ``paired_ttest``-style dict (a case's difference averaged over the seeds that scored it)."""
+    comparison = compare(_case_means(a), _case_means(b))
+    return _as_test(comparison)
+
+
+def _as_test(comparison: Comparison) -> dict | None:
+    if comparison.cases < 2:
+        return None
+    return {"p": comparison.p, "significant": comparison.p < 0.05, "mean_diff": comparison.effect,
+            "comparison": comparison}
 
 
 def _p(test: dict | None) -> str:
@@ -225,11 +245,10 @@ def _non_dedicated(context: Context) -> tuple[str, dict]:
         rows.append(list(symbol) + [_fmt(v) for v in values] + [_p(test)])
     average = {m: {s: _nanmean(numbers[(m, sym)][s] for sym in symbols) for s in (*STRUCTURES, "mean")}
                for m in METHODS}
-    pooled = {m: {} for m in METHODS}  # every (subset, seed, case) as one pair: the average row's test
-    for m in METHODS:
-        for symbol in symbols:
-            pooled[m].update({(symbol, *key): value for key, value in scores[m].get(symbol, {}).items()})
-    numbers["average"], numbers["test_average"] = average, _test(pooled["shaspec"], pooled["zerofill"])
+    # the average row's test: one pair per case, its mean over the 15 subsets and 3 regions (never 15 × 3 pairs)
+    numbers["average"], numbers["test_average"] = average, _as_test(
+        compare(_per_case(scores["shaspec"], symbols), _per_case(scores["zerofill"], symbols)))
+    numbers["scores"] = scores
     rows.append(["**Average**"] + [""] * (len(channels) - 1)
                 + [_fmt(average[m][s]) for m in METHODS for s in (*STRUCTURES, "mean")] + [_p(numbers["test_average"])])
     seeds = sorted({run.tags["seed"] for run in context.select(table="non-dedicated")})
@@ -237,8 +256,8 @@ def _non_dedicated(context: Context) -> tuple[str, dict]:
     text = (f"One model per method for all 15 subsets (each training step keeps k ~ U{{1..4}} random modalities per "
             f"sample). Dice (%) on the test split, mean over {cases} (seed, case) pairs (seeds {seeds}); "
             f"● present, ○ missing (zeroed and marked missing at inference). p: two-sided paired t-test of the "
-            f"per-case mean Dice over ET/TC/WT, ShaSpec vs zero-filling, cases paired by (seed, case); the average "
-            f"row pools all 15 subsets' pairs; * p < 0.05.\n\n")
+            f"per-case mean Dice over ET/TC/WT, ShaSpec vs zero-filling (a case's difference averaged over the seeds "
+            f"that scored it); the average row pairs each case's mean over all 15 subsets; * p < 0.05.\n\n")
     return text + _table(header, rows), numbers
 
 
@@ -284,7 +303,8 @@ def _classification(context: Context) -> tuple[str, dict]:
         for symbol in symbols:
             accuracy = {m: _structure_mean(scores[m].get(symbol, {}), "class") for m in METHODS}
             test = _test(scores["shaspec"].get(symbol, {}), scores["zerofill"].get(symbol, {}))
-            numbers[(ratio, symbol)] = {**accuracy, "test": test}
+            numbers[(ratio, symbol)] = {**accuracy, "test": test,
+                                        "cases": {m: _case_means(scores[m].get(symbol, {})) for m in METHODS}}
             protocol = symbol == subset_symbol([True] * len(channels))
             cells = [f"**{_fmt(accuracy[m])}**" if protocol else _fmt(accuracy[m]) for m in METHODS]
             rows.append([f"{round(ratio * 100)} %", " ".join(symbol) + (" (protocol)" if protocol else ""), *cells,
@@ -366,7 +386,9 @@ def report(context: Context) -> Report:
     claims += _segmentation_claims(context, table1, table2, channels)
     claims += _classification_claims(context, table3, cls_channels)
     claims.append(_feature_claim(context))
-    return Report(sections=sections, paper_numbers=PAPER_NUMBERS, claims=claims, setup=_setup(context))
+    return Report(sections=sections, paper_numbers=PAPER_NUMBERS, claims=claims, setup=_setup(context),
+                  sanity=_sanity(context, table3, cls_channels),
+                  deviations=("shaspec", "zero_filling", "medgap.reproduce.shaspec"))
 
 
 def _features_section(context: Context) -> str:
@@ -408,19 +430,27 @@ def _feature_claim(context: Context) -> Claim:
                  "" if holds else _why_not(context))
 
 
+def _claim(context: Context, text: str, evidence: str, pairs: list, why: str = "", unit: str = "Dice points") -> Claim:
+    """A claim judged by its paired comparisons; ``why`` (or the budget's reason) explains a verdict other than
+    reproduced."""
+    claim = Claim(text, None, evidence, "", pairs, unit=unit)
+    claim.explanation = "" if claim.verdict == "reproduced" else (
+        why if why and context.budget != "tiny" else _why_not(context))
+    return claim
+
+
 def _segmentation_claims(context: Context, table1: dict, table2: dict, channels: list[str]) -> list[Claim]:
     claims = []
     symbols = [subset_symbol(s) for s in all_subsets(len(channels))]
-    average, test = table1["average"], table1["test_average"]
+    scores, average = table1["scores"], table1["average"]
     sha, zero = average["shaspec"]["mean"], average["zerofill"]["mean"]
-    holds = sha >= zero
     per = ", ".join(f"{s} {average['shaspec'][s]:.1f} vs {average['zerofill'][s]:.1f}" for s in STRUCTURES)
     wins = sum(table1[("shaspec", s)]["mean"] >= table1[("zerofill", s)]["mean"] for s in symbols)
-    claims.append(Claim(
-        "ShaSpec ≥ the baseline on average over the 15 subsets (Table 1)", holds,
-        f"mean Dice {sha:.2f} vs {zero:.2f} ({per}); ShaSpec ahead on {wins} of 15 subsets"
-        + (f"; pooled p = {test['p']:.3g}" if test and not math.isnan(test["p"]) else ""),
-        "" if holds else _why_not(context)))
+    overall = table1["test_average"]["comparison"] if table1["test_average"] else \
+        compare(_per_case(scores["shaspec"], symbols), _per_case(scores["zerofill"], symbols))
+    claims.append(_claim(context, "ShaSpec ≥ the baseline on average over the 15 subsets (Table 1)",
+                         f"mean Dice {sha:.2f} vs {zero:.2f} ({per}); ShaSpec ahead on {wins} of 15 subsets",
+                         [("ShaSpec − zero-filling", overall)]))
 
     # The most informative modality: the one whose absence costs the baseline the most mean Dice.
     def without(method, index, present):
@@ -429,69 +459,92 @@ def _segmentation_claims(context: Context, table1: dict, table2: dict, channels:
     costs = {name: without("zerofill", i, True) - without("zerofill", i, False) for i, name in enumerate(channels)}
     key = max(costs, key=costs.get)
     index = channels.index(key)
-    gain_missing = without("shaspec", index, False) - without("zerofill", index, False)
-    gain_present = without("shaspec", index, True) - without("zerofill", index, True)
-    holds = gain_missing > 0 and gain_missing > gain_present
+    missing = [s for s in symbols if s[index] == "○"]
+    present = [s for s in symbols if s[index] == "●"]
+    gain_missing = _minus(_per_case(scores["shaspec"], missing), _per_case(scores["zerofill"], missing))
+    gain_present = _minus(_per_case(scores["shaspec"], present), _per_case(scores["zerofill"], present))
     gains = ", ".join(f"{s} {average['shaspec'][s] - average['zerofill'][s]:+.1f}" for s in STRUCTURES)
-    claims.append(Claim(
-        "ShaSpec is clearly better on the subsets missing the most informative modality", holds,
+    claims.append(_claim(
+        context, "ShaSpec is clearly better on the subsets missing the most informative modality",
         f"most informative here: {key} (baseline loses {costs[key]:.1f} Dice points without it; "
         + ", ".join(f"{n} {c:.1f}" for n, c in costs.items() if n != key)
-        + f"); ShaSpec − baseline: {gain_missing:+.2f} on the 7 subsets without {key}, {gain_present:+.2f} on the 8 "
-          "with it",
-        "" if holds else (
-            f"ShaSpec's gain is spread over all subsets rather than concentrated where {key} is missing (average "
-            f"gain per region: {gains}). We think what {key} alone carries (on this synthetic set, the T1c "
-            "enhancement) cannot be rebuilt from the other modalities' shared features by either model, so the "
-            "generated feature of Eq. 4 does not widen the margin there; with 6 test cases per seed the per-subset "
-            "margins are also noisy" if context.budget != "tiny" else _why_not(context))))
+        + f"); ShaSpec − baseline: {without('shaspec', index, False) - without('zerofill', index, False):+.2f} on "
+          f"the {len(missing)} subsets without {key}, "
+          f"{without('shaspec', index, True) - without('zerofill', index, True):+.2f} on the {len(present)} with it",
+        [(f"ShaSpec − baseline without {key}", compare(_per_case(scores["shaspec"], missing),
+                                                       _per_case(scores["zerofill"], missing))),
+         (f"gain without {key} − gain with it", compare(gain_missing, {k: v for k, v in gain_present.items()}))],
+        f"ShaSpec's gain is spread over all subsets rather than concentrated where {key} is missing (average gain "
+        f"per region: {gains}). We think what {key} alone carries (on this synthetic set, the T1c enhancement) "
+        "cannot be rebuilt from the other modalities' shared features by either model, so the generated feature of "
+        "Eq. 4 does not widen the margin there"))
 
     t1c = channels.index("T1c") if "T1c" in channels else 2
-    collapse, parts = [], []
+    with_t1c = [s for s in symbols if s[t1c] == "●"]
+    without_t1c = [s for s in symbols if s[t1c] == "○"]
+    parts, pairs = [], []
     for method in METHODS:
-        with_t1c = _nanmean(table1[(method, s)]["ET"] for s in symbols if s[t1c] == "●")
-        without_t1c = _nanmean(table1[(method, s)]["ET"] for s in symbols if s[t1c] == "○")
-        collapse.append(without_t1c < 0.5 * with_t1c)
-        parts.append(f"{LABELS[method]} ET {with_t1c:.1f} with T1c → {without_t1c:.1f} without")
-    holds = all(collapse)
-    claims.append(Claim(
-        "ET collapses without T1c for every method (here: mean ET Dice over the subsets without T1c below half "
-        "of that with it)", holds, "; ".join(parts),
-        "" if holds else ("the synthetic enhancing rim is the outer shell of the tumour core, so its position can "
-                          "be guessed from the core's shape on the other sequences; in BraTS it cannot"
-                          if context.budget != "tiny" else _why_not(context))))
+        et_with = _per_case(scores[method], with_t1c, ("ET",))
+        et_without = _per_case(scores[method], without_t1c, ("ET",))
+        parts.append(f"{LABELS[method]} ET {_nanmean(table1[(method, s)]['ET'] for s in with_t1c):.1f} with T1c → "
+                     f"{_nanmean(table1[(method, s)]['ET'] for s in without_t1c):.1f} without")
+        pairs.append((f"{LABELS[method]}: ET without − ½ ET with",
+                      compare(et_without, {k: 0.5 * v for k, v in et_with.items()}, direction=-1)))
+    claims.append(_claim(
+        context, "ET collapses without T1c for every method (here: mean ET Dice over the subsets without T1c below "
+        "half of that with it)", "; ".join(parts), pairs,
+        "the synthetic enhancing rim is the outer shell of the tumour core, so its position can be guessed from "
+        "the core's shape on the other sequences; in BraTS it cannot"))
 
     if table2:
-        keeps = sorted({k for k in table2 if isinstance(k, tuple) and k[0] == "shaspec"}, key=str)
-        results = [(k[1], table2[("shaspec", k[1])], table2[("zerofill", k[1])], table2[("test", k[1])]) for k in keeps]
-        holds = all(s >= z for _, s, z, _ in results)
-        claims.append(Claim(
-            "Dedicated training: ShaSpec ≥ the baseline on the same missing set (Table 2)", holds,
-            "; ".join(f"{k}: {s:.2f} vs {z:.2f} mean Dice" + (f", p = {t['p']:.3g}" if t and not math.isnan(t['p'])
-                                                              else "") for k, s, z, t in results),
-            "" if holds else _why_not(context)))
+        keeps = sorted({k[1] for k in table2 if isinstance(k, tuple) and k[0] == "shaspec"}, key=str)
+        claims.append(_claim(
+            context, "Dedicated training: ShaSpec ≥ the baseline on the same missing set (Table 2)",
+            "; ".join(f"{k}: {table2[('shaspec', k)]:.2f} vs {table2[('zerofill', k)]:.2f} mean Dice" for k in keeps),
+            [(k, table2[("test", k)]["comparison"]) for k in keeps if table2[("test", k)]]))
     return claims
 
 
 def _classification_claims(context: Context, numbers: dict, channels: list[str]) -> list[Claim]:
     both = subset_symbol([True] * len(channels))
     gains = {r: numbers[(r, both)]["shaspec"] - numbers[(r, both)]["zerofill"] for r in RATIOS}
+    cases = {r: numbers[(r, both)]["cases"] for r in RATIOS}
     evidence = "; ".join(f"{round(r * 100)} %: {numbers[(r, both)]['shaspec']:.1f} vs "
-                         f"{numbers[(r, both)]['zerofill']:.1f}"
-                         + (f" (p = {numbers[(r, both)]['test']['p']:.3g})" if numbers[(r, both)]["test"]
-                            and not math.isnan(numbers[(r, both)]["test"]["p"]) else "") for r in RATIOS)
-    better = all(g > 0 for g in gains.values())
+                         f"{numbers[(r, both)]['zerofill']:.1f}" for r in RATIOS)
     low = min(RATIOS)
-    most_at_low = gains[low] >= max(gains.values())
-    why_low = ("" if most_at_low else
-               "our baseline is an early-fusion CNN over the stacked image and spectrogram channels, a weaker "
+    gain = {r: _minus(cases[r]["shaspec"], cases[r]["zerofill"]) for r in RATIOS}
+    why_low = ("our baseline is an early-fusion CNN over the stacked image and spectrogram channels, a weaker "
                "architecture than ShaSpec's per-modality encoders even with every modality present, so the gap "
                "does not shrink as the spectrogram becomes common; with a short schedule the rare spectrogram "
-               "at 10 % is barely learned by either model" if context.budget != "tiny" else _why_not(context))
-    return [Claim("Classification (SMIL protocol): ShaSpec > the baseline at every spectrogram ratio", better,
-                  evidence, "" if better else _why_not(context)),
-            Claim("... and the margin is largest at the lowest ratio", most_at_low,
-                  ", ".join(f"{round(r * 100)} %: {g:+.1f}" for r, g in gains.items()), why_low)]
+               "at 10 % is barely learned by either model")
+    return [_claim(context, "Classification (SMIL protocol): ShaSpec > the baseline at every spectrogram ratio",
+                   evidence, [(f"{round(r * 100)} %", compare(cases[r]["shaspec"], cases[r]["zerofill"]))
+                              for r in RATIOS], unit="accuracy points"),
+            _claim(context, "... and the margin is largest at the lowest ratio",
+                   ", ".join(f"{round(r * 100)} %: {g:+.1f}" for r, g in gains.items()),
+                   [(f"gain at {round(low * 100)} % − gain at {round(r * 100)} %", compare(gain[low], gain[r]))
+                    for r in RATIOS if r != low], why_low, unit="accuracy points")]
+
+
+def _sanity(context: Context, numbers: dict, channels: list[str]) -> list[SanityCheck]:
+    """Logistic regression on the raw pixels of digits-av, fitted on each seed's training split and scored on its
+    test split (accuracy averaged over seeds), against the network rows that see the same modalities."""
+    runs = [run for run in context.select(table="classification", method="shaspec", ratio=RATIOS[-1])]
+    checks = []
+    for chosen in (None, [0], [1]):
+        present = [True] * len(channels) if chosen is None else [i in chosen for i in range(len(channels))]
+        symbol = subset_symbol(present)
+        scores, name = [], ""
+        for run in runs:
+            splits = json.loads((run.run_dir / "splits.json").read_text())
+            result = classical_reference(context.data["digits_av"], splits["train"], splits["test"], channels=chosen)
+            scores.append(result.score)
+            name = result.name
+        reference = Reference(f"{name}, all training cases", "classical", "accuracy (%)", float(np.mean(scores)))
+        checks.append(SanityCheck(reference, {f"{LABELS[m]}, {round(r * 100)} % spectrogram, subset "
+                                              f"{' '.join(symbol)}": numbers[(r, symbol)][m]
+                                              for r in RATIOS for m in METHODS}))
+    return checks
 
 
 def _setup(context: Context) -> str:
