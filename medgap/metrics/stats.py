@@ -17,7 +17,8 @@ is one pair, not 15. The unit of evidence is the test case:
 - **p**: two-sided paired t-test on the per-case differences averaged over the seeds that scored the case (the
   pairs are the two methods' scores of one test case; n = distinct test cases);
 - **verdict**: ``reproduced`` when the CI excludes 0 on the claimed side, ``contradicted`` when it excludes 0 on
-  the other side, ``inconclusive`` otherwise;
+  the other side, ``inconclusive`` otherwise (always with fewer than ``MIN_CASES`` = 5 distinct test cases, where
+  a percentile bootstrap is degenerate: 2 cases give 3 possible resample means);
 - **MDD**: the smallest true effect the same paired t-test would detect with 80 % power at α = 0.05 (two-sided),
   from the observed standard deviation s of those per-case differences, with the t approximation
   MDD = (t_{1−α/2, n−1} + t_{power, n−1}) · s / √n.
@@ -124,6 +125,7 @@ def paired_ttest(
 
 # ------------------------------------------------------------------------------------------ claim statistics
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
+MIN_CASES = 5  # below this many distinct test cases a percentile bootstrap is degenerate: no CI, inconclusive
 
 
 def case_scores(scores: Mapping[tuple, float], levels: int = 2) -> dict[tuple, float]:
@@ -241,11 +243,12 @@ def compare(method: Mapping[tuple, float], baseline: Mapping[tuple, float], *, d
     by_seed = _differences(method, baseline)
     per_seed = tuple(float(np.mean(list(values.values()))) for values in by_seed.values())
     effect = float(np.mean(per_seed)) if per_seed else math.nan
-    low, high = bootstrap_ci(by_seed, resamples=resamples, confidence=confidence, seed=seed)
     per_case: dict[Any, list[float]] = {}
     for values in by_seed.values():
         for case, difference in values.items():
             per_case.setdefault(case, []).append(difference)
+    low, high = bootstrap_ci(by_seed, resamples=resamples, confidence=confidence, seed=seed) \
+        if len(per_case) >= MIN_CASES else (math.nan, math.nan)
     case_differences = np.array([np.mean(values) for values in per_case.values()])
     p = math.nan
     if case_differences.size >= 2 and np.ptp(case_differences) > 1e-12 * max(1.0, float(np.abs(case_differences).max())):

@@ -28,7 +28,7 @@ METRICS = (("dice", 100, "Dice (%)"), ("jaccard", 100, "Jaccard (%)"), ("hd95", 
 DATASETS = {"atrium3d": ("atrium-3d", "LA", 0.4), "cardiac2d": ("cardiac-2d", "ACDC", 1.0)}
 
 BUDGETS = {
-    "tiny": {"seeds": 1, "cases": 12, "batch": 2,
+    "tiny": {"seeds": 1, "cases": 25, "batch": 2,  # 5 test cases: the fewest a bootstrap CI is given for
              "atrium3d": {"options": {"shape": (32, 32, 16), "spacing": 4.0}, "patch": [32, 32, 16],
                           "features": [4, 8, 16, 32, 64], "steps": 4},
              "cardiac2d": {"options": {"size": (32, 32), "spacing": (6.0, 6.0, 10.0), "slices": (3, 4)},

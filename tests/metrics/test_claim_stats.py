@@ -136,4 +136,8 @@ def test_minimum_detectable_difference_matches_a_hand_computation():
 def test_too_few_cases_give_no_interval_and_an_inconclusive_verdict():
     result = compare({(0, "a"): 0.9}, {(0, "a"): 0.1})
     assert math.isnan(result.ci_low) and math.isnan(result.p) and result.verdict == "inconclusive"
+    # 4 cases that all gain: the t-test may say so, but a bootstrap over 4 cases is no interval to trust
+    four = compare(scores([[0.9, 0.8, 0.85, 0.95]]), scores([[0.5, 0.5, 0.5, 0.5]]))
+    assert four.cases == 4 and four.p < 0.01 and math.isnan(four.ci_low) and four.verdict == "inconclusive"
+    assert compare(scores([[0.9, 0.8, 0.85, 0.95, 0.9]]), scores([[0.5] * 5])).verdict == "reproduced"
     assert math.isnan(case_scores({(0, "a", "T1"): math.nan})[(0, "a")])
