@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from medgap.data.synthetic import generate
+from medgap.data.synthetic.brain_tumour import CHANNELS as BRAIN_CHANNELS
 from medgap.evaluation.subsets import all_subsets, subset_symbol
-from medgap.evaluation.references import Reference, SanityCheck, classical_reference
+from medgap.evaluation.references import Reference, SanityCheck, classical_reference, network_reference
 from medgap.metrics.stats import Comparison, case_scores, compare
 from medgap.reproduce.runner import Claim, Context, Report, Run
 
@@ -140,6 +141,11 @@ def runs(budget: dict, seeds: list[int], data: dict[str, Path], root: Path) -> l
                                    _classification_overrides(budget, ratio, seed, data["digits_av"]),
                                    functools.partial(_evaluate, feature_plot=plot),
                                    {"table": "classification", "ratio": ratio, "method": method, "seed": seed}))
+    for seed in seeds:  # the sanity reference: the baseline network trained and tested with every modality
+        overrides = {**_segmentation_overrides(budget, seed, data["brain_tumour"]), "method.modality_dropout": "none"}
+        planned.append(Run(root / f"bt_all_modalities_seed{seed}", "zerofill_brain_tumour.yaml", overrides,
+                           functools.partial(_evaluate, subsets=[list(BRAIN_CHANNELS)]),
+                           {"table": "upper bound", "method": "zerofill", "seed": seed}))
     for keep in budget["dedicated"]:  # Table 2: one model per missing set
         for seed in seeds[: budget["dedicated_seeds"]]:
             for method in METHODS:
@@ -387,7 +393,7 @@ def report(context: Context) -> Report:
     claims += _classification_claims(context, table3, cls_channels)
     claims.append(_feature_claim(context))
     return Report(sections=sections, paper_numbers=PAPER_NUMBERS, claims=claims, setup=_setup(context),
-                  sanity=_sanity(context, table3, cls_channels),
+                  sanity=_sanity(context, table1, table3, cls_channels),
                   deviations=("shaspec", "zero_filling", "medgap.reproduce.shaspec"))
 
 
@@ -526,11 +532,20 @@ def _classification_claims(context: Context, numbers: dict, channels: list[str])
                     for r in RATIOS if r != low], why_low, unit="accuracy points")]
 
 
-def _sanity(context: Context, numbers: dict, channels: list[str]) -> list[SanityCheck]:
-    """Logistic regression on the raw pixels of digits-av, fitted on each seed's training split and scored on its
-    test split (accuracy averaged over seeds), against the network rows that see the same modalities."""
+def _sanity(context: Context, table1: dict, numbers: dict, channels: list[str]) -> list[SanityCheck]:
+    """Segmentation: a U-Net trained and tested with every modality (no dropping) at the same budget, the upper
+    bound of the all-modality row. Classification: logistic regression on the raw pixels of digits-av, fitted on
+    each seed's training split and scored on its test split (accuracy averaged over seeds), against the network rows
+    that see the same modalities."""
+    seg_channels = _channels(context)
+    full = subset_symbol([True] * len(seg_channels))
+    upper = _per_case(_scores(context, table="upper bound"), [full])
+    checks = [SanityCheck(network_reference("U-Net trained and tested with all four modalities (no dropping)",
+                                            {f"{seed}/{case}": value for (seed, case), value in upper.items()},
+                                            "mean Dice over ET/TC/WT (%)", scale=100),
+                          {f"{LABELS[m]} (non-dedicated), subset {' '.join(full)}": table1[(m, full)]["mean"]
+                           for m in METHODS})]
     runs = [run for run in context.select(table="classification", method="shaspec", ratio=RATIOS[-1])]
-    checks = []
     for chosen in (None, [0], [1]):
         present = [True] * len(channels) if chosen is None else [i in chosen for i in range(len(channels))]
         symbol = subset_symbol(present)
@@ -558,7 +573,8 @@ def _setup(context: Context) -> str:
             "baseline is a 4-channel U-Net of the same width with the same random modality dropping "
             "(`configs/zerofill_brain_tumour.yaml`). Dedicated runs keep "
             + ", ".join("/".join(k) for k in budget["dedicated"])
-            + f" only (seeds {context.seeds[:budget['dedicated_seeds']]}). "
+            + f" only (seeds {context.seeds[:budget['dedicated_seeds']]}). The segmentation sanity reference is the "
+            "baseline U-Net trained without dropping (every modality, every seed). "
             f"**Classification**: `digits-av` ({cls['cases'] or 1797} cases, image + tone spectrogram, 65/15/20 % "
             f"split), {cls['steps']} steps of 32 with the paper's optimiser (Adam, weight decay 1e-2, LR 1e-3 ×0.9 "
             f"every 20 epochs), encoders {cls['features']}, FC–dropout–FC head; "
