@@ -558,7 +558,11 @@ def report(context: Context) -> Report:
              f"{sizes['attribution_people']} test people, IG with {sizes['attribution_steps']} steps. Everything "
              "else as in `configs/contig_fundus*.yaml`, `configs/simclr_fundus.yaml`.")
     return Report(sections=sections, paper_numbers=PAPER_NUMBERS, claims=claims, setup=setup,
-                  sanity=_sanity(context, finetuned),
+                  sanity=_sanity(context, finetuned) + [SanityCheck(
+                      Reference("GWAS of the true traits (positive control: the power of the test)", "positive control",
+                                "genome-wide loci, held-out people", float(control["loci_genome_wide"])),
+                      {f"GWAS of {label} features": float(pretraining[init]["gwas_heldout"]["loci_genome_wide"])
+                       for init, label in feature_sets})],
                   deviations=("contig", "simclr", "classifier", "medgap.reproduce.contig"))
 
 
