@@ -174,4 +174,8 @@ def sanity_table(checks: Sequence[SanityCheck]) -> str:
 
 
 def _score(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.3f}" if abs(value) < 1.5 else f"{value:.2f}"
+    if math.isnan(value):
+        return "–"
+    if value.is_integer():  # counts (GWAS loci), exact accuracies
+        return f"{int(value)}" if abs(value) >= 1 or value == 0 else f"{value:.3f}"
+    return f"{value:.3f}" if abs(value) < 1.5 else f"{value:.2f}"
