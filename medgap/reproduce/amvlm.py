@@ -135,6 +135,8 @@ def _segmentation(budget: dict, method: str, ratio: float, seed: int, data_dir: 
                  "data.labelled_batch_size": budget["batch"], "data.unlabelled_batch_size": budget["batch"],
                  "model.features": budget["features"], "optim.lr": budget["lr"],
                  "inference.patch_size": [budget["size"]] * 2}
+    if ratio >= 1.0:  # every training image labelled: no unlabelled stream
+        overrides["data.unlabelled_batch_size"] = 0
     if method != "unet":  # λ(t): 40 ramp units compressed into the first half of training
         overrides["method.rampup_unit"] = max(1, round(RAMP_FRACTION * steps / 40))
     if variant is not None:
