@@ -40,7 +40,7 @@ def cmd_verify(args) -> int:
         task = bar.add_task("verify", total=None)
         report = verify_dataset(args.dataset_dir, max_bytes=int(args.max_image_mib * 2**20),
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
-    print(format_report(report))
+    print(format_report(report, first_problem_elsewhere=True))
     if report.ok:
         return 0
     more = f" (and {len(report.problems) - 1} more problem(s), listed above)" if len(report.problems) > 1 else ""
