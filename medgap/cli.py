@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medgap.data.convert import CONVERTERS
+from medgap.data.convert import CONVERTERS, describe_options
 from medgap.errors import MedgapError
 from medgap.progress import progress_bar
 
@@ -125,9 +125,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from medgap.data.convert import converter
+    from medgap.data.convert import converter, parse_options
 
-    out = converter(args.format).convert(args.source, args.out_dir)
+    module = converter(args.format)
+    out = module.convert(args.source, args.out_dir, **parse_options(args.format, args.option))
     print(f"wrote {out}")
     return 0
 
@@ -158,10 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--exist-ok", action="store_true", help="keep an identical existing dataset")
     synth.set_defaults(func=cmd_synth)
 
-    convert = commands.add_parser("convert", help="convert a public dataset layout into medgap's folder layout")
+    convert = commands.add_parser(
+        "convert", help="convert a public dataset layout into medgap's folder layout",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="options (--option NAME=VALUE; defaults shown):\n" + "\n".join(
+            f"  {name}: {describe_options(name)}" for name in CONVERTERS))
     convert.add_argument("format", help=" | ".join(CONVERTERS) + " (see docs/your_data.md)")
     convert.add_argument("source")
     convert.add_argument("out_dir")
+    convert.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                         help="a converter option, repeatable (e.g. --option val_count=2 --option spacing=1.5,1.5,10); "
+                         "each format's options are listed below")
     convert.set_defaults(func=cmd_convert)
 
     verify = commands.add_parser("verify", help="check a dataset folder and summarise it")

@@ -92,6 +92,9 @@ def parse_dataset_json(raw: Any, path: Path) -> DatasetSpec:
         classes = tuple(map(str, classes))
         raw = {"labels": {"background": 0}, **raw}
     missing = [key for key in REQUIRED_KEYS if key not in raw]
+    if missing and "modality" in raw and "training" in raw:  # the Decathlon's own dataset.json
+        raise DatasetError(f"{path}: a Medical Segmentation Decathlon task folder (4-D images, 'modality' and "
+                           f"'training' keys); convert it first: medgap convert msd {path.parent} OUT_DIR")
     if missing:
         raise DatasetError(f"{path}: missing required key(s) {', '.join(missing)}")
     channel_names = _parse_channels(raw["channel_names"], path)

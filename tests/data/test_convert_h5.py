@@ -93,3 +93,28 @@ def test_acdc_converter_stacks_volumes_and_slices_along_the_last_axis(tmp_path):
     assert splits["val"] == ["patient002_frame01"] and splits["test"] == ["patient003_frame01"]
     with pytest.raises(DatasetError, match="not empty"):
         converter("acdc_h5").convert(source, out)
+
+
+def test_converter_options_from_the_cli(la_source, tmp_path, capsys):
+    """A small LA pilot needs val_count below the default 8: options reach the converter, typed by its signature."""
+    from medgap.cli import main
+
+    source, _ = la_source
+    out = tmp_path / "Dataset010_LA"
+    assert main(["convert", "la-h5", str(source), str(out), "--option", "val_count=2", "--option", "seed=3",
+                 "--option", "spacing=1,1,2.5"]) == 0
+    splits = json.loads((out / "splits.json").read_text())
+    assert len(splits["val"]) == 2 and len(splits["train"]) == 2 and splits["seed"] == 3
+    spec = load_dataset_json(out)
+    assert load_case(discover_cases(out, spec)[0], spec).geometry.spacing == pytest.approx((1, 1, 2.5))
+    capsys.readouterr()
+    for option, message in (
+            ("val_cont=2", "--option val_cont: unknown option of la_h5 (known: val_count=8, seed=0, "
+                           "spacing=0.625,0.625,0.625)"),
+            ("val_count=two", "--option val_count: 'two' is not an integer"),
+            ("spacing=1,x,1", "--option spacing: '1,x,1' is not comma-separated numbers"),
+            ("val_count", "--option 'val_count': expected NAME=VALUE")):
+        assert main(["convert", "la_h5", str(source), str(tmp_path / "again"), "--option", option]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "again").exists()
