@@ -3,7 +3,8 @@
 Accepted exactly as nnU-Net v2 writes it, including region-based labels (BraTS:
 ``{"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}`` with
 ``regions_class_order``). medgap's optional extensions: ``regions`` (named label sets evaluated/trained as
-binary outputs while ``labels`` stays plain), ``text`` (reports in ``textTr/``), ``genetics``.
+binary outputs while ``labels`` stays plain), ``text`` (reports in ``textTr/``), ``genetics``, ``groups`` (case id →
+group, e.g. ACDC frame → patient: splits and labelled draws keep a group together).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class DatasetSpec:
             datasets these are the integer values that occur in label files (``label_1``, ...).
         regions: region name → label values, or ``None`` when training/evaluating per label.
         regions_class_order: label written where each region is predicted, in order (later wins).
+        groups: case id → group (the patient of each ACDC frame), or ``None``: a group is never split between
+            train/val/test and is labelled or unlabelled as a whole (``labelled_count`` counts groups).
     """
 
     path: Path
@@ -45,6 +48,7 @@ class DatasetSpec:
     genetics: Any = None
     task: str = "segmentation"  # or "classification": one class per case from labelsTr.csv
     classes: tuple[str, ...] = ()
+    groups: dict[str, str] | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -117,10 +121,14 @@ def parse_dataset_json(raw: Any, path: Path) -> DatasetSpec:
     num_training = raw.get("numTraining")
     if num_training is not None and (not isinstance(num_training, int) or num_training < 0):
         raise DatasetError(f"{path}: numTraining must be a non-negative integer, got {num_training!r}")
+    groups = raw.get("groups")
+    if groups is not None and (not isinstance(groups, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in groups.items())):
+        raise DatasetError(f"{path}: groups must map case ids to group names, like {{\"patient001_frame01\": \"patient001\"}}")
     return DatasetSpec(
         path=path, name=str(raw.get("name", path.parent.name)), channel_names=channel_names, labels=labels,
         file_ending=file_ending, regions=regions, regions_class_order=order, num_training=num_training,
-        text=bool(raw.get("text", False)), genetics=raw.get("genetics"), task=task, classes=classes, raw=raw,
+        text=bool(raw.get("text", False)), genetics=raw.get("genetics"), task=task, classes=classes, groups=groups, raw=raw,
     )
 
 
