@@ -96,6 +96,21 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from medgap.evaluation.score import score_folder
+
+    console = _console()
+    with progress_bar("score", console) as bar:
+        task = bar.add_task("score", total=None)
+        result = score_folder(args.prediction_dir, args.label_dir, args.dataset, out_dir=args.out,
+                              hd95_definition=args.hd95_definition, empty_penalty=args.empty_penalty,
+                              voxel_units_too=args.voxel_units_too,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    print(result["table"], end="")
+    print(f"wrote {result['paths']['md']}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from medgap.evaluation.subsets import compare_runs
 
@@ -198,6 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--modality-subsets", choices=("all",), default=None,
                           help="all: score every non-empty subset of modalities (2^N - 1 rows, ShaSpec Table 1)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    score = commands.add_parser("score", help="score a folder of predicted label maps against a folder of labels "
+                                "(any tool's predictions; the metrics and tables of evaluate)")
+    score.add_argument("prediction_dir", help="CASE<file_ending> label maps, e.g. from medgap predict or nnU-Net")
+    score.add_argument("label_dir", help="reference labels with the same names, e.g. DATASET/labelsTs")
+    score.add_argument("--dataset", required=True, help="dataset folder whose dataset.json gives labels and regions")
+    score.add_argument("--out", default=None, help="folder for score.md/.csv/.json (default: PREDICTION_DIR)")
+    score.add_argument("--hd95-definition", choices=("medpy", "monai"), default="medpy", help="see docs/metrics.md")
+    score.add_argument("--empty-penalty", type=float, default=None,
+                       help="HD95/ASD when exactly one mask is empty (default: NaN, counted apart)")
+    score.add_argument("--voxel-units-too", action="store_true", help="also report distances in voxels")
+    score.set_defaults(func=cmd_score)
 
     compare = commands.add_parser("compare", help="several runs side by side per modality subset, paired t-tests")
     compare.add_argument("run_dirs", nargs="+", help="run folders; the first is the reference of the t-tests")
