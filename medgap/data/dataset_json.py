@@ -73,13 +73,17 @@ class DatasetSpec:
 def load_dataset_json(dataset_dir: str | os.PathLike) -> DatasetSpec:
     """Read and validate ``DATASET_DIR/dataset.json``; every problem is a one-line :class:`DatasetError`."""
     path = Path(dataset_dir) / "dataset.json"
+    return parse_dataset_json(read_json(path, "every dataset folder needs a dataset.json"), path)
+
+
+def read_json(path: Path, why_needed: str) -> Any:
+    """The JSON value in ``path``; an absent or invalid file is a one-line :class:`DatasetError`."""
     if not path.is_file():
-        raise DatasetError(f"{path}: missing (every dataset folder needs a dataset.json)")
+        raise DatasetError(f"{path}: missing ({why_needed})")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path}: not valid JSON ({error})") from None
-    return parse_dataset_json(raw, path)
 
 
 def parse_dataset_json(raw: Any, path: Path) -> DatasetSpec:

@@ -18,7 +18,6 @@ form instead, WT = {1, 2, 3}, TC = {2, 3}, ET = {3}, so that training and evalua
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 
 from medgap.data.cases import check_case_id
 from medgap.data.convert.h5_common import new_dataset_folder
-from medgap.data.dataset_json import write_dataset_json
+from medgap.data.dataset_json import read_json, write_dataset_json
 from medgap.data.io import write_nifti
 from medgap.errors import DatasetError
 
@@ -39,12 +38,9 @@ BRATS_REGIONS = {"background": 0, "WT": [1, 2, 3], "TC": [2, 3], "ET": [3]}  # n
 def read_msd_json(source: Path) -> dict:
     """The task's ``dataset.json``, checked for the keys an MSD task has."""
     path = source / "dataset.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: missing (an MSD task folder holds dataset.json, imagesTr/, labelsTr/)")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: not valid JSON ({error})") from None
+    raw = read_json(path, "an MSD task folder holds dataset.json, imagesTr/, labelsTr/")
+    if not isinstance(raw, dict):
+        raise DatasetError(f"{path}: expected a JSON object at the top level")
     missing = [key for key in ("modality", "labels", "training") if key not in raw]
     if missing:
         raise DatasetError(f"{path}: missing MSD key(s) {', '.join(missing)} (is this an MSD task folder?)")
