@@ -47,8 +47,14 @@ def options(name: str) -> list[Option]:
     Read from the module's source (not imported), so ``medgap convert --help`` stays fast.
     """
     module = importlib.util.find_spec(CONVERTERS[name.replace("-", "_")])
-    tree = ast.parse(Path(module.origin).read_text(encoding="utf-8"))
-    function = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "convert")
+    lines = Path(module.origin).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("def convert("))
+    for end in range(start + 1, len(lines) + 1):  # parse the signature alone: the whole file costs ~10 ms
+        try:
+            function = ast.parse("\n".join(lines[start:end]) + "\n    pass").body[0]
+            break
+        except SyntaxError:
+            continue
     arguments = function.args
     positional = arguments.args[2:]
     defaults = [None] * (len(positional) - len(arguments.defaults)) + arguments.defaults
