@@ -224,10 +224,10 @@ VERIFY_ROWS = [
     ("label-value-not-in-dataset-json", "cardiac-2d",
      rewrite_nifti("labelsTr/Cardiac_001.nii.gz", lambda a, m: (set_voxel(a, 7), m)), [],
      r"labelsTr/Cardiac_001\.nii\.gz: label value\(s\) \[7\] not declared in dataset\.json"),
-    ("brats-label-3-undeclared", "brain-tumour",
-     rewrite_nifti("labelsTr/BrainTumour_000.nii.gz", lambda a, m: (set_voxel(a, 3), m)), [],
-     r"labelsTr/BrainTumour_000\.nii\.gz: label value\(s\) \[3\] not declared in dataset\.json "
-     r"\(declared \[0, 1, 2, 4\]"),
+    ("brats-label-4-undeclared", "brain-tumour",  # nnU-Net v2 region labels are 0-3: BraTS's raw 4 is refused
+     rewrite_nifti("labelsTr/BrainTumour_000.nii.gz", lambda a, m: (set_voxel(a, 4), m)), [],
+     r"labelsTr/BrainTumour_000\.nii\.gz: label value\(s\) \[4\] not declared in dataset\.json "
+     r"\(declared \[0, 1, 2, 3\]"),
     ("png-label-255", "chest-xray-text", png_value("labelsTr/CXR_001.png", 255), [],
      r"labelsTr/CXR_001\.png: label value\(s\) \[255\] not declared"),
     ("class-not-in-dataset-json", "digits-av",
