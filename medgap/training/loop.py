@@ -29,7 +29,8 @@ from medgap.methods import build_method
 from medgap.progress import progress_bar
 from medgap.metrics import dice, label_to_masks
 from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from medgap.training.run_folder import RunLock, environment, prepare_run_folder, read_jsonl
+from medgap.training.run_folder import (RunLock, environment, prepare_run_folder, read_jsonl,
+                                       remove_unstarted_run)
 from medgap.training.schedules import build_optimizer, build_scheduler
 
 
@@ -47,8 +48,13 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
     fabric.launch()
     _rank_zero_first(fabric, lambda: prepare_run_folder(run_dir, resume=resume, overwrite=overwrite,
                                                         dataset_dir=config.data.dataset_dir))
-    with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
-        return _train(fabric, config, run_dir, resume, console)
+    try:
+        with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
+            return _train(fabric, config, run_dir, resume, console)
+    except MedgapError:
+        if fabric.is_global_zero and not resume:  # bad data/config: leave no half-made run folder behind
+            remove_unstarted_run(run_dir)
+        raise
 
 
 def _rank_zero_first(fabric: Fabric, action):
