@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,28 @@ def check_case_id(case_id: str, where: str | os.PathLike = "") -> str:
     return case_id
 
 
+def present_file(path: Path) -> Path | None:
+    """``path`` if it is a regular file, ``None`` if nothing is there (a missing modality, an unlabelled case).
+
+    Anything else under the name (a dangling symlink, a symlink loop, a FIFO, a folder, an unreadable file) is an
+    error, not an absence: treating it as missing would silently change the experiment.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise DatasetError(f"{path}: dangling symlink (its target {os.readlink(path)} does not exist)") from None
+        return None
+    except OSError as error:  # ELOOP, EACCES on a parent ...
+        raise DatasetError(f"{path}: cannot be read ({error.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise DatasetError(f"{path}: expected a file, found {kind}")
+    if not os.access(path, os.R_OK):
+        raise DatasetError(f"{path}: cannot be read (permission denied)")
+    return Path(path)
+
+
 def channel_pattern(file_ending: str) -> re.Pattern:
     return re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})" + re.escape(file_ending) + "$")
 
@@ -79,10 +102,9 @@ def discover_images(folder: Path, spec: DatasetSpec) -> dict[str, list[Path | No
     pattern = channel_pattern(spec.file_ending)
     found: dict[str, list[Path | None]] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith(".") or not path.name.endswith(spec.file_ending):
             continue
-        if not path.name.endswith(spec.file_ending):
-            continue
+        present_file(path)  # a name that is there but cannot be read is an error, not a missing modality
         match = pattern.match(path.name)
         if not match:
             raise DatasetError(f"{path}: image file names must be CASE_XXXX{spec.file_ending} (4-digit channel suffix)")
@@ -117,8 +139,7 @@ def discover_cases(dataset_dir: str | os.PathLike, spec: DatasetSpec, part: str 
         text_path = text_dir / f"{case_id}.txt"
         cases.append(Case(
             case_id=case_id, image_paths=tuple(paths),
-            label_path=label_path if label_path.is_file() else None,
-            text_path=text_path if text_path.is_file() else None,
+            label_path=present_file(label_path), text_path=present_file(text_path),
             genetics={name: rows[key] for name, rows in genetics.items()
                       if (key := individual.get(case_id, case_id)) in rows},
         ))

@@ -11,6 +11,7 @@ import copy
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -168,6 +169,14 @@ def png_value(relative: str, value: int):
     return corrupt
 
 
+def replace_with(relative: str, make):
+    """Replace a file by what ``make(path)`` creates there (a symlink, a FIFO)."""
+    def corrupt(root: Path):
+        (root / relative).unlink()
+        make(root / relative)
+    return corrupt
+
+
 def both(*corruptions):
     def corrupt(root: Path):
         for corruption in corruptions:
@@ -260,6 +269,15 @@ VERIFY_ROWS = [
      r"genetics/burden\.csv:2: NaN/Inf value for case 'F\d+'"),
     ("report-not-utf8", "chest-xray-text", overwrite("textTr/CXR_001.txt", "Bilateral infection, ß".encode("latin-1")),
      [], r"textTr/CXR_001\.txt: report is not UTF-8 text"),
+    # issue 21 item 2: a name that is there but cannot be read is not a missing modality / an unlabelled case
+    ("dangling-symlink-channel", "brain-tumour", replace_with(f"{BT}_0001.nii.gz", lambda p: p.symlink_to("gone")),
+     [], rf"{BT}_0001\.nii\.gz: dangling symlink \(its target gone does not exist\)"),
+    ("symlink-loop-label", "atrium-3d", replace_with("labelsTr/Atrium_001.nii.gz", lambda p: p.symlink_to(p.name)),
+     [], r"labelsTr/Atrium_001\.nii\.gz: cannot be read \(Too many levels of symbolic links\)"),
+    ("fifo-label", "cardiac-2d", replace_with("labelsTr/Cardiac_001.nii.gz", os.mkfifo), [],
+     r"labelsTr/Cardiac_001\.nii\.gz: expected a file, found a FIFO"),
+    ("folder-as-channel", "atrium-3d", replace_with(f"{AT}_0000.nii.gz", Path.mkdir), [],
+     rf"{AT}_0000\.nii\.gz: expected a file, found a folder"),
     ("image-over-memory-budget", "atrium-3d", lambda root: None, ["--max-image-mib", "0.01"],
      rf"{AT}_0000\.nii\.gz: image of shape \(16, 16, 16\) needs 0\.0156 MiB, over the memory budget of 0\.01 MiB"),
     ("png-over-memory-budget", "chest-xray-text", lambda root: None, ["--max-image-mib", "0.001"],
