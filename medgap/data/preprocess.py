@@ -25,7 +25,9 @@ from medgap.data.io import check_memory_budget
 from medgap.data.transforms import normalise
 from medgap.errors import DatasetError
 
-CACHE_VERSION = 1
+# 2: one folder per case (``<id>/image.npy``...): ``<id>_seg.npy`` names collided between case ids (``A`` and
+# ``A_seg``); entries of version 1 are never read again, they are recomputed.
+CACHE_VERSION = 2
 MAX_FOREGROUND_POINTS = 20_000
 
 
@@ -105,10 +107,9 @@ def preprocess_cases(
 def _preprocess_one(case: Case, spec: DatasetSpec, cache: Path, normalisation: str,
                     max_bytes: int | None) -> PreprocessedCase:
     fingerprint = _fingerprint(case, normalisation, spec)
-    meta_path = cache / f"{case.case_id}.json"
-    image_path = cache / f"{case.case_id}.npy"
-    label_path = cache / f"{case.case_id}_seg.npy"
-    foreground_path = cache / f"{case.case_id}_fg.npy"
+    entry = cache / case.case_id  # one folder per case: no two cases' file names can collide
+    meta_path, image_path = entry / "meta.json", entry / "image.npy"
+    label_path, foreground_path = entry / "label.npy", entry / "foreground.npy"
     meta = None
     if meta_path.is_file():
         try:

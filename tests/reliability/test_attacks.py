@@ -89,3 +89,40 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(synthetic, tmp_pa
     config = write_config(tmp_path / "tiny.yaml", synthetic("atrium-3d"))
     assert main(["train", str(config), "--run-dir", str(run)]) == 0
     assert (run / "checkpoints" / "last.pt").is_file()
+
+
+# ------------------------------------------------------------------------------------------ 3: cache names
+def test_cache_entries_of_case_ids_that_extend_each_other_do_not_collide(synthetic, tmp_path):
+    """``Atrium_000`` and ``Atrium_000_seg``: the first one's label cache used to hold the second one's image."""
+    from medgap.data.cases import discover_cases, load_case
+    from medgap.data.dataset_json import load_dataset_json
+    from medgap.data.preprocess import label_to_index, preprocess_cases
+
+    root = Path(shutil.copytree(synthetic("atrium-3d"), tmp_path / "data"))
+    (root / "imagesTr" / "Atrium_001_0000.nii.gz").rename(root / "imagesTr" / "Atrium_000_seg_0000.nii.gz")
+    (root / "labelsTr" / "Atrium_001.nii.gz").rename(root / "labelsTr" / "Atrium_000_seg.nii.gz")
+    spec = load_dataset_json(root)
+    cases = discover_cases(root, spec)
+    for _ in range(2):  # the second pass reads the cache back (fingerprints valid)
+        handles = preprocess_cases(cases, spec, tmp_path / "cache", normalisation="none")
+        for case, handle in zip(cases, handles):
+            data = load_case(case, spec)
+            np.testing.assert_array_equal(handle.image(), data.image)
+            np.testing.assert_array_equal(handle.label(), label_to_index(data.label, spec))
+
+
+def test_a_cache_of_the_old_layout_is_recomputed_not_read(synthetic, tmp_path):
+    from medgap.data.cases import discover_cases
+    from medgap.data.dataset_json import load_dataset_json
+    from medgap.data.preprocess import preprocess_cases
+
+    root = synthetic("atrium-3d")
+    spec = load_dataset_json(root)
+    cases = discover_cases(root, spec)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for case in cases:  # version-1 entries, garbage inside: must not be used
+        np.save(cache / f"{case.case_id}.npy", np.full((1, 2, 2, 2), 7.0, np.float32))
+        (cache / f"{case.case_id}.json").write_text(json.dumps({"fingerprint": "x", "labelled": True}))
+    handles = preprocess_cases(cases, spec, cache)
+    assert all(h.image().shape == (1, 16, 16, 16) for h in handles)
