@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from medgap.cli import main
-from test_bad_inputs import assert_refused, snapshot, synthetic, write_config  # noqa: F401  (synthetic: fixture)
+from test_bad_inputs import (assert_refused, snapshot, synthetic, trained_run,  # noqa: F401  (fixtures)
+                             write_config)
 
 
 # ------------------------------------------------------------------------------------------ 1: --overwrite
@@ -126,3 +127,30 @@ def test_a_cache_of_the_old_layout_is_recomputed_not_read(synthetic, tmp_path):
         (cache / f"{case.case_id}.json").write_text(json.dumps({"fingerprint": "x", "labelled": True}))
     handles = preprocess_cases(cases, spec, cache)
     assert all(h.image().shape == (1, 16, 16, 16) for h in handles)
+
+
+# ------------------------------------------------------------------------------------------ 5, 14: predict outputs
+def test_predict_refuses_to_replace_files_of_another_folder(trained_run, synthetic, tmp_path, capsys):
+    """Ground truth of another dataset, same case names: refused (nothing written) unless --overwrite."""
+    inputs = synthetic("atrium-3d") / "imagesTr"
+    others = Path(shutil.copytree(synthetic("atrium-3d") / "labelsTr", tmp_path / "other_labels"))
+    (others / "unrelated.txt").write_text("x")
+    assert_refused(["predict", trained_run, inputs, others], [others],
+                   r"other_labels/Atrium_000\.nii\.gz: prediction would replace an existing file \(3 in .*other_labels\); "
+                   r"use --overwrite", capsys)
+    before = snapshot(others)
+    assert main(["predict", str(trained_run), str(inputs), str(others), "--overwrite"]) == 0
+    after = snapshot(others)
+    assert after["other_labels/unrelated.txt"] == before["other_labels/unrelated.txt"]
+    assert after["other_labels/Atrium_000.nii.gz"] != before["other_labels/Atrium_000.nii.gz"]
+
+
+def test_predict_removes_temporaries_a_killed_prediction_left(trained_run, synthetic, tmp_path):
+    out = tmp_path / "pred"
+    out.mkdir()
+    stale = out / ".Atrium_001.nii.gz.k2j4h1.tmp.nii.gz"  # atomic_path's name; the rename never happened
+    stale.write_bytes(b"")
+    (out / ".notes.tmp.nii.gz").write_bytes(b"mine")  # not one of the targets' temporaries: kept
+    assert main(["predict", str(trained_run), str(synthetic("atrium-3d") / "imagesTr"), str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".notes.tmp.nii.gz", "Atrium_000.nii.gz", "Atrium_001.nii.gz",
+                                                     "Atrium_002.nii.gz"]
