@@ -100,7 +100,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     start_step, best = 0, {"metric": -math.inf, "step": None}
     checkpoints = run_dir / "checkpoints"
     if resume:
-        state = load_checkpoint(checkpoints / "last.pt")
+        state = load_checkpoint(checkpoints / "last.pt", resume=True)
         load_model_state(method, state["model"], checkpoints / "last.pt")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -128,9 +128,10 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
             batch = _to_device(next(batches), fabric.device)
             output = model.training_step(batch, step)
             if not torch.isfinite(output.loss):
-                raise TrainingError(
-                    f"step {step + 1}: loss is {float(output.loss.detach())} (NaN/Inf); training stopped, "
-                    f"last good checkpoint kept at {checkpoints / 'last.pt'}")
+                kept = (f"last good checkpoint kept at {checkpoints / 'last.pt'}" if (checkpoints / "last.pt").is_file()
+                        else "no checkpoint had been written yet")
+                raise TrainingError(f"step {step + 1}: loss is {float(output.loss.detach())} (NaN/Inf); training "
+                                    f"stopped, {kept}")
             optimisation_step(fabric, model, optimizer, scheduler, output.loss, config.optim.grad_clip)
             method.on_after_optimizer_step(step)
             done = step + 1

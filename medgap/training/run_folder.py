@@ -100,8 +100,9 @@ def remove_unstarted_run(run_dir: Path) -> None:
     corrected command runs as if nothing happened. Only a marked folder, only medgap's files, and the folder itself
     only when that leaves it empty."""
     run_dir = Path(run_dir)
-    if not (run_dir / MARKER_NAME).is_file() or (run_dir / "checkpoints" / "last.pt").exists():
-        return
+    if not (run_dir / MARKER_NAME).is_file() or any((run_dir / name).exists() for name in ("checkpoints",
+                                                                                         "metrics.jsonl")):
+        return  # training had begun: its log and checkpoints stay
     clear_run_folder(run_dir)
     with contextlib.suppress(OSError):
         run_dir.rmdir()  # only if empty

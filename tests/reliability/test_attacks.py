@@ -154,3 +154,88 @@ def test_predict_removes_temporaries_a_killed_prediction_left(trained_run, synth
     assert main(["predict", str(trained_run), str(synthetic("atrium-3d") / "imagesTr"), str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [".notes.tmp.nii.gz", "Atrium_000.nii.gz", "Atrium_001.nii.gz",
                                                      "Atrium_002.nii.gz"]
+
+
+# ------------------------------------------------------------------------------------------ 13: crafted checkpoints
+class Payload:
+    """Unpickling this would run a command: it must be refused, never executed."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def save_as(relative: str, make):
+    def craft(run: Path):
+        import torch
+
+        torch.save(make(run), run / relative)
+    return craft
+
+
+def load_from(relative: str):
+    def read(run: Path):
+        import torch
+
+        return torch.load(run / relative, weights_only=True)
+    return read
+
+
+# (id, what is done to a copy of a trained run, command (run folder → argv), stderr pattern)
+CHECKPOINT_ROWS = [
+    ("tensor-instead-of-state-dict", save_as("checkpoints/best.pt", lambda run: __import__("torch").zeros(3)),
+     lambda run: ["evaluate", run], r"checkpoints/best\.pt: not a medgap checkpoint \(found a Tensor\)"),
+    ("model-is-a-tensor", save_as("checkpoints/best.pt", lambda run: {"model": __import__("torch").zeros(3)}),
+     lambda run: ["evaluate", run], r"best\.pt: not a medgap checkpoint \(found a dict without a 'model' state dict"),
+    ("model-values-not-tensors", save_as("checkpoints/best.pt", lambda run: {"model": {"encoder.w": "text"}}),
+     lambda run: ["predict", run, run.parent / "in", run.parent / "out"],
+     r"best\.pt: checkpoint does not match the model \(missing: .*unexpected: encoder\.w \(1\)"),
+    ("pickle-payload", save_as("checkpoints/best.pt", lambda run: {"model": Payload()}),
+     lambda run: ["evaluate", run], r"best\.pt: refused: the file holds Python objects \(posix\.system\), not only "
+     r"tensors and plain values; medgap loads state dicts only$"),
+    ("pickle-payload-resume", save_as("checkpoints/last.pt", lambda run: {"model": Payload()}),
+     lambda run: ["train", run / "config.yaml", "--run-dir", run, "--resume"], r"last\.pt: refused: the file holds"),
+    ("truncated", lambda run: (run / "checkpoints/best.pt").write_bytes((run / "checkpoints/best.pt").read_bytes()[:99]),
+     lambda run: ["evaluate", run], r"best\.pt: not a readable checkpoint \(truncated, or not written by torch\.save"),
+    ("best-copied-over-last", lambda run: shutil.copy(run / "checkpoints/best.pt", run / "checkpoints/last.pt"),
+     lambda run: ["train", run / "config.yaml", "--run-dir", run, "--resume"],
+     r"last\.pt: cannot resume from it: it has no optimizer, scheduler, best, rng \(weights only, like best\.pt\)"),
+]
+
+
+@pytest.mark.parametrize("craft, command, pattern", [row[1:] for row in CHECKPOINT_ROWS],
+                         ids=[row[0] for row in CHECKPOINT_ROWS])
+def test_crafted_checkpoints_are_refused_with_one_line(craft, command, pattern, trained_run, synthetic, tmp_path,
+                                                       capsys, monkeypatch):
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    shutil.copytree(synthetic("atrium-3d") / "imagesTr", tmp_path / "in")
+    craft(run)
+    monkeypatch.chdir(tmp_path)
+    line = assert_refused(command(run), [run], pattern, capsys)
+    assert "weights_only" not in line and not (tmp_path / "pwned").exists()
+
+
+# ------------------------------------------------------------------------------------------ 14: disk full
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkpoint(synthetic, tmp_path, capsys,
+                                                                                        monkeypatch):
+    import errno
+
+    import torch
+
+    from medgap.training.checkpoint import load_checkpoint
+
+    real_save = torch.save
+
+    def full_disk(obj, path, *args, **kwargs):
+        path = Path(path)
+        if path.name.startswith(".last.pt.") and (path.parent / "last.pt").exists():
+            path.write_bytes(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    config = write_config(tmp_path / "tiny.yaml", synthetic("atrium-3d"), {"trainer": {"max_steps": 2}})
+    run = tmp_path / "run"
+    assert_refused(["train", config, "--run-dir", run], [], r"run/checkpoints/last\.pt: could not write the checkpoint "
+                   r"\(No space left on device\); the previous checkpoint is kept$", capsys)
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]  # no temporary left
