@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from medgap.data.dataset_json import DatasetSpec
-from medgap.data.io import Geometry, read_image, read_label
+from medgap.data.io import Geometry, read_image, read_label, stored_size
 from medgap.errors import DatasetError
 
 _SAFE_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -188,6 +188,7 @@ def load_case(case: Case, spec: DatasetSpec, *, max_bytes: int | None = None, ch
         DatasetError: unreadable file, NaN/Inf voxels, channels whose shape/affine disagree, label geometry
             different from the image, label values not declared in dataset.json, non-UTF-8 report.
     """
+    check_case_memory(case, max_bytes)
     arrays: list[np.ndarray | None] = []
     reference: Geometry | None = None
     reference_path: Path | None = None
@@ -223,6 +224,40 @@ def load_case(case: Case, spec: DatasetSpec, *, max_bytes: int | None = None, ch
             raise DatasetError(f"{case.text_path}: report is not UTF-8 text") from None
     return CaseData(case_id=case.case_id, image=image, availability=case.availability, geometry=reference,
                     label=label, text=text)
+
+
+def case_memory_bytes(case: Case) -> int:
+    """Bytes that loading and normalising ``case`` holds at its peak, from the file headers (no voxel is read).
+
+    Every channel file as stored (its own dtype: float64, int16 ...) plus its float32 copy, the stacked image and
+    its normalised copy (float32, missing channels included), and the label as stored plus its int16 copy and the
+    label-index map. A few MB of gzip can declare gigabytes: only this sum, not one file as float32, bounds the
+    memory a case can demand.
+    """
+    total, voxels = 0, 0
+    for path in case.image_paths:
+        if path is not None and (size := stored_size(path)) is not None:
+            count = int(np.prod(size[0], dtype=np.float64))
+            total += count * (size[1] + 4)
+            voxels = max(voxels, count)
+    total += len(case.image_paths) * voxels * 4 * 2
+    if case.label_path is not None and (size := stored_size(case.label_path, "label")) is not None:
+        total += int(np.prod(size[0], dtype=np.float64)) * (size[1] + 2 + 1)
+    return total
+
+
+def check_case_memory(case: Case, max_bytes: int | None) -> None:
+    """Refuse a case whose loading would exceed ``max_bytes`` (:func:`case_memory_bytes`), before reading it."""
+    if max_bytes is None:
+        return
+    need = case_memory_bytes(case)
+    if need > max_bytes:
+        present = [path for path in case.image_paths if path is not None]
+        label = " and a label" if case.label_path is not None else ""
+        raise DatasetError(
+            f"{case.first_image_path}: case {case.case_id} needs {need / 2**20:.3g} MiB to load ({len(present)} "
+            f"channel file(s){label}, as stored and as float32 copies), over the memory budget of "
+            f"{max_bytes / 2**20:.3g} MiB (data.max_image_mib / verify --max-image-mib)")
 
 
 def _difference(geometry: Geometry, reference: Geometry, reference_name: str) -> str:

@@ -137,6 +137,30 @@ def check_memory_budget(path: Path, shape: tuple[int, ...], max_bytes: int | Non
             f"budget of {max_bytes / 2**20:.3g} MiB (data.max_image_mib / verify --max-image-mib)")
 
 
+def stored_size(path: str | os.PathLike, dataset: str = "image") -> tuple[tuple[int, ...], int] | None:
+    """``(shape, bytes per voxel as read)`` from a file's header, without reading voxels; ``None`` when the header
+    cannot be read (the reader then reports the file)."""
+    path = Path(path)
+    try:
+        ending = file_ending(path)
+        if ending in NIFTI_ENDINGS:
+            image = nib.load(path)
+            scaled = any(v is not None and not np.isnan(v) and v != d for v, d in
+                         ((getattr(image.dataobj, "slope", 1.0), 1.0), (getattr(image.dataobj, "inter", 0.0), 0.0)))
+            return tuple(int(s) for s in image.shape), 8 if scaled else image.get_data_dtype().itemsize
+        if ending == ".png":
+            from PIL import Image
+
+            with Image.open(path) as handle:
+                return handle.size[::-1], {"1": 1, "L": 1, "P": 1, "I;16": 2, "I": 4, "F": 4}.get(handle.mode, 5)
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            return tuple(handle[dataset].shape), handle[dataset].dtype.itemsize
+    except Exception:  # noqa: BLE001 - any unreadable header is reported by the reader itself
+        return None
+
+
 def _read_png(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, Geometry]:
     from PIL import Image, UnidentifiedImageError
 

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from medgap.atomic import atomic_path, write_json
-from medgap.data.cases import Case, load_case
+from medgap.data.cases import Case, check_case_memory, load_case
 from medgap.data.dataset_json import DatasetSpec
-from medgap.data.io import check_memory_budget
 from medgap.data.transforms import normalise
 from medgap.errors import DatasetError
 
@@ -138,7 +137,7 @@ def _preprocess_one(case: Case, spec: DatasetSpec, cache: Path, normalisation: s
                 "spacing": list(data.geometry.spacing), "shape": list(data.geometry.shape), "text": data.text}
         write_json(meta_path, meta)  # written last: it marks the entry complete
     else:  # a cached case still has to fit today's memory budget
-        check_memory_budget(case.first_image_path, tuple(meta["shape"]), max_bytes)
+        check_case_memory(case, max_bytes)
     return PreprocessedCase(
         case_id=case.case_id, image_path=image_path, label_path=label_path if meta["labelled"] else None,
         foreground_path=foreground_path if meta["foreground"] else None,
