@@ -85,7 +85,8 @@ def read_image(
 
 
 def read_label(path: str | os.PathLike, *, max_bytes: int | None = None) -> tuple[np.ndarray, Geometry]:
-    """Read a label map as int16 with its geometry; non-integer values are an error."""
+    """Read a label map as int16 (int64 when a value lies outside int16) with its geometry; non-integer values are
+    an error."""
     path = Path(path)
     ending = file_ending(path)
     if not path.is_file():
@@ -101,6 +102,8 @@ def read_label(path: str | os.PathLike, *, max_bytes: int | None = None) -> tupl
     if not np.issubdtype(array.dtype, np.integer):
         if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
             raise DatasetError(f"{path}: label map has non-integer values")
+    if array.size and (array.min() < -32768 or array.max() > 32767):
+        return np.asarray(array, dtype=np.int64), geometry  # kept exact (not wrapped): undeclared, reported as such
     return np.asarray(array, dtype=np.int16), geometry
 
 

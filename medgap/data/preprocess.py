@@ -1,7 +1,7 @@
 """Preprocess cases once into an uncompressed ``.npy`` cache that training memory-maps, as nnU-Net does.
 
 Decoding ``.nii.gz`` every time a patch is drawn would make the loader the bottleneck; the cache stores the
-normalised image ``(C, *spatial)`` float32, the label as indices into ``dataset.json``'s label values (int8),
+normalised image ``(C, *spatial)`` float32, the label as indices into ``dataset.json``'s label values (uint8, int16 beyond 256 labels),
 and up to 20,000 foreground voxel coordinates for foreground oversampling. An entry is reused only while the
 source files (size, mtime) and the preprocessing settings are unchanged.
 """
@@ -26,7 +26,7 @@ from medgap.errors import DatasetError
 
 # 2: one folder per case (``<id>/image.npy``...): ``<id>_seg.npy`` names collided between case ids (``A`` and
 # ``A_seg``); entries of version 1 are never read again, they are recomputed.
-CACHE_VERSION = 2
+CACHE_VERSION = 2  # also: label indices uint8/int16 by the number of labels (was int8)
 MAX_FOREGROUND_POINTS = 20_000
 
 
@@ -57,10 +57,17 @@ class PreprocessedCase:
         return self.label_path is not None
 
 
+def label_index_dtype(spec: DatasetSpec) -> type:
+    """The smallest type holding every label index: uint8 up to 256 declared labels, else int16."""
+    return np.uint8 if len(spec.label_values) <= 256 else np.int16
+
+
 def label_to_index(label: np.ndarray, spec: DatasetSpec) -> np.ndarray:
-    """Map label values (e.g. 0, 1, 2, 4) to indices 0..L-1 of ``spec.label_values``."""
-    lookup = np.zeros(max(spec.label_values) + 1, dtype=np.int8)
-    lookup[list(spec.label_values)] = np.arange(len(spec.label_values), dtype=np.int8)
+    """Map label values (e.g. 0, 1, 2, 4) to indices 0..L-1 of ``spec.label_values`` (declared values are at most
+    ``MAX_LABEL_VALUE``, so the lookup table stays small)."""
+    dtype = label_index_dtype(spec)
+    lookup = np.zeros(max(spec.label_values) + 1, dtype=dtype)
+    lookup[list(spec.label_values)] = np.arange(len(spec.label_values), dtype=dtype)
     return lookup[label]
 
 

@@ -105,7 +105,7 @@ def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLik
         target = targets[case_id]
         if target.resolve() in {Path(p).resolve() for p in paths if p is not None}:
             raise MedgapError(f"{target}: refusing to overwrite an input file")
-        write_image(target, label.astype(np.uint8 if label.max() < 256 else np.int16), data.geometry)
+        write_image(target, label.astype(np.uint8 if label.max() < 256 else np.uint16), data.geometry)
         written.append(target)
         if progress is not None:
             progress(done, len(images), case_id)

@@ -239,3 +239,26 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_chec
                    r"\(No space left on device\); the previous checkpoint is kept$", capsys)
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 1
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]  # no temporary left
+
+
+# ------------------------------------------------------------------------------------------ 6: many labels
+def test_three_hundred_labels_survive_the_cache(synthetic, tmp_path):
+    """int8 label indices crashed above 128 labels and would mislabel above 256."""
+    import nibabel as nib
+
+    from medgap.data.cases import discover_cases
+    from medgap.data.dataset_json import load_dataset_json
+    from medgap.data.preprocess import index_to_label, preprocess_cases
+
+    root = Path(shutil.copytree(synthetic("atrium-3d"), tmp_path / "data"))
+    raw = json.loads((root / "dataset.json").read_text())
+    raw["labels"] = {"background": 0, **{f"structure_{v}": v for v in range(1, 300)}}
+    (root / "dataset.json").write_text(json.dumps(raw))
+    path = root / "labelsTr" / "Atrium_000.nii.gz"
+    image = nib.load(path)
+    label = np.asarray(image.dataobj).astype(np.int16)
+    label[0, 0, :3] = [299, 200, 130]
+    nib.save(nib.Nifti1Image(label, image.affine), path)
+    spec = load_dataset_json(root)
+    handle = preprocess_cases(discover_cases(root, spec), spec, tmp_path / "cache")[0]
+    np.testing.assert_array_equal(index_to_label(np.asarray(handle.label()), spec), label)

@@ -237,6 +237,12 @@ VERIFY_ROWS = [
      rewrite_nifti("labelsTr/BrainTumour_000.nii.gz", lambda a, m: (set_voxel(a, 3), m)), [],
      r"labelsTr/BrainTumour_000\.nii\.gz: label value\(s\) \[3\] not declared in dataset\.json "
      r"\(declared \[0, 1, 2, 4\]"),
+    # issue 21 item 6: 65537 used to wrap through int16 to 1 (a declared value); 2**40 sized a 1 TiB lookup
+    ("label-value-beyond-int16", "atrium-3d",
+     remap_nifti("labelsTr/Atrium_001.nii.gz", lambda a, m: nib.Nifti1Image(set_voxel(a.astype(np.int32), 65537), m)),
+     [], r"labelsTr/Atrium_001\.nii\.gz: label value\(s\) \[65537\] not declared in dataset\.json"),
+    ("declared-label-value-2-to-40", "atrium-3d", edit_json("dataset.json", lambda raw: raw["labels"].update(huge=2**40)),
+     [], r"dataset\.json: label 'huge' has value 1099511627776, above 32767 \(the largest label value medgap accepts\)"),
     ("png-label-255", "chest-xray-text", png_value("labelsTr/CXR_001.png", 255), [],
      r"labelsTr/CXR_001\.png: label value\(s\) \[255\] not declared"),
     ("class-not-in-dataset-json", "digits-av",
