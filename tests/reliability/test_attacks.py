@@ -262,3 +262,17 @@ def test_three_hundred_labels_survive_the_cache(synthetic, tmp_path):
     spec = load_dataset_json(root)
     handle = preprocess_cases(discover_cases(root, spec), spec, tmp_path / "cache")[0]
     np.testing.assert_array_equal(index_to_label(np.asarray(handle.label()), spec), label)
+
+
+# ------------------------------------------------------------------------------------------ 7: umask
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_honour_the_umask(umask, mode, tmp_path):
+    from medgap.atomic import write_text
+
+    previous = os.umask(umask)
+    try:
+        write_text(tmp_path / "shared.txt", "for the lab")
+        (tmp_path / "plain.txt").write_text("the reference: an ordinary open()")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == mode == (tmp_path / "plain.txt").stat().st_mode & 0o777
