@@ -173,8 +173,12 @@ def _read_png(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, Geo
             if handle.mode not in ("L", "I", "I;16", "1", "P"):
                 handle = handle.convert("L")
             data = np.asarray(handle)
+    except Image.DecompressionBombError as error:  # a tiny file declaring billions of pixels
+        raise DatasetError(f"{path}: PNG refused as a decompression bomb ({_short(error, path)})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise DatasetError(f"{path}: not a readable PNG ({_short(error, path)})") from None
+    if data.dtype == bool:  # mode "1" (1-bit): 0/1 intensities or labels
+        data = data.astype(np.uint8)
     return data, Geometry.identity(data.shape)
 
 

@@ -276,3 +276,20 @@ def test_atomic_writes_honour_the_umask(umask, mode, tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == mode == (tmp_path / "plain.txt").stat().st_mode & 0o777
+
+
+# ------------------------------------------------------------------------------------------ 8: 1-bit PNG
+def test_one_bit_png_images_and_masks_are_read_as_0_and_1(synthetic, tmp_path, capsys):
+    from PIL import Image
+
+    from medgap.data.io import read_image, read_label
+
+    root = Path(shutil.copytree(synthetic("chest-xray-text"), tmp_path / "data"))
+    for relative in ("imagesTr/CXR_000_0000.png", "labelsTr/CXR_000.png"):
+        path = root / relative
+        bits = np.asarray(Image.open(path)) > 0
+        Image.fromarray(bits).convert("1").save(path)
+        assert Image.open(path).mode == "1"
+        np.testing.assert_array_equal(read_image(path)[0], bits.astype(np.float32))
+    np.testing.assert_array_equal(read_label(root / "labelsTr/CXR_000.png")[0], bits.astype(np.int16))
+    assert main(["verify", str(root)]) == 0, capsys.readouterr().err

@@ -14,8 +14,10 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -177,6 +179,14 @@ def replace_with(relative: str, make):
     return corrupt
 
 
+def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A 60-byte PNG whose header declares ``width × height`` 1-bit pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
 def both(*corruptions):
     def corrupt(root: Path):
         for corruption in corruptions:
@@ -203,6 +213,8 @@ VERIFY_ROWS = [
      r"imagesTr/CXR_000_0000\.png: not a readable PNG \(image file is truncated"),
     ("garbage-png", "digits-av", overwrite("imagesTr/Digit_0360_0001.png", b"\x89PNG garbage"), [],
      r"imagesTr/Digit_0360_0001\.png: not a readable PNG \(cannot identify image file 'Digit_0360_0001\.png'\)"),
+    ("png-decompression-bomb", "chest-xray-text", overwrite("imagesTr/CXR_000_0000.png", bomb_png()), [],
+     r"imagesTr/CXR_000_0000\.png: PNG refused as a decompression bomb \(Image size \(10000000000 pixels\) exceeds"),
     ("complex-voxels", "atrium-3d",
      remap_nifti(f"{AT}_0000.nii.gz", lambda a, m: nib.Nifti1Image(a.astype(np.complex64), m)), [],
      rf"{AT}_0000\.nii\.gz: unsupported voxel type complex64"),
