@@ -359,6 +359,17 @@ TRAIN_ROWS = [
     ("override-unknown-key", "atrium-3d", None, {}, ["model.featurez=[4]"], r"unknown key 'model\.featurez'"),
     ("config-not-yaml", "atrium-3d", None, b"data: [unclosed", [],
      r"tiny\.yaml: not valid YAML \(line 1: expected ',' or ']', but got '<stream end>'\)"),
+    # issue 21 item 9: nine levels of nine aliases (9**9 values once copied) under a dict-typed key; a second
+    # trainer: block; a list that contains itself
+    ("config-billion-laughs", "atrium-3d", None, ("method:\n  name: contig\n  encoder:\n    l0: &l0 [lol, lol, lol, lol, "
+     "lol, lol, lol, lol, lol]\n" + "".join(f"    l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)))
+     .encode(), [], r"tiny\.yaml: not valid YAML \(aliases expand to more than 100000 values\)"),
+    ("config-duplicate-section", "atrium-3d", None, b"trainer:\n  max_steps: 1\ndata:\n  num_workers: 0\ntrainer:\n"
+     b"  val_every: 1\n", [], r"tiny\.yaml: not valid YAML \(line 5: duplicate key 'trainer' \(first on line 1\)\)"),
+    ("config-duplicate-key", "atrium-3d", None, b"trainer:\n  max_steps: 1\n  max_steps: 5000\n", [],
+     r"tiny\.yaml: not valid YAML \(line 3: duplicate key 'max_steps' \(first on line 2\)\)"),
+    ("config-recursive-alias", "atrium-3d", None, b"model:\n  features: &f [4, *f]\n", [],
+     r"tiny\.yaml: not valid YAML \(a recursive alias"),
     ("config-not-utf8", "atrium-3d", None, b"name: r\xe9sum\xe9\n", [], r"tiny\.yaml: not UTF-8 text"),
     ("truncated-nifti", "atrium-3d", truncate("labelsTr/Atrium_002.nii.gz"), {}, [],
      r"labelsTr/Atrium_002\.nii\.gz: corrupt or truncated NIfTI"),
