@@ -187,10 +187,23 @@ def _read_h5(path: Path, dataset: str, max_bytes: int | None = None) -> tuple[np
 
     try:
         with h5py.File(path, "r") as handle:
-            if dataset not in handle:
+            link = handle.get(dataset, getlink=True)
+            if link is None:
                 raise DatasetError(f"{path}: no '{dataset}' dataset (found: {', '.join(handle.keys())})")
-            check_memory_budget(path, handle[dataset].shape, max_bytes)
-            data = handle[dataset][()]
+            if not isinstance(link, h5py.HardLink):  # a link may point into another file, anywhere
+                raise DatasetError(f"{path}: '{dataset}' is a link ({type(link).__name__}); only data stored in the "
+                                   "file itself is read")
+            stored = handle[dataset]
+            if not isinstance(stored, h5py.Dataset):
+                raise DatasetError(f"{path}: '{dataset}' is a group, not an array")
+            if stored.external or stored.is_virtual:  # raw bytes or views in other files: outside the dataset
+                where = stored.external[0][0] if stored.external else "virtual sources"
+                raise DatasetError(f"{path}: '{dataset}' is stored outside the file ({where!s}); only data stored in "
+                                   "the file itself is read")
+            if len(stored.shape) not in (2, 3):
+                raise DatasetError(f"{path}: expected a 2-D or 3-D '{dataset}' array, got shape {stored.shape}")
+            check_memory_budget(path, stored.shape, max_bytes)
+            data = stored[()]
             spacing = tuple(float(s) for s in handle[dataset].attrs.get("spacing", (1.0,) * data.ndim))
     except OSError as error:
         raise DatasetError(f"{path}: not a readable h5 file ({_short(error, path)})") from None

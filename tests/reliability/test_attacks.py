@@ -293,3 +293,76 @@ def test_one_bit_png_images_and_masks_are_read_as_0_and_1(synthetic, tmp_path, c
         np.testing.assert_array_equal(read_image(path)[0], bits.astype(np.float32))
     np.testing.assert_array_equal(read_label(root / "labelsTr/CXR_000.png")[0], bits.astype(np.int16))
     assert main(["verify", str(root)]) == 0, capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ 10: h5 inputs
+def h5_dataset(root: Path) -> Path:
+    """Two 2-D cases in h5 files (``image`` / ``label`` datasets), as the LA/ACDC releases store them."""
+    import h5py
+
+    from medgap.data.dataset_json import write_dataset_json
+
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    rng = np.random.default_rng(0)
+    for case in ("Case_000", "Case_001"):
+        with h5py.File(root / "imagesTr" / f"{case}_0000.h5", "w") as handle:
+            handle["image"] = rng.normal(size=(8, 8)).astype(np.float32)
+        with h5py.File(root / "labelsTr" / f"{case}.h5", "w") as handle:
+            handle["label"] = (rng.random((8, 8)) > 0.5).astype(np.uint8)
+    write_dataset_json(root, {"name": "H5", "channel_names": {"0": "MRI"}, "labels": {"background": 0, "atrium": 1},
+                              "file_ending": ".h5", "numTraining": 2})
+    return root
+
+
+def rewrite_h5(make):
+    """Replace Case_000's image file by one ``make(handle, folder)`` fills."""
+    def corrupt(root: Path):
+        import h5py
+
+        path = root / "imagesTr" / "Case_000_0000.h5"
+        path.unlink()
+        with h5py.File(path, "w") as handle:
+            make(handle, root)
+    return corrupt
+
+
+def _external_raw(handle, root):
+    secret = root.parent / "secret.bin"
+    secret.write_bytes(np.arange(64, dtype=np.float32).tobytes())
+    handle.create_dataset("image", shape=(8, 8), dtype=np.float32, external=[(str(secret), 0, 256)])
+
+
+def _external_link(handle, root):
+    import h5py
+
+    with h5py.File(root.parent / "elsewhere.h5", "w") as other:
+        other["image"] = np.ones((8, 8), np.float32)
+    handle["image"] = h5py.ExternalLink(str(root.parent / "elsewhere.h5"), "image")
+
+
+H5_ROWS = [
+    ("0-d-image", rewrite_h5(lambda h, root: h.create_dataset("image", data=np.float32(1.0))),
+     r"Case_000_0000\.h5: expected a 2-D or 3-D 'image' array, got shape \(\)"),
+    ("1-d-image", rewrite_h5(lambda h, root: h.create_dataset("image", data=np.zeros(8, np.float32))),
+     r"Case_000_0000\.h5: expected a 2-D or 3-D 'image' array, got shape \(8,\)"),
+    ("4-d-image", rewrite_h5(lambda h, root: h.create_dataset("image", data=np.zeros((2, 8, 8, 2), np.float32))),
+     r"Case_000_0000\.h5: expected a 2-D or 3-D 'image' array, got shape \(2, 8, 8, 2\)"),
+    ("external-raw-storage", rewrite_h5(_external_raw),
+     r"Case_000_0000\.h5: 'image' is stored outside the file \(.*secret\.bin\); only data stored in the file itself"),
+    ("external-link", rewrite_h5(_external_link),
+     r"Case_000_0000\.h5: 'image' is a link \(ExternalLink\); only data stored in the file itself is read"),
+    ("group-instead-of-array", rewrite_h5(lambda h, root: h.create_group("image")),
+     r"Case_000_0000\.h5: 'image' is a group, not an array"),
+]
+
+
+def test_the_h5_control_dataset_passes_verify(tmp_path, capsys):
+    assert main(["verify", str(h5_dataset(tmp_path / "h5"))]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("corrupt, pattern", [row[1:] for row in H5_ROWS], ids=[row[0] for row in H5_ROWS])
+def test_verify_refuses_bad_h5_with_one_line(corrupt, pattern, tmp_path, capsys):
+    root = h5_dataset(tmp_path / "h5")
+    corrupt(root)
+    assert_refused(["verify", root], [root], pattern, capsys)
