@@ -30,7 +30,7 @@ from medgap.progress import progress_bar
 from medgap.metrics import dice, label_to_masks
 from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from medgap.training.run_folder import (RunLock, environment, prepare_run_folder, read_jsonl,
-                                       remove_unstarted_run)
+                                       remove_unstarted_run, with_absolute_paths)
 from medgap.training.schedules import build_optimizer, build_scheduler
 
 
@@ -42,12 +42,14 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
           overwrite: bool = False, console=None) -> dict:
     """Train ``config`` into ``run_dir``; returns the summary written to ``summary.json``."""
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    given, config = config.data.dataset_dir, with_absolute_paths(config)  # config.yaml names the data absolutely
     trainer = config.trainer
     fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
                     strategy=trainer.strategy, precision=trainer.precision)
     fabric.launch()
-    _rank_zero_first(fabric, lambda: prepare_run_folder(run_dir, resume=resume, overwrite=overwrite,
-                                                        dataset_dir=config.data.dataset_dir))
+    _rank_zero_first(fabric, lambda: prepare_run_folder(
+        run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir,
+        provenance={"dataset_dir_as_given": given, "working_directory": os.getcwd()}))
     try:
         with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
             return _train(fabric, config, run_dir, resume, console)
@@ -229,7 +231,8 @@ def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved, given = _flatten(config_to_dict(load_config(saved_path))), _flatten(config_to_dict(config))
+    saved = _flatten(config_to_dict(with_absolute_paths(load_config(saved_path))))  # older runs: relative paths
+    given = _flatten(config_to_dict(config))
     changed = [f"{key} {saved.get(key)!r} -> {given.get(key)!r}" for key in sorted(set(saved) | set(given))
                if key not in _RESUME_MAY_CHANGE and saved.get(key) != given.get(key)]
     if changed:

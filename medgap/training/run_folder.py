@@ -26,7 +26,7 @@ LEGACY_LAYOUT = ("config.yaml", "metrics.jsonl", "checkpoints/last.pt")
 
 
 def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool,
-                       dataset_dir: str | os.PathLike | None = None) -> Path:
+                       dataset_dir: str | os.PathLike | None = None, provenance: dict | None = None) -> Path:
     """Make ``run_dir`` ready for a run.
 
     A non-empty existing folder is refused unless ``resume`` (it must hold ``checkpoints/last.pt``) or
@@ -34,6 +34,7 @@ def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: b
     medgap's own files in it: a typo cannot wipe a project folder. A marked folder without ``checkpoints/last.pt``
     is a run that never got going (it failed or was killed before its first checkpoint): it is started again
     without ``--overwrite``. The run folder may not be the ``dataset_dir``, lie inside it or contain it.
+    ``provenance`` (e.g. the dataset path as given and the working directory) is kept in the marker.
     """
     run_dir = Path(run_dir)
     if dataset_dir:
@@ -53,7 +54,7 @@ def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: b
         for stale in (run_dir / "checkpoints").glob(".*.tmp*"):  # half-written by a killed run
             stale.unlink()
         if not marked:  # a run of an older medgap: mark it now that medgap continues it
-            _write_marker(run_dir)
+            _write_marker(run_dir, provenance)
         return run_dir
     if exists:
         unstarted = marked and not (run_dir / "checkpoints" / "last.pt").exists()
@@ -72,7 +73,7 @@ def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: b
         check_unlocked(run_dir)
         clear_run_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_marker(run_dir)
+    _write_marker(run_dir, provenance)
     return run_dir
 
 
@@ -108,12 +109,24 @@ def remove_unstarted_run(run_dir: Path) -> None:
         run_dir.rmdir()  # only if empty
 
 
-def _write_marker(run_dir: Path) -> None:
+def _write_marker(run_dir: Path, provenance: dict | None = None) -> None:
     import medgap
     from medgap.atomic import write_json
 
     write_json(run_dir / MARKER_NAME, {"medgap": medgap.__version__,
-                                        "note": "a medgap run folder: medgap train --overwrite may clear it"})
+                                        "note": "a medgap run folder: medgap train --overwrite may clear it",
+                                        **(provenance or {})})
+
+
+def with_absolute_paths(config):
+    """``config`` with ``data.dataset_dir`` and ``data.cache_dir`` made absolute (symlinks resolved): a run folder
+    must name its data the same way from any working directory (``evaluate``/``predict`` elsewhere)."""
+    import dataclasses
+
+    data = config.data
+    absolute = {key: str(Path(value).resolve()) for key in ("dataset_dir", "cache_dir")
+                if (value := getattr(data, key)) and not Path(value).is_absolute()}
+    return dataclasses.replace(config, data=dataclasses.replace(data, **absolute)) if absolute else config
 
 
 def check_unlocked(run_dir: Path) -> None:

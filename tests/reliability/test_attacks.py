@@ -366,3 +366,26 @@ def test_verify_refuses_bad_h5_with_one_line(corrupt, pattern, tmp_path, capsys)
     root = h5_dataset(tmp_path / "h5")
     corrupt(root)
     assert_refused(["verify", root], [root], pattern, capsys)
+
+
+# ------------------------------------------------------------------------------------------ 11: relative dataset_dir
+def test_a_relative_dataset_dir_is_stored_absolute_with_where_it_came_from(synthetic, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    project = tmp_path / "project"
+    shutil.copytree(synthetic("atrium-3d"), project / "data" / "atrium")
+    monkeypatch.chdir(project)
+    config = write_config(project / "tiny.yaml", Path("data/atrium"))
+    assert main(["train", str(config), "--run-dir", "runs/run"]) == 0
+    run = project / "runs" / "run"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["dataset_dir"] == str((project / "data" / "atrium").resolve())
+    marker = json.loads((run / ".medgap_run").read_text())
+    assert (marker["dataset_dir_as_given"], marker["working_directory"]) == ("data/atrium", str(project))
+    elsewhere = tmp_path / "elsewhere"  # the same relative path here holds another dataset: it must not be used
+    shutil.copytree(synthetic("brain-tumour"), elsewhere / "data" / "atrium")
+    monkeypatch.chdir(elsewhere)
+    assert main(["predict", str(run), str(project / "data" / "atrium" / "imagesTr"), "pred"]) == 0
+    assert len(list((elsewhere / "pred").glob("Atrium_*.nii.gz"))) == 3
+    assert main(["train", str(config), "--run-dir", str(run), "--resume", "trainer.max_steps=1"]) == 2  # relative
+    assert "--resume with a different config (data.dataset_dir" in capsys.readouterr().err  # ... to another dataset
