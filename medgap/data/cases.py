@@ -230,7 +230,8 @@ def case_memory_bytes(case: Case) -> int:
     """Bytes that loading and normalising ``case`` holds at its peak, from the file headers (no voxel is read).
 
     Every channel file as stored (its own dtype: float64, int16 ...) plus its float32 copy, the stacked image and
-    its normalised copy (float32, missing channels included), and the label as stored plus its int16 copy and the
+    its normalised copy (float32, missing channels included) with one channel in float64 while it is normalised,
+    and the label as stored plus its int16 copy and the
     label-index map. A few MB of gzip can declare gigabytes: only this sum, not one file as float32, bounds the
     memory a case can demand.
     """
@@ -240,7 +241,7 @@ def case_memory_bytes(case: Case) -> int:
             count = int(np.prod(size[0], dtype=np.float64))
             total += count * (size[1] + 4)
             voxels = max(voxels, count)
-    total += len(case.image_paths) * voxels * 4 * 2
+    total += len(case.image_paths) * voxels * 4 * 2 + voxels * 8  # + one channel normalised in float64
     if case.label_path is not None and (size := stored_size(case.label_path, "label")) is not None:
         total += int(np.prod(size[0], dtype=np.float64)) * (size[1] + 2 + 1)
     return total

@@ -125,6 +125,9 @@ def _preprocess_one(case: Case, spec: DatasetSpec, cache: Path, normalisation: s
     if meta is None or meta.get("fingerprint") != fingerprint:
         data = load_case(case, spec, max_bytes=max_bytes)
         image = normalise(data.image, data.availability, normalisation)
+        if not np.isfinite(image).all():  # a last guard: training on NaN fails far from the cause
+            raise DatasetError(f"{case.first_image_path}: {normalisation} normalisation of case {case.case_id} gives "
+                               "NaN/Inf values")
         with atomic_path(image_path) as tmp:
             np.save(tmp, image)
         has_foreground = False

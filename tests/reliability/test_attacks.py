@@ -389,3 +389,33 @@ def test_a_relative_dataset_dir_is_stored_absolute_with_where_it_came_from(synth
     assert len(list((elsewhere / "pred").glob("Atrium_*.nii.gz"))) == 3
     assert main(["train", str(config), "--run-dir", str(run), "--resume", "trainer.max_steps=1"]) == 2  # relative
     assert "--resume with a different config (data.dataset_dir" in capsys.readouterr().err  # ... to another dataset
+
+
+# ------------------------------------------------------------------------------------------ 12: huge finite voxels
+@pytest.mark.parametrize("scheme", ["zscore_nonzero", "zscore", "minmax"])
+def test_normalising_voxels_near_the_float32_limit_stays_finite(scheme):
+    """Finite float32 voxels near 3e38 overflowed float32 sums (mean → inf) and the loss became NaN."""
+    from medgap.data.transforms import normalise
+
+    values = np.array([[3.0e38, -3.0e38, 2.5e38, 1.0, 0.0, -1.0e38]], np.float32)
+    out = normalise(values, np.array([True]), scheme)
+    assert np.isfinite(out).all()
+    reference = values[0].astype(np.float64)
+    mask = reference != 0 if scheme == "zscore_nonzero" else np.ones(reference.shape, bool)
+    if scheme == "minmax":
+        expected = (reference - reference.min()) / (reference.max() - reference.min())
+    else:
+        expected = np.where(mask, (reference - reference[mask].mean()) / reference[mask].std(), 0.0)
+    np.testing.assert_allclose(out[0], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_training_on_voxels_near_the_float32_limit_works(synthetic, tmp_path, capsys):
+    from medgap.data.io import read_image, write_nifti
+
+    root = Path(shutil.copytree(synthetic("atrium-3d"), tmp_path / "data"))
+    for path in (root / "imagesTr").glob("*.nii.gz"):
+        image, geometry = read_image(path)
+        write_nifti(path, (image / np.abs(image).max() * 3.0e38).astype(np.float32), geometry.affine)
+    assert main(["verify", str(root)]) == 0
+    config = write_config(tmp_path / "tiny.yaml", root)
+    assert main(["train", str(config), "--run-dir", str(tmp_path / "run")]) == 0, capsys.readouterr().err

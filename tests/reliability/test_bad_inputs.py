@@ -297,17 +297,17 @@ VERIFY_ROWS = [
     ("folder-as-channel", "atrium-3d", replace_with(f"{AT}_0000.nii.gz", Path.mkdir), [],
      rf"{AT}_0000\.nii\.gz: expected a file, found a folder"),
     # the whole case counts: 16³ voxels × (4 + 4 float32 channel as stored and copied, 2 × 4 stacked and normalised,
-    # 1 + 2 + 1 label as stored, int16 and index map) = 80 KiB
+    # 8 one channel in float64 while normalised, 1 + 2 + 1 label as stored, int16 and index map) = 112 KiB
     ("case-over-memory-budget", "atrium-3d", lambda root: None, ["--max-image-mib", "0.01"],
-     rf"{AT}_0000\.nii\.gz: case Atrium_000 needs 0\.0781 MiB to load \(1 channel file\(s\) and a label, as stored and "
+     rf"{AT}_0000\.nii\.gz: case Atrium_000 needs 0\.109 MiB to load \(1 channel file\(s\) and a label, as stored and "
      r"as float32 copies\), over the memory budget of 0\.01 MiB"),
-    ("png-over-memory-budget", "chest-xray-text", lambda root: None, ["--max-image-mib", "0.001"],  # 32² × 17 bytes
-     r"imagesTr/CXR_000_0000\.png: case CXR_000 needs 0\.0166 MiB to load \(1 channel file\(s\) and a label"),
+    ("png-over-memory-budget", "chest-xray-text", lambda root: None, ["--max-image-mib", "0.001"],  # 32² × 25 bytes
+     r"imagesTr/CXR_000_0000\.png: case CXR_000 needs 0\.0244 MiB to load \(1 channel file\(s\) and a label"),
     # issue 21 item 4: four channels and a float64 label; each file alone fits the budget as float32 (0.0986 MiB),
-    # the case needs 27·33·29 voxels × (4·8 + 4·8 + 8 + 3) bytes
+    # the case needs 27·33·29 voxels × (4·8 + 4·8 + 8 + 8 + 3) bytes
     ("case-with-float64-label-over-budget", "brain-tumour",
      remap_nifti("labelsTr/BrainTumour_000.nii.gz", lambda a, m: nib.Nifti1Image(a.astype(np.float64), m)),
-     ["--max-image-mib", "0.2"], rf"{BT}_0000\.nii\.gz: case BrainTumour_000 needs 1\.85 MiB to load \(4 channel "
+     ["--max-image-mib", "0.2"], rf"{BT}_0000\.nii\.gz: case BrainTumour_000 needs 2\.05 MiB to load \(4 channel "
      r"file\(s\) and a label"),
 ]
 
@@ -374,7 +374,7 @@ TRAIN_ROWS = [
     ("truncated-nifti", "atrium-3d", truncate("labelsTr/Atrium_002.nii.gz"), {}, [],
      r"labelsTr/Atrium_002\.nii\.gz: corrupt or truncated NIfTI"),
     ("case-over-memory-budget", "atrium-3d", None, {"data": {"max_image_mib": 0.01}}, [],
-     r"imagesTr/Atrium_00\d_0000\.nii\.gz: case Atrium_00\d needs 0\.0781 MiB to load .* over the memory budget"),
+     r"imagesTr/Atrium_00\d_0000\.nii\.gz: case Atrium_00\d needs 0\.109 MiB to load .* over the memory budget"),
     ("2d-case-for-3d-patches", "atrium-3d",
      both(rewrite_nifti(f"{AT}_0000.nii.gz", lambda a, m: (a[:, :, 0], m)),
           rewrite_nifti("labelsTr/Atrium_000.nii.gz", lambda a, m: (a[:, :, 0], m))), {}, [],
