@@ -164,6 +164,8 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                                                                              fabric.world_size))
                 fabric.barrier()
 
+    if rank_zero and best["step"] is None:  # no validation score ever (no validation cases): the final weights
+        save_checkpoint(checkpoints / "best.pt", {"model": method.state_dict(), "step": trainer.max_steps})
     summary = {
         "run_dir": str(run_dir), "name": config.name, "method": config.method.name,
         "dataset": data.spec.name, "steps": trainer.max_steps, "seed": seed,

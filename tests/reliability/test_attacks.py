@@ -419,3 +419,78 @@ def test_training_on_voxels_near_the_float32_limit_works(synthetic, tmp_path, ca
     assert main(["verify", str(root)]) == 0
     config = write_config(tmp_path / "tiny.yaml", root)
     assert main(["train", str(config), "--run-dir", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ 15: no validation; workers
+def test_a_run_without_validation_cases_can_be_evaluated(synthetic, tmp_path, capsys):
+    """best.pt used to be written only when a validation score improved: never, without validation cases."""
+    config = write_config(tmp_path / "tiny.yaml", synthetic("atrium-3d"),
+                          {"data": {"val_fraction": 0.0, "test_fraction": 0.34}})
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--run-dir", str(run)]) == 0
+    assert "no validation cases" in capsys.readouterr().out
+    import torch
+
+    best, last = (torch.load(run / "checkpoints" / f"{n}.pt", weights_only=True)["model"] for n in ("best", "last"))
+    assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)  # the final weights
+    assert main(["evaluate", str(run)]) == 0
+
+
+ORPHAN = """
+import os, sys, time
+from medgap.reproduce.runner import exit_with_parent
+exit_with_parent(kernel_signal=sys.argv[2] == "kernel", interval=0.2)
+open(sys.argv[1], "w").write(str(os.getpid()))
+time.sleep(120)
+"""
+PARENT = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2], sys.argv[3]])
+time.sleep(120)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"  # zombie: exited
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow  # two interpreters importing medgap (seconds)
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("layer", ["kernel", "polling"])
+def test_reproduce_workers_exit_when_their_parent_is_killed(layer, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, ORPHAN, str(pid_file), layer],
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+    deadline = time.time() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline and parent.poll() is None, "the worker never started"
+        time.sleep(0.1)
+    worker = int(pid_file.read_text())
+    assert not _gone(worker)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.time() + 10
+    while not _gone(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    if not _gone(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent")
+
+
+def test_reproduce_worker_entry_watches_its_parent(monkeypatch):
+    import medgap.reproduce as reproduce
+    import medgap.reproduce.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "exit_with_parent", lambda: calls.append("watch"))
+    monkeypatch.setattr(reproduce, "run_one", lambda *a, **k: calls.append("run"))
+    reproduce._worker_main(["shaspec", "x", "--budget", "tiny", "--seeds", "1", "--work-dir", "w"])
+    assert calls == ["watch", "run"]
