@@ -31,8 +31,8 @@ def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: b
 
     A non-empty existing folder is refused unless ``resume`` (it must hold ``checkpoints/last.pt``) or
     ``overwrite``. ``overwrite`` clears only a folder medgap marked as its run folder (``.medgap_run``), and only
-    medgap's own files in it: a typo cannot wipe a project folder. A marked folder without ``checkpoints/last.pt``
-    is a run that never got going (it failed or was killed before its first checkpoint): it is started again
+    medgap's own files in it: a typo cannot wipe a project folder. A marked folder without checkpoints, log or
+    summary is a run that never got going (it failed or was killed before training began): it is started again
     without ``--overwrite``. The run folder may not be the ``dataset_dir``, lie inside it or contain it.
     ``provenance`` (e.g. the dataset path as given and the working directory) is kept in the marker.
     """
@@ -57,7 +57,7 @@ def prepare_run_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: b
             _write_marker(run_dir, provenance)
         return run_dir
     if exists:
-        unstarted = marked and not (run_dir / "checkpoints" / "last.pt").exists()
+        unstarted = marked and _unstarted(run_dir)
         if not marked:
             if all((run_dir / entry).is_file() for entry in LEGACY_LAYOUT):
                 raise RunFolderError(
@@ -101,12 +101,16 @@ def remove_unstarted_run(run_dir: Path) -> None:
     corrected command runs as if nothing happened. Only a marked folder, only medgap's files, and the folder itself
     only when that leaves it empty."""
     run_dir = Path(run_dir)
-    if not (run_dir / MARKER_NAME).is_file() or any((run_dir / name).exists() for name in ("checkpoints",
-                                                                                         "metrics.jsonl")):
+    if not (run_dir / MARKER_NAME).is_file() or not _unstarted(run_dir):
         return  # training had begun: its log and checkpoints stay
     clear_run_folder(run_dir)
     with contextlib.suppress(OSError):
         run_dir.rmdir()  # only if empty
+
+
+def _unstarted(run_dir: Path) -> bool:
+    """Whether a marked run folder holds nothing of training yet (no checkpoint, log row or summary)."""
+    return not any((run_dir / name).exists() for name in ("checkpoints", "metrics.jsonl", "summary.json"))
 
 
 def _write_marker(run_dir: Path, provenance: dict | None = None) -> None:

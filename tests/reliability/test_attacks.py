@@ -82,7 +82,8 @@ def test_a_failed_train_leaves_no_run_folder_and_the_corrected_rerun_works(synth
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_again(synthetic, tmp_path):
-    """A marked folder without checkpoints/last.pt (killed while preprocessing) is not a run to protect."""
+    """A marked folder without checkpoints, log or summary (killed while preprocessing) is not a run to protect;
+    one whose checkpoints were deleted to save space still is."""
     run = tmp_path / "run"
     run.mkdir()
     (run / ".medgap_run").write_text("{}")
@@ -90,6 +91,8 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(synthetic, tmp_pa
     config = write_config(tmp_path / "tiny.yaml", synthetic("atrium-3d"))
     assert main(["train", str(config), "--run-dir", str(run)]) == 0
     assert (run / "checkpoints" / "last.pt").is_file()
+    shutil.rmtree(run / "checkpoints")
+    assert main(["train", str(config), "--run-dir", str(run)]) == 2
 
 
 # ------------------------------------------------------------------------------------------ 3: cache names
