@@ -133,7 +133,7 @@ def cmd_predict(args) -> int:
     console = _console()
     with progress_bar("predict", console) as bar:
         task = bar.add_task("predict", total=None)
-        written = predict_folder(method, config, args.input_dir, args.output_dir,
+        written = predict_folder(method, config, args.input_dir, args.output_dir, overwrite=args.overwrite,
                                  progress=lambda done, total, case: bar.update(task, completed=done, total=total))
     print(f"wrote {len(written)} prediction(s) to {args.output_dir}")
     return 0
@@ -242,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("input_dir", help="folder of CASE_XXXX.nii.gz files (absent channels = missing)")
     predict.add_argument("output_dir")
     predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    predict.add_argument("--overwrite", action="store_true", help="replace existing files of the output folder")
     predict.set_defaults(func=cmd_predict)
 
     reproduce = commands.add_parser("reproduce", help="run a paper's main experiments in miniature and write its "

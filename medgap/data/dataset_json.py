@@ -20,6 +20,7 @@ from medgap.data.io import SUPPORTED_ENDINGS
 from medgap.errors import DatasetError
 
 REQUIRED_KEYS = ("channel_names", "labels", "file_ending")
+MAX_LABEL_VALUE = 32767  # int16: label maps in memory and predictions
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,13 @@ def _parse_labels(labels: Any, path: Path) -> tuple[dict[str, int], dict[str, tu
             raise DatasetError(f"{path}: label {name!r} must be an integer or a list of integers, got {value!r}")
     if 0 not in plain.values():
         raise DatasetError(f"{path}: labels must declare background with value 0")
-    if any(value < 0 for value in plain.values()):
+    every = [*plain.items(), *((name, v) for name, values in regions.items() for v in values)]
+    if any(value < 0 for _, value in every):
         raise DatasetError(f"{path}: label values must be non-negative")
+    too_large = next(((name, value) for name, value in every if value > MAX_LABEL_VALUE), None)
+    if too_large:  # label maps are int16 in memory; a value of 2**40 would also size lookups at terabytes
+        raise DatasetError(f"{path}: label {too_large[0]!r} has value {too_large[1]}, above {MAX_LABEL_VALUE} (the "
+                           "largest label value medgap accepts)")
     if not regions:
         if len(set(plain.values())) != len(plain):
             raise DatasetError(f"{path}: two labels share one value")

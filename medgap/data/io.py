@@ -93,7 +93,8 @@ def read_image(
 
 
 def read_label(path: str | os.PathLike, *, max_bytes: int | None = None) -> tuple[np.ndarray, Geometry]:
-    """Read a label map as int16 with its geometry; non-integer values are an error."""
+    """Read a label map as int16 (int64 when a value lies outside int16) with its geometry; non-integer values are
+    an error."""
     path = Path(path)
     ending = file_ending(path)
     if not path.is_file():
@@ -111,6 +112,8 @@ def read_label(path: str | os.PathLike, *, max_bytes: int | None = None) -> tupl
     if not np.issubdtype(array.dtype, np.integer):
         if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
             raise DatasetError(f"{path}: label map has non-integer values")
+    if array.size and (array.min() < -32768 or array.max() > 32767):
+        return np.asarray(array, dtype=np.int64), geometry  # kept exact (not wrapped): undeclared, reported as such
     return np.asarray(array, dtype=np.int16), geometry
 
 
@@ -147,6 +150,30 @@ def check_memory_budget(path: Path, shape: tuple[int, ...], max_bytes: int | Non
             f"budget of {max_bytes / 2**20:.3g} MiB (data.max_image_mib / verify --max-image-mib)")
 
 
+def stored_size(path: str | os.PathLike, dataset: str = "image") -> tuple[tuple[int, ...], int] | None:
+    """``(shape, bytes per voxel as read)`` from a file's header, without reading voxels; ``None`` when the header
+    cannot be read (the reader then reports the file)."""
+    path = Path(path)
+    try:
+        ending = file_ending(path)
+        if ending in NIFTI_ENDINGS:
+            image = nib.load(path)
+            scaled = any(v is not None and not np.isnan(v) and v != d for v, d in
+                         ((getattr(image.dataobj, "slope", 1.0), 1.0), (getattr(image.dataobj, "inter", 0.0), 0.0)))
+            return tuple(int(s) for s in image.shape), 8 if scaled else image.get_data_dtype().itemsize
+        if ending == ".png":
+            from PIL import Image
+
+            with Image.open(path) as handle:
+                return handle.size[::-1], {"1": 1, "L": 1, "P": 1, "I;16": 2, "I": 4, "F": 4}.get(handle.mode, 5)
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            return tuple(handle[dataset].shape), handle[dataset].dtype.itemsize
+    except Exception:  # noqa: BLE001 - any unreadable header is reported by the reader itself
+        return None
+
+
 def _read_png(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, Geometry]:
     from PIL import Image, UnidentifiedImageError
 
@@ -159,9 +186,13 @@ def _read_png(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, Geo
             if handle.mode not in ("L", "I", "I;16", "1", "P", "F"):  # "F": float TIFFs keep their values
                 handle = handle.convert("L")
             data = np.asarray(handle)
+    except Image.DecompressionBombError as error:  # a tiny file declaring billions of pixels
+        raise DatasetError(f"{path}: PNG refused as a decompression bomb ({_short(error, path)})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         kind = "TIFF" if path.suffix.lower() in (".tif", ".tiff") else "PNG"
         raise DatasetError(f"{path}: not a readable {kind} ({_short(error, path)})") from None
+    if data.dtype == bool:  # mode "1" (1-bit): 0/1 intensities or labels
+        data = data.astype(np.uint8)
     return data, Geometry.identity(data.shape)
 
 
@@ -225,10 +256,23 @@ def _read_h5(path: Path, dataset: str, max_bytes: int | None = None) -> tuple[np
 
     try:
         with h5py.File(path, "r") as handle:
-            if dataset not in handle:
+            link = handle.get(dataset, getlink=True)
+            if link is None:
                 raise DatasetError(f"{path}: no '{dataset}' dataset (found: {', '.join(handle.keys())})")
-            check_memory_budget(path, handle[dataset].shape, max_bytes)
-            data = handle[dataset][()]
+            if not isinstance(link, h5py.HardLink):  # a link may point into another file, anywhere
+                raise DatasetError(f"{path}: '{dataset}' is a link ({type(link).__name__}); only data stored in the "
+                                   "file itself is read")
+            stored = handle[dataset]
+            if not isinstance(stored, h5py.Dataset):
+                raise DatasetError(f"{path}: '{dataset}' is a group, not an array")
+            if stored.external or stored.is_virtual:  # raw bytes or views in other files: outside the dataset
+                where = stored.external[0][0] if stored.external else "virtual sources"
+                raise DatasetError(f"{path}: '{dataset}' is stored outside the file ({where!s}); only data stored in "
+                                   "the file itself is read")
+            if len(stored.shape) not in (2, 3):
+                raise DatasetError(f"{path}: expected a 2-D or 3-D '{dataset}' array, got shape {stored.shape}")
+            check_memory_budget(path, stored.shape, max_bytes)
+            data = stored[()]
             spacing = tuple(float(s) for s in handle[dataset].attrs.get("spacing", (1.0,) * data.ndim))
     except OSError as error:
         raise DatasetError(f"{path}: not a readable h5 file ({_short(error, path)})") from None
