@@ -136,7 +136,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Ex
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = load_yaml(path.read_text(encoding="utf-8")) or {}
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not UTF-8 text") from None
         except yaml.YAMLError as error:
@@ -152,13 +152,68 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Ex
     return config_from_dict(raw, source)
 
 
+# A config has a few hundred values; aliases that expand beyond this are an attack ("billion laughs"): the shared
+# nodes cost nothing to load, but copying the config (dataclasses.asdict, saving config.yaml) expands them.
+MAX_YAML_VALUES = 100_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys (a second ``trainer:`` block silently replaced the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' merges may be overridden, by design
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line)
+                except TypeError:  # an unhashable key: the constructor reports it
+                    continue
+                if first != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first on line {first + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str):
+    """Parse YAML safely: no Python objects, no duplicate keys, aliases bounded by ``MAX_YAML_VALUES``."""
+    loader = _StrictLoader(text)
+    try:
+        value = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if _expanded_size(value, {}) > MAX_YAML_VALUES:
+        raise yaml.YAMLError(f"aliases expand to more than {MAX_YAML_VALUES} values")
+    return value
+
+
+def _expanded_size(value, sizes: dict) -> int:
+    """How many values ``value`` holds once every alias is copied out (shared nodes counted once per use)."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) in sizes and sizes[id(value)] is None:
+        raise yaml.YAMLError("a recursive alias (a value that contains itself)")
+    if id(value) not in sizes:
+        sizes[id(value)] = None  # in progress
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        total = 1
+        for child in children:
+            total += _expanded_size(child, sizes)
+            if total > MAX_YAML_VALUES:
+                break
+        sizes[id(value)] = total
+    return sizes[id(value)]
+
+
 def apply_override(raw: dict, override: str) -> None:
     """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (``1e-3``, ``[64, 64]``, ``null``)."""
     key, sep, text = override.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {override!r}: expected key.path=value")
     try:
-        value = yaml.safe_load(text) if text else ""
+        value = load_yaml(text) if text else ""
     except yaml.YAMLError:
         value = text
     node = raw

@@ -35,7 +35,8 @@ def cli_reference() -> str:
         if id(sub) in seen:  # aliases (pretrain → train) share one parser
             continue
         seen.add(id(sub))
-        sub.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=_WIDTH)
+        own = sub.formatter_class  # keeps a subcommand's RawDescriptionHelpFormatter (convert's option table)
+        sub.formatter_class = lambda prog, own=own: own(prog, width=_WIDTH)
         sections += [f"## `medgap {name}`", "", "```text", sub.format_help().rstrip(), "```", ""]
     return "\n".join(sections)
 

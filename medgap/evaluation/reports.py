@@ -22,6 +22,17 @@ METRIC_COLUMNS = {
 }
 
 
+def metric_notes(hd95_definition: str, empty_penalty: float | None, unit: str) -> list[str]:
+    """The lines every result table carries: how cases are averaged, the HD95 definition, the empty-mask policy."""
+    from medgap.metrics import EMPTY_MASK_POLICY
+
+    return [
+        f"Mean ± std over cases. HD95 definition: {hd95_definition}; distances in {unit} from the voxel spacing.",
+        f"Empty-mask policy: {EMPTY_MASK_POLICY['description']} Configured penalty for HD95/ASD when exactly one "
+        f"mask is empty: {'none (NaN, counted apart)' if empty_penalty is None else empty_penalty}.",
+    ]
+
+
 def mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +189,7 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
             results[run.run_dir], seconds[run.run_dir] = finished
             reused += 1
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, PARENT_ENV: str(os.getpid())}
     waiting = [run for run in runs if run.run_dir not in results]
     running, failed, started = {}, None, 0
     while waiting or running:
@@ -224,6 +225,46 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
     if failed is not None:
         raise MedgapError(f"reproduce: {failed}")
     return results, float(sum(seconds.values())), reused
+
+
+PARENT_ENV = "MEDGAP_PARENT_PID"  # set for reproduce --jobs workers: the process whose death ends them
+
+
+def exit_with_parent(parent: int | None = None, *, kernel_signal: bool = True, interval: float = 1.0) -> None:
+    """End this worker when the process that started it dies (a killed ``reproduce --jobs`` must not leave runs
+    training unseen). Two layers: on Linux the kernel sends SIGTERM when the parent dies (``PR_SET_PDEATHSIG``);
+    everywhere a daemon thread checks every ``interval`` seconds that the parent still lives."""
+    import signal
+    import threading
+
+    parent = parent or int(os.environ.get(PARENT_ENV, 0) or 0) or os.getppid()
+    if kernel_signal and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def orphaned() -> bool:
+        if os.getppid() != parent:  # re-parented: the parent is gone
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(interval)
+        os._exit(143)  # as SIGTERM would: nothing of a half-finished run is worth saving (it resumes from last.pt)
+
+    if orphaned():  # died before we looked
+        os._exit(143)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def machine() -> str:

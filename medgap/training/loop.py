@@ -29,7 +29,8 @@ from medgap.methods import build_method
 from medgap.progress import progress_bar
 from medgap.metrics import dice, label_to_masks
 from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from medgap.training.run_folder import RunLock, environment, prepare_run_folder, read_jsonl
+from medgap.training.run_folder import (RunLock, environment, prepare_run_folder, read_jsonl,
+                                       remove_unstarted_run, with_absolute_paths)
 from medgap.training.schedules import build_optimizer, build_scheduler
 
 
@@ -41,14 +42,21 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
           overwrite: bool = False, console=None) -> dict:
     """Train ``config`` into ``run_dir``; returns the summary written to ``summary.json``."""
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    given, config = config.data.dataset_dir, with_absolute_paths(config)  # config.yaml names the data absolutely
     trainer = config.trainer
     fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
                     strategy=trainer.strategy, precision=trainer.precision)
     fabric.launch()
-    _rank_zero_first(fabric, lambda: prepare_run_folder(run_dir, resume=resume, overwrite=overwrite,
-                                                        dataset_dir=config.data.dataset_dir))
-    with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
-        return _train(fabric, config, run_dir, resume, console)
+    _rank_zero_first(fabric, lambda: prepare_run_folder(
+        run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir,
+        provenance={"dataset_dir_as_given": given, "working_directory": os.getcwd()}))
+    try:
+        with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
+            return _train(fabric, config, run_dir, resume, console)
+    except MedgapError:
+        if fabric.is_global_zero and not resume:  # bad data/config: leave no half-made run folder behind
+            remove_unstarted_run(run_dir)
+        raise
 
 
 def _rank_zero_first(fabric: Fabric, action):
@@ -94,7 +102,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     start_step, best = 0, {"metric": -math.inf, "step": None}
     checkpoints = run_dir / "checkpoints"
     if resume:
-        state = load_checkpoint(checkpoints / "last.pt")
+        state = load_checkpoint(checkpoints / "last.pt", resume=True)
         load_model_state(method, state["model"], checkpoints / "last.pt")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -122,9 +130,10 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
             batch = _to_device(next(batches), fabric.device)
             output = model.training_step(batch, step)
             if not torch.isfinite(output.loss):
-                raise TrainingError(
-                    f"step {step + 1}: loss is {float(output.loss.detach())} (NaN/Inf); training stopped, "
-                    f"last good checkpoint kept at {checkpoints / 'last.pt'}")
+                kept = (f"last good checkpoint kept at {checkpoints / 'last.pt'}" if (checkpoints / "last.pt").is_file()
+                        else "no checkpoint had been written yet")
+                raise TrainingError(f"step {step + 1}: loss is {float(output.loss.detach())} (NaN/Inf); training "
+                                    f"stopped, {kept}")
             optimisation_step(fabric, model, optimizer, scheduler, output.loss, config.optim.grad_clip)
             method.on_after_optimizer_step(step)
             done = step + 1
@@ -155,6 +164,8 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                                                                              fabric.world_size))
                 fabric.barrier()
 
+    if rank_zero and best["step"] is None:  # no validation score ever (no validation cases): the final weights
+        save_checkpoint(checkpoints / "best.pt", {"model": method.state_dict(), "step": trainer.max_steps})
     summary = {
         "run_dir": str(run_dir), "name": config.name, "method": config.method.name,
         "dataset": data.spec.name, "steps": trainer.max_steps, "seed": seed,
@@ -222,7 +233,8 @@ def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved, given = _flatten(config_to_dict(load_config(saved_path))), _flatten(config_to_dict(config))
+    saved = _flatten(config_to_dict(with_absolute_paths(load_config(saved_path))))  # older runs: relative paths
+    given = _flatten(config_to_dict(config))
     changed = [f"{key} {saved.get(key)!r} -> {given.get(key)!r}" for key in sorted(set(saved) | set(given))
                if key not in _RESUME_MAY_CHANGE and saved.get(key) != given.get(key)]
     if changed:
