@@ -171,6 +171,14 @@ class Comparison:
     direction: int = 1
     verdict: str = "inconclusive"
 
+    def as_ttest(self, alpha: float = 0.05) -> dict[str, Any] | None:
+        """The paired t-test part in :func:`paired_ttest`'s form (``p``, ``significant``, ``mean_diff``, ``n``) for
+        the tables' p cells; None with fewer than 2 cases."""
+        if self.cases < 2:
+            return None
+        return {"p": self.p, "significant": bool(self.p < alpha), "mean_diff": self.effect, "n": self.cases,
+                "alpha": alpha}
+
 
 def _differences(method: Mapping[tuple, float], baseline: Mapping[tuple, float]) -> dict[Any, dict[Any, float]]:
     """seed → {case: method − baseline} over the (seed, case) keys both score finitely."""

@@ -200,15 +200,12 @@ def _minus(a: dict[tuple, float], b: dict[tuple, float]) -> dict[tuple, float]:
 def _test(a: dict[tuple, dict], b: dict[tuple, dict]) -> dict | None:
     """The table's p: :func:`~medgap.metrics.stats.compare` of per-case means over structures, ``a`` − ``b``, as a
     ``paired_ttest``-style dict (a case's difference averaged over the seeds that scored it)."""
-    comparison = compare(_case_means(a), _case_means(b))
-    return _as_test(comparison)
+    return _as_test(compare(_case_means(a), _case_means(b)))
 
 
 def _as_test(comparison: Comparison) -> dict | None:
-    if comparison.cases < 2:
-        return None
-    return {"p": comparison.p, "significant": comparison.p < 0.05, "mean_diff": comparison.effect,
-            "comparison": comparison}
+    test = comparison.as_ttest()
+    return None if test is None else {**test, "comparison": comparison}
 
 
 def _p(test: dict | None) -> str:

@@ -152,10 +152,7 @@ def _pairs(context: Context, dataset: str, method: str, ratio) -> dict[tuple, fl
 def _test(context: Context, dataset: str, ratio: float, method: str, reference: str) -> dict | None:
     """The table's p: :func:`~medgap.metrics.stats.compare` of per-case Dice (a case averaged over the seeds that
     scored it), as a ``paired_ttest``-style dict."""
-    comparison = compare(_pairs(context, dataset, method, ratio), _pairs(context, dataset, reference, ratio))
-    if comparison.cases < 2:
-        return None
-    return {"p": comparison.p, "significant": comparison.p < 0.05, "mean_diff": comparison.effect}
+    return compare(_pairs(context, dataset, method, ratio), _pairs(context, dataset, reference, ratio)).as_ttest()
 
 
 TABLE_TITLES = ("### `atrium-3d` (LA-like)", "### `cardiac-2d` (ACDC-like)")

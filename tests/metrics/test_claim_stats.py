@@ -103,6 +103,8 @@ def test_seeds_are_strata_and_shared_cases_are_resampled_together():
     result = compare(scores(a, (0, 1)), scores(b, (0, 1)))
     assert result.p == pytest.approx(scipy_stats.ttest_1samp((a - b).mean(axis=0), 0).pvalue)
     assert result.cases == 4 and result.seeds == 2
+    assert result.as_ttest() == {"p": result.p, "significant": result.p < 0.05, "mean_diff": result.effect, "n": 4,
+                                 "alpha": 0.05}
     low, high = bootstrap_ci({0: {"x": 1.0, "y": 2.0}, 1: {"x": 3.0, "y": 4.0}}, resamples=4000)
     # shared cases x, y: a resample draws case means (2.0 for x, 3.0 for y) → the effect lies in [2, 3]
     assert 2.0 <= low < high <= 3.0
