@@ -277,11 +277,13 @@ def machine() -> str:
 
 VERDICT_TEXT = {"reproduced": "**reproduced**", "contradicted": "**contradicted**", "inconclusive": "inconclusive"}
 STATISTICS_NOTE = (
-    "Effect = method − baseline (or each adjacent pair of an ordering), mean over seeds of the mean over test cases "
-    "(a case averaged over modality subsets and structures first); 95 % CI = percentile bootstrap resampling test "
-    "cases within seeds (seeds as strata, 10,000 resamples); p = paired t-test on the per-case differences averaged "
-    "over seeds; MDD = the difference that t-test would detect with 80 % power at α = 0.05 from the observed spread. "
-    "**reproduced**: the CI excludes 0 in the claimed direction (every pair of an ordering); **contradicted**: it "
+    "Effect = method − baseline (or each adjacent pair of an ordering): the mean over seeds of the mean over test "
+    "cases, a case first averaged over its modality subsets and structures (one pair per case, never one per "
+    "subset). 95 % CI: expanded-percentile bootstrap (10,000 resamples) of the test cases within each seed (seeds "
+    "are strata; seeds that share their test cases share the draw); none below 5 cases. p: paired t-test on the "
+    "per-case differences averaged over the seeds that scored the case. MDD: the difference that t-test detects "
+    "with 80 % power at α = 0.05 (two-sided, t approximation) given the observed spread of those differences. "
+    "**reproduced**: the CI excludes 0 in the claimed direction (for an ordering, every pair); **contradicted**: it "
     "excludes 0 in the other direction (any pair); inconclusive otherwise. Claims that are no paired difference of "
     "per-case scores are point estimates without a test.")
 
