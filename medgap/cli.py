@@ -202,9 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--fresh", action="store_true", help="re-evaluate even if a run has a matching subsets.json")
     compare.set_defaults(func=cmd_compare)
 
-    predict = commands.add_parser("predict", help="segment every case of a folder into NIfTI files")
+    predict = commands.add_parser("predict", help="segment every case of a folder into label files in the "
+                                  "dataset's format (NIfTI with the input's affine, PNG, h5)")
     predict.add_argument("run_dir")
-    predict.add_argument("input_dir", help="folder of CASE_XXXX.nii.gz files (absent channels = missing)")
+    predict.add_argument("input_dir", help="folder of CASE_XXXX<file_ending> files, the ending of the run's "
+                         "dataset.json (.nii.gz, .png, ...); absent channels = missing modalities")
     predict.add_argument("output_dir")
     predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
     predict.set_defaults(func=cmd_predict)

@@ -21,6 +21,14 @@ METRIC_COLUMNS = {
     "asd_vox": ("ASD (vox)", 1.0),
 }
 
+# 2-D image formats that carry no voxel spacing: their surface distances are in pixels, not mm.
+_PIXEL_ENDINGS = (".png", ".tif", ".tiff")
+
+
+def distance_unit(file_ending: str) -> str:
+    """Unit of HD95/ASD for a dataset's ``file_ending``: ``px`` for PNG/TIFF (no spacing stored), else ``mm``."""
+    return "px" if file_ending.lower() in _PIXEL_ENDINGS else "mm"
+
 
 def mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
