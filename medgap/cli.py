@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from medgap import __version__
 from medgap.data.convert import CONVERTERS
 from medgap.errors import MedgapError
 from medgap.progress import progress_bar
@@ -146,6 +147,7 @@ def cmd_reproduce(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medgap", description="Medical image learning when the data have gaps.")
+    parser.add_argument("--version", action="version", version=f"medgap {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="generate a built-in synthetic dataset in the nnU-Net folder layout")
