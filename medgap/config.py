@@ -88,7 +88,9 @@ class TrainerConfig:
     num_nodes: int = 1  # Fabric nodes (CLI --num-nodes)
     strategy: str = "auto"  # Fabric strategy, e.g. ddp (CLI --strategy)
     precision: str = "32-true"  # Fabric precision: 32-true, bf16-mixed, 16-mixed (CLI --precision)
-    progress: bool = True  # rich progress bar on the terminal
+    progress: bool = True  # rich progress bar on a terminal; plain progress lines on stdout otherwise (SLURM, nohup)
+    loggers: list[Literal["tensorboard", "csv"]] = field(default_factory=list)  # Lightning Fabric loggers
+    # besides metrics.jsonl: RUN/tensorboard/ (extra medgap[tensorboard]), RUN/csv/metrics.csv
 
 
 @dataclass
