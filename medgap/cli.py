@@ -125,6 +125,14 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from medgap.inference.export import export_run
+
+    path = export_run(args.run_dir, args.format, checkpoint=args.checkpoint, out=args.out)
+    print(f"wrote {path} (and {path.parent / 'export.json'})")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from medgap.data.convert import converter
 
@@ -212,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("output_dir")
     predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
     predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="save a run's network as TorchScript, a torch.export program or "
+                                 "ONNX: forward(image, availability) -> logits at the inference patch size")
+    export.add_argument("run_dir")
+    export.add_argument("--format", required=True, choices=("torchscript", "pt2", "onnx"),
+                        help="torchscript: torch.jit.trace (.ts.pt); pt2: torch.export (.pt2); onnx: needs "
+                        "pip install 'medgap[onnx]'")
+    export.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    export.add_argument("--out", default=None, help="model file (default RUN/export/CHECKPOINT.{ts.pt,pt2,onnx}); "
+                        "export.json beside it records inputs, normalisation and outputs")
+    export.set_defaults(func=cmd_export)
 
     reproduce = commands.add_parser("reproduce", help="run a paper's main experiments in miniature and write its "
                                     "results page beside the paper's numbers")
