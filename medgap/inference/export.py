@@ -71,7 +71,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, *, checkpoint: str = "best"
             torch.export.save(torch.export.export(module, inputs), str(tmp))
         else:
             torch.onnx.export(module, inputs, str(tmp), input_names=["image", "availability"],
-                              output_names=["logits"], dynamo=True)
+                              output_names=["logits"], dynamo=True, verbose=False)
     write_json(path.parent / "export.json", {
         "model": path.name, "format": fmt, "run_dir": str(run_dir), "checkpoint": checkpoint,
         "method": config.method.name, "inputs": {"image": list(inputs[0].shape), "availability": list(inputs[1].shape)},

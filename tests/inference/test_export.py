@@ -63,6 +63,22 @@ def test_torch_export_program_matches_the_checkpoint(run):
                                rtol=1e-4, atol=1e-5)
 
 
+def test_onnx_export_matches_the_checkpoint(run):
+    """Runs where onnx, onnxscript and onnxruntime are installed (medgap[onnx] + onnxruntime); skipped otherwise."""
+    for package in ("onnx", "onnxscript"):
+        pytest.importorskip(package)
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = export_run(run, "onnx")
+    meta = json.loads((path.parent / "export.json").read_text())
+    session = onnxruntime.InferenceSession(str(path))
+    for seed in (1, 2):
+        image, availability = inputs_like(meta, seed)
+        feeds = {"image": image.numpy(), "availability": availability.numpy()}
+        (logits,) = session.run(None, {item.name: feeds[item.name] for item in session.get_inputs()})
+        torch.testing.assert_close(torch.from_numpy(logits), reference_logits(run, image, availability),
+                                   rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.skipif(bool(importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxscript")),
                     reason="the ONNX packages are installed")
 def test_onnx_without_its_packages_is_one_line_naming_the_extra(run, capsys):
