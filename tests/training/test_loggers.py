@@ -48,6 +48,20 @@ def test_csv_logger_holds_the_metrics_rows_once_even_after_resume(tiny_dataset, 
     assert [float(r["loss"]) for r in rows if r["loss"]] == pytest.approx([loss[step] for step in (1, 2, 3, 4)])
 
 
+def test_tensorboard_logger_gets_the_same_scalars(tiny_dataset, tmp_path):
+    """Runs where the tensorboard package is installed (medgap[tensorboard]); skipped otherwise."""
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    run = tmp_path / "run"
+    train(tiny_config(tiny_dataset, **{"trainer.loggers": "[tensorboard]", "trainer.max_steps": 2,
+                                       "trainer.val_every": 2}), run)
+    events = accumulator.EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    jsonl = read_jsonl(run / "metrics.jsonl")
+    assert [event.step for event in events.Scalars("loss")] == [1, 2]
+    assert [event.value for event in events.Scalars("loss")] == pytest.approx([r["loss"] for r in jsonl if "loss" in r])
+    assert [event.step for event in events.Scalars("val_dice")] == [2]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"),
                     reason="a TensorBoard package is installed")
 def test_tensorboard_without_its_package_is_one_line_naming_the_extra(tiny_dataset, tmp_path):
