@@ -6,7 +6,7 @@
   ``tensorboard`` extra) and ``csv`` (``RUN/csv/metrics.csv``); they receive the same rows.
 - On a terminal, the rich bar shows the running loss and the last validation score. When the console is not a
   terminal (SLURM, nohup, ``> log``), plain lines go to stdout instead: after the first step, then at most one per
-  :data:`LINE_EVERY_S` seconds, after every validation and at the last step.
+  :data:`LINE_EVERY_S` seconds, after every validation and at the end.
 
 Only rank 0 reports; the other ranks get a :class:`TrainingLog` that does nothing.
 """
@@ -73,6 +73,7 @@ class TrainingLog:
         self.bar = progress_bar("train", console, with_status=True) if show and terminal else None
         self.lines = show and not terminal
         self.task, self.last_line, self.started, self.last_val = None, None, None, ""
+        self.done, self.loss, self.printed_step = start_step, None, None
 
     def __enter__(self) -> TrainingLog:
         if self.enabled and self.loggers:
@@ -84,6 +85,8 @@ class TrainingLog:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.lines and exc[0] is None and self.done not in (self.printed_step, self.start_step):
+            self._line(time.perf_counter())
         if self.bar is not None:
             self.bar.__exit__(*exc)
         for logger in self.loggers:
@@ -100,13 +103,12 @@ class TrainingLog:
     def step(self, done: int, loss: float) -> None:
         if not self.enabled:
             return
-        status = f"loss {loss:.4f}" + (f" · {self.last_val}" if self.last_val else "")
+        self.done, self.loss = done, loss
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, status=status)
+            self.bar.update(self.task, completed=done, status=self._status())
         now = time.perf_counter()
-        if self.lines and (self.last_line is None or now - self.last_line >= self.line_every_s
-                           or done == self.max_steps):
-            self._line(done, status, now)
+        if self.lines and (self.last_line is None or now - self.last_line >= self.line_every_s):
+            self._line(now)
 
     def validation(self, done: int, scores: dict[str, float]) -> None:
         """Log the validation scores; the first one (the one that selects ``best.pt``) goes into the bar and lines."""
@@ -115,16 +117,21 @@ class TrainingLog:
         self.write({"step": done, **{f"val_{key}": value for key, value in scores.items()}})
         name, value = next(iter(scores.items()))
         self.last_val = f"val {name} {value:.4f} @ {done}"
-        if self.lines and done != self.max_steps:  # the last step's line follows and includes it
-            self._line(done, self.last_val, time.perf_counter())
+        if self.bar is not None:
+            self.bar.update(self.task, status=self._status())
+        if self.lines:
+            self._line(time.perf_counter())
 
-    def _line(self, done: int, status: str, now: float) -> None:
-        elapsed = now - self.started
-        steps = done - self.start_step
-        eta = elapsed / steps * (self.max_steps - done) if steps else float("nan")
-        print(f"train step {done}/{self.max_steps}  {status}  elapsed {_clock(elapsed)}  ETA {_clock(eta)}",
-              file=sys.stdout, flush=True)
-        self.last_line = now
+    def _status(self) -> str:
+        parts = ([] if self.loss is None else [f"loss {self.loss:.4f}"]) + ([self.last_val] if self.last_val else [])
+        return " · ".join(parts)
+
+    def _line(self, now: float) -> None:
+        elapsed, steps = now - self.started, self.done - self.start_step
+        eta = elapsed / steps * (self.max_steps - self.done) if steps else float("nan")
+        print(f"train step {self.done}/{self.max_steps}  {self._status()}  elapsed {_clock(elapsed)}  "
+              f"ETA {_clock(eta)}", file=sys.stdout, flush=True)
+        self.last_line, self.printed_step = now, self.done
 
     def _to_loggers(self, row: dict) -> None:
         numbers = {key: value for key, value in row.items() if key != "step" and isinstance(value, (int, float))}

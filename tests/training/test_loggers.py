@@ -77,26 +77,39 @@ class Config:
 
 
 def test_plain_lines_off_a_terminal_carry_step_loss_and_the_last_validation(tmp_path, capsys, monkeypatch):
-    clock = iter([0.0, 1.0, 2.0, 40.0, 41.0, 90.0, 100.0])
+    clock = iter([0.0, 1.0, 2.0, 40.0, 41.0, 90.0, 100.0, 101.0, 102.0])
     monkeypatch.setattr("medgap.training.loggers.time.perf_counter", lambda: next(clock))
     file = Console(file=io.StringIO())  # not a terminal: no bar
     with TrainingLog(Config, tmp_path, enabled=True, console=file, line_every_s=30.0) as log:  # started at 0
         log.step(1, 0.9)            # t=1: the first line
         log.step(2, 0.8)            # t=2: within 30 s, no line
         log.step(3, 0.7)            # t=40: a line
-        log.validation(5, {"dice": 0.61234, "dice_a": 0.5})  # t=41: a line with the score
+        log.validation(3, {"dice": 0.61234, "dice_a": 0.5})  # t=41: a line with the score
         log.step(9, 0.5)            # t=90: a line, the score still shown
-        log.step(10, 0.4)           # t=100: the last step always
+        log.step(10, 0.4)           # t=100: within 30 s
+        log.validation(10, {"dice": 0.7, "dice_a": 0.6})  # t=101: a line; no second one at the end
+    with TrainingLog(Config, tmp_path / "other", enabled=True, console=file, start_step=9) as log:  # t=102
+        pass  # nothing done: no line
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "train step 1/10  loss 0.9000  elapsed 0:00:01  ETA 0:00:09",
         "train step 3/10  loss 0.7000  elapsed 0:00:40  ETA 0:01:33",
-        "train step 5/10  val dice 0.6123 @ 5  elapsed 0:00:41  ETA 0:00:41",
-        "train step 9/10  loss 0.5000 · val dice 0.6123 @ 5  elapsed 0:01:30  ETA 0:00:10",
-        "train step 10/10  loss 0.4000 · val dice 0.6123 @ 5  elapsed 0:01:40  ETA 0:00:00",
+        "train step 3/10  loss 0.7000 · val dice 0.6123 @ 3  elapsed 0:00:41  ETA 0:01:36",
+        "train step 9/10  loss 0.5000 · val dice 0.6123 @ 3  elapsed 0:01:30  ETA 0:00:10",
+        "train step 10/10  loss 0.4000 · val dice 0.7000 @ 10  elapsed 0:01:41  ETA 0:00:00",
     ]
-    assert read_jsonl(tmp_path / "metrics.jsonl") == [{"step": 5, "val_dice": 0.61234, "val_dice_a": 0.5}]
+    assert read_jsonl(tmp_path / "metrics.jsonl") == [{"step": 3, "val_dice": 0.61234, "val_dice_a": 0.5},
+                                                      {"step": 10, "val_dice": 0.7, "val_dice_a": 0.6}]
     assert file.file.getvalue() == ""
+
+
+def test_the_last_step_gets_a_line_at_the_end(tmp_path, capsys, monkeypatch):
+    clock = iter([0.0, 1.0, 2.0, 3.0])
+    monkeypatch.setattr("medgap.training.loggers.time.perf_counter", lambda: next(clock))
+    with TrainingLog(Config, tmp_path, enabled=True, console=Console(file=io.StringIO())) as log:
+        log.step(1, 0.9)
+        log.step(10, 0.4)  # no validation after it
+    assert capsys.readouterr().out.splitlines()[-1] == "train step 10/10  loss 0.4000  elapsed 0:00:03  ETA 0:00:00"
 
 
 def test_the_bar_shows_the_last_validation_score(tmp_path, capsys):
