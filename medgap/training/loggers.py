@@ -24,7 +24,6 @@ from medgap.optional import require
 from medgap.progress import progress_bar
 from medgap.training.run_folder import read_jsonl
 
-LOGGERS = ("tensorboard", "csv")
 LINE_EVERY_S = 30.0  # plain progress lines: one per this many seconds (a day of training ≈ 3,000 lines)
 
 
@@ -67,7 +66,8 @@ class TrainingLog:
         trainer = config.trainer
         self.enabled, self.run_dir, self.max_steps = enabled, Path(run_dir), trainer.max_steps
         self.start_step, self.line_every_s = start_step, line_every_s
-        self.loggers = build_loggers(trainer.loggers, self.run_dir) if enabled else []
+        self.logger_names = list(trainer.loggers) if enabled else []
+        self.loggers = build_loggers(self.logger_names, self.run_dir)
         show = enabled and trainer.progress
         terminal = (console or get_console()).is_terminal
         self.bar = progress_bar("train", console, with_status=True) if show and terminal else None
@@ -141,7 +141,7 @@ class TrainingLog:
     def _refill_loggers(self) -> None:
         """Start the loggers' folders anew from ``metrics.jsonl`` (on resume it is already cut at the checkpoint's
         step; Fabric's CSV logger would replace its file anyway), so each step is in the logs once."""
-        for name in LOGGERS:
+        for name in self.logger_names:  # a logger dropped on resume keeps its folder as it was
             if (self.run_dir / name).is_dir():
                 shutil.rmtree(self.run_dir / name)
         for row in read_jsonl(self.run_dir / "metrics.jsonl"):
