@@ -65,13 +65,20 @@ def export_run(run_dir: str | os.PathLike, fmt: str, *, checkpoint: str = "best"
     path = Path(out) if out is not None else run_dir / "export" / f"{checkpoint}{FORMATS[fmt]}"
     with torch.no_grad(), warnings.catch_warnings(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")  # torch.jit.trace's deprecation and tracer notes: the test checks outputs
-        if fmt == "torchscript":
-            torch.jit.save(torch.jit.trace(module, inputs), str(tmp))
-        elif fmt == "pt2":
-            torch.export.save(torch.export.export(module, inputs), str(tmp))
-        else:
-            torch.onnx.export(module, inputs, str(tmp), input_names=["image", "availability"],
-                              output_names=["logits"], dynamo=True, verbose=False)
+        try:
+            if fmt == "torchscript":
+                torch.jit.save(torch.jit.trace(module, inputs), str(tmp))
+            elif fmt == "pt2":
+                torch.export.save(torch.export.export(module, inputs), str(tmp))
+            else:
+                torch.onnx.export(module, inputs, str(tmp), input_names=["image", "availability"],
+                                  output_names=["logits"], dynamo=True, verbose=False)
+        except MedgapError:
+            raise
+        except Exception as error:  # tracer/exporter limits depend on the model (data-dependent control flow, ops)
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise MedgapError(f"{run_dir}: {config.method.name} could not be exported as {fmt} "
+                              f"({type(error).__name__}: {first})") from None
     write_json(path.parent / "export.json", {
         "model": path.name, "format": fmt, "run_dir": str(run_dir), "checkpoint": checkpoint,
         "method": config.method.name, "inputs": {"image": list(inputs[0].shape), "availability": list(inputs[1].shape)},

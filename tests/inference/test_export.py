@@ -90,3 +90,14 @@ def test_onnx_without_its_packages_is_one_line_naming_the_extra(run, capsys):
 def test_a_folder_without_a_run_is_one_line(tmp_path):
     with pytest.raises(MedgapError, match="not a run folder"):
         export_run(tmp_path, "torchscript")
+
+
+def test_an_exporter_failure_is_one_line(run, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Could not guard on data-dependent expression\nlong details")
+
+    monkeypatch.setattr(torch.export, "export", refuse)
+    with pytest.raises(MedgapError, match=r"could not be exported as pt2 \(RuntimeError: Could not guard on "
+                                          r"data-dependent expression\)$"):
+        export_run(run, "pt2", out=run / "failed.pt2")
+    assert not (run / "failed.pt2").exists()
