@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from medgap import __version__
 from medgap.data.convert import CONVERTERS, describe_options
 from medgap.errors import MedgapError
 from medgap.progress import progress_bar
@@ -139,6 +140,14 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from medgap.inference.export import export_run
+
+    path = export_run(args.run_dir, args.format, checkpoint=args.checkpoint, out=args.out)
+    print(f"wrote {path} (and {path.parent / 'export.json'})")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from medgap.data.convert import converter, parse_options
 
@@ -162,6 +171,7 @@ def cmd_reproduce(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medgap", description="Medical image learning when the data have gaps.")
+    parser.add_argument("--version", action="version", version=f"medgap {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="generate a built-in synthetic dataset in the nnU-Net folder layout")
@@ -237,13 +247,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--fresh", action="store_true", help="re-evaluate even if a run has a matching subsets.json")
     compare.set_defaults(func=cmd_compare)
 
-    predict = commands.add_parser("predict", help="segment every case of a folder into NIfTI files")
+    predict = commands.add_parser("predict", help="segment every case of a folder into label files in the "
+                                  "dataset's format (NIfTI with the input's affine, PNG, h5)")
     predict.add_argument("run_dir")
-    predict.add_argument("input_dir", help="folder of CASE_XXXX.nii.gz files (absent channels = missing)")
+    predict.add_argument("input_dir", help="folder of CASE_XXXX<file_ending> files, the ending of the run's "
+                         "dataset.json (.nii.gz, .png, ...); absent channels = missing modalities")
     predict.add_argument("output_dir")
     predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
     predict.add_argument("--overwrite", action="store_true", help="replace existing files of the output folder")
     predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="save a run's network as TorchScript, a torch.export program or "
+                                 "ONNX: forward(image, availability) -> logits at the inference patch size")
+    export.add_argument("run_dir")
+    export.add_argument("--format", required=True, choices=("torchscript", "pt2", "onnx"),
+                        help="torchscript: torch.jit.trace (.ts.pt); pt2: torch.export (.pt2); onnx: needs "
+                        "pip install 'medgap[onnx]'")
+    export.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    export.add_argument("--out", default=None, help="model file (default RUN/export/CHECKPOINT.{ts.pt,pt2,onnx}); "
+                        "export.json beside it records inputs, normalisation and outputs")
+    export.set_defaults(func=cmd_export)
 
     reproduce = commands.add_parser("reproduce", help="run a paper's main experiments in miniature and write its "
                                     "results page beside the paper's numbers")

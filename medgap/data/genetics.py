@@ -27,6 +27,7 @@ import numpy as np
 
 from medgap.atomic import atomic_path
 from medgap.errors import DatasetError
+from medgap.optional import require
 
 INDIVIDUALS_HEADER = ["case_id", "individual_id"]
 
@@ -110,7 +111,7 @@ def read_bed(path: str | os.PathLike, every_k: int = 1) -> tuple[np.ndarray, np.
     Returns:
         ``iid (N,)`` str, ``sid (S,)`` str, ``dosages (N, S)`` float32 in {0, 1, 2} (copies of allele A1).
     """
-    from bed_reader import open_bed
+    open_bed = require("bed_reader", f"reading PLINK {path}").open_bed
 
     path = Path(path)
     if path.suffix != ".bed":

@@ -16,7 +16,7 @@ from medgap.data.pipeline import prepare_data
 from medgap.data.preprocess import index_to_label
 from medgap.errors import RunFolderError
 from medgap.evaluation.plots import plot_overlay
-from medgap.evaluation.reports import metric_notes, summary_table, write_results
+from medgap.evaluation.reports import distance_unit, metric_notes, summary_table, write_results
 from medgap.inference.predict import predict_case
 from medgap.methods import build_method
 from medgap.metrics import EMPTY_MASK_POLICY, SegmentationMetrics, label_to_masks
@@ -69,7 +69,7 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str | None = None, checkp
 
     metrics = scores.metric_columns
     aggregated = scores.aggregate()
-    unit = "mm"
+    unit = distance_unit(spec.file_ending)
     intro = [
         f"Run `{run_dir}` — method **{config.method.name}**, dataset **{spec.name}**, checkpoint `{checkpoint}.pt`, "
         f"split `{split}` ({len(cases)} cases).",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from medgap.data.cases import check_label_values
 from medgap.data.dataset_json import load_dataset_json
-from medgap.data.io import PILLOW_ENDINGS, read_label
+from medgap.data.io import read_label
 from medgap.errors import DatasetError
-from medgap.evaluation.reports import metric_notes, summary_table, write_results
+from medgap.evaluation.reports import distance_unit, metric_notes, summary_table, write_results
 from medgap.metrics import EMPTY_MASK_POLICY, SegmentationMetrics, label_to_masks
 
 
@@ -63,7 +63,7 @@ def score_folder(prediction_dir: str | os.PathLike, label_dir: str | os.PathLike
         if progress is not None:
             progress(done, len(predictions))
 
-    unit = "px" if spec.file_ending in PILLOW_ENDINGS else "mm"
+    unit = distance_unit(spec.file_ending)
     not_predicted = sorted(set(references) - set(predictions))
     intro = [f"Predictions `{prediction_dir}` against `{label_dir}`, dataset **{spec.name}** ({len(predictions)} "
              "cases" + (f"; {len(not_predicted)} reference label(s) without a prediction, not scored, e.g. "

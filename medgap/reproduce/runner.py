@@ -28,7 +28,8 @@ from medgap.evaluation.references import SanityCheck, sanity_table
 from medgap.methods.deviations import deviation_table
 from medgap.metrics.stats import Comparison, ordering_verdict
 
-CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The shipped configs: package data in an installed wheel; in the repository medgap/configs links to configs/.
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass
@@ -123,7 +124,8 @@ def load_run_config(run: Run):
 
     path = run.config_path
     if not path.is_file():
-        raise ConfigError(f"{path}: config not found (medgap reproduce needs the repository's configs/ folder)")
+        raise ConfigError(f"{path}: config not found (medgap reproduce reads the configs shipped in "
+                          "medgap/configs, a link to the repository's configs/ folder)")
     return load_config(path, [f"{key}={json.dumps(value, default=str)}" for key, value in run.overrides.items()])
 
 

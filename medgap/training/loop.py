@@ -29,6 +29,7 @@ from medgap.methods import build_method
 from medgap.progress import progress_bar
 from medgap.metrics import dice, label_to_masks
 from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from medgap.training.loggers import TrainingLog, check_loggers
 from medgap.training.run_folder import (RunLock, environment, prepare_run_folder, read_jsonl,
                                        remove_unstarted_run, with_absolute_paths)
 from medgap.training.schedules import build_optimizer, build_scheduler
@@ -44,6 +45,7 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     given, config = config.data.dataset_dir, with_absolute_paths(config)  # config.yaml names the data absolutely
     trainer = config.trainer
+    check_loggers(trainer.loggers)  # a missing TensorBoard is reported before anything is written
     fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
                     strategy=trainer.strategy, precision=trainer.precision)
     fabric.launch()
@@ -118,13 +120,10 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
 
     loader = training_loader(data, config.data, seed, rank=fabric.global_rank, world_size=fabric.world_size,
                              start_step=start_step)
-    log_path = run_dir / "metrics.jsonl"
     running: dict[str, list[float]] = {}
     started = time.perf_counter()
-    progress = progress_bar("train", console, with_status=True) if rank_zero and trainer.progress else None
     method.train()
-    with progress or nullcontext():
-        task = progress.add_task("train", total=trainer.max_steps, completed=start_step, status="") if progress else None
+    with TrainingLog(config, run_dir, enabled=rank_zero, console=console, start_step=start_step) as log:
         batches = iter(loader)
         for step in range(start_step, trainer.max_steps):
             batch = _to_device(next(batches), fabric.device)
@@ -139,20 +138,18 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
             done = step + 1
             for key, value in {"loss": float(output.loss.detach()), **output.logs}.items():
                 running.setdefault(key, []).append(value)
-            if progress:
-                progress.update(task, completed=done, status=f"loss {running['loss'][-1]:.4f}")
+            log.step(done, running["loss"][-1])
             if done % trainer.log_every == 0 or done == trainer.max_steps:
                 row = {"step": done, "lr": scheduler.get_last_lr()[0],
                        **{k: float(np.mean(v)) for k, v in running.items()},
                        "elapsed_s": round(time.perf_counter() - started, 3)}
                 running = {}
-                if rank_zero:
-                    _append_jsonl(log_path, row)
+                log.write(row)
             if done % trainer.val_every == 0 or done == trainer.max_steps:
                 scores = validate(method, data, config, fabric.device)
                 method.train()
+                log.validation(done, scores)
                 if rank_zero:
-                    _append_jsonl(log_path, {"step": done, **{f"val_{k}": v for k, v in scores.items()}})
                     metric_name, metric = next(iter(scores.items()))  # first entry selects (higher is better)
                     if metric > best["metric"]:
                         best = {"metric": metric, "step": done, "name": metric_name}
@@ -182,7 +179,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
         write_json(run_dir / "summary.json", summary)
         from medgap.evaluation.plots import plot_training_curves
 
-        plot_training_curves(log_path, run_dir / "plots" / "training_curves.png")
+        plot_training_curves(run_dir / "metrics.jsonl", run_dir / "plots" / "training_curves.png")
     fabric.barrier()
     return summary
 
@@ -224,7 +221,8 @@ def validate(method, data: PreparedData, config: ExperimentConfig, device) -> di
 
 
 # Keys that may change between a run and its resumption without changing what is computed.
-_RESUME_MAY_CHANGE = {"trainer.progress", "trainer.log_every", "data.num_workers", "data.cache_dir", "run_dir"}
+_RESUME_MAY_CHANGE = {"trainer.progress", "trainer.loggers", "trainer.log_every", "data.num_workers", "data.cache_dir",
+                      "run_dir"}
 
 
 def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
@@ -269,11 +267,6 @@ def _prepare_with_progress(config, seed, run_dir, console) -> PreparedData:
 def _to_device(batch: dict, device) -> dict:
     return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
             for key, value in batch.items()}
-
-
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -46,6 +46,7 @@ from medgap.data.synthetic.common import (
     transform_points,
 )
 from medgap.errors import MedgapError
+from medgap.optional import require
 
 CHANNELS = ("FLAIR", "T1", "T1c", "T2")
 LABELS = {"background": 0, "edema": 1, "necrotic": 2, "enhancing": 3}  # the values painted into label maps
@@ -99,6 +100,7 @@ class _Atlas:
 
 def load_atlas(options: BrainTumourOptions) -> _Atlas:
     """Load the MNI152 template tissue maps from nilearn's bundled data and define the cropped output grid."""
+    require("nilearn", "synth brain-tumour (the MNI152 template)")
     from nilearn import datasets  # heavy import (scikit-learn); only when a brain dataset is generated
 
     # The 1 mm maps load in ~0.1 s each; nilearn's resolution=2 resamples them on every call (~1 s each), so we
