@@ -144,9 +144,9 @@ DEVIATIONS = [
               "(every grade equally likely at zero features)", "paper: cumulative multi-label BCE, "
               "initialisation not stated (a plain linear layer's near-zero biases)", "with equal biases only "
               "grades 0 and K−1 get probability and short runs never predict the middle grades", None,
-              "specs/contig.md, Downstream evaluation"),
+              "paper; official code (HealthML/ContIG)"),
     Deviation("pretrained checkpoint", "the encoder after the last pretraining step (`last.pt`)", "paper: a "
               "fixed ~100-epoch schedule (its last step)", "the lowest validation contrastive loss comes early "
               "(ContIG overfits 600 people's genetics) and fine-tuned to validation kappa 0.25 vs 0.56",
-              None, "specs/contig.md, Loss (training); docs/methods/contig.md"),
+              None, "paper; docs/methods/contig.md"),
 ]

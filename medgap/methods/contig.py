@@ -196,30 +196,29 @@ def build(config: ExperimentConfig, spec: DatasetSpec) -> ContIG:
 # ----------------------------------------------------------------------------------------------- deviations
 from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
 
-_SPEC = "specs/contig.md"
 DEVIATIONS = [
     Deviation("image encoder", "a small ResNet-style CNN from scratch (`backbone_widths`, `stem_stride`), 64 px "
               "images in the fundus configs", "paper/official: ResNet-50 from scratch at 448 px, 2048-d features",
-              "CPU scale; the backbone is configurable", None, f"{_SPEC}, Encoders and heads"),
+              "CPU scale; the backbone is configurable", None, "paper; official code (HealthML/ContIG)"),
     Deviation("projection heads", "Linear(in → 256)–ReLU–Linear(256 → 128)", "official: hidden width 2048",
-              "CPU scale", {"method.projection_hidden": 2048}, f"{_SPEC}, Encoders and heads"),
+              "CPU scale", {"method.projection_hidden": 2048}, "paper; official code (HealthML/ContIG)"),
     Deviation("optimiser steps", "one optimiser steps every parameter once per batch", "official: one optimiser "
               "per modality, stepping the shared image trunk M times per batch", "an official bug", None,
-              f"{_SPEC}, Loss"),
+              "paper; official code (HealthML/ContIG)"),
     Deviation("missing genetic rows", "never fed to a network: term m uses only the rows of people with m",
               "official: zero-filled rows pass through BatchNorm; a missing-mask column order bug",
-              "official bugs", None, f"{_SPEC}, Loss"),
+              "official bugs", None, "paper; official code (HealthML/ContIG)"),
     Deviation("inner aggregation", "rows of incomplete individuals are dropped inside each batch",
               "official: the dataset is filtered to complete individuals and full batches are trained",
-              "not yet aligned: our inner batches are smaller", None, f"{_SPEC}, Corrections"),
+              "not yet aligned: our inner batches are smaller", None, "official code (HealthML/ContIG), read 2026-12-02"),
     Deviation("validation retrieval", "image→genetics top-1 within chunks of 64; both eyes of a person may share "
               "a chunk and be each other's negatives", "spec: both eyes must never be each other's negatives",
               "not yet aligned: this caps retrieval at about 0.5 (it does not select checkpoints: the loss does)",
-              None, f"{_SPEC}, Corrections"),
+              None, "official code (HealthML/ContIG), read 2026-12-02"),
     Deviation("rotation augmentation", "`method.rotation_degrees: 20` by default; the fundus configs set 0",
               "paper: random rotation ±20°", "at 64 px an encoder pretrained with rotations could not be "
               "fine-tuned in 100 steps (validation kappa 0.00 vs 0.56, seed 0; docs/methods/contig.md)",
-              {"method.rotation_degrees": 20.0}, f"{_SPEC}, Loss (training)"),
+              {"method.rotation_degrees": 20.0}, "paper; official code (HealthML/ContIG)"),
     Deviation("metrics", "validation loss and retrieval over the whole split", "official: averaged per batch",
-              "an official bug", None, f"{_SPEC}, Loss (training)"),
+              "an official bug", None, "paper; official code (HealthML/ContIG)"),
 ]

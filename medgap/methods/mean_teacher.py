@@ -92,8 +92,8 @@ from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the 
 
 DEVIATIONS = [
     Deviation("consistency term", "MSE of the softmaxes on labelled and unlabelled images", "SSL4MIS: on the "
-              "unlabelled half only", "not yet aligned", None, "specs/ss_net.md, Corrections"),
+              "unlabelled half only", "not yet aligned", None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
     Deviation("teacher mode", "eval mode (no dropout, BatchNorm running statistics)", "SSL4MIS: train mode, "
               "with input noise and dropout in the network", "not yet aligned; our configs use no dropout",
-              None, "specs/ss_net.md, Corrections"),
+              None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
 ]

@@ -81,5 +81,5 @@ DEVIATIONS = [
               "zero-filled channels with ShaSpec's FC–dropout–FC head (classification), trained with ShaSpec's "
               "modality dropping", "paper: HeMIS, U-HVED, RobustSeg, RFNet, mmFormer (BraTS) and SMIL (AV-MNIST)",
               "the simplest baseline, sharing every piece with ShaSpec but the shared-specific model; the paper's "
-              "baselines are not implemented", None, "specs/shaspec.md, Segmentation; Classification"),
+              "baselines are not implemented", None, "paper; official code (billhhh/ShaSpec)"),
 ]

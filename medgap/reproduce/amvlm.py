@@ -459,8 +459,8 @@ from medgap.methods.deviations import Deviation  # noqa: E402  (the page's table
 DEVIATIONS = [
     Deviation("data", "synthetic `chest-xray-text` (64² radiograph-like images, LViT-template reports, 4 "
               "equivalent phrasings each)", "paper: QaTa-COV19, BM-Seg, MoNuSeg, MRSpineSeg", "no downloads; not "
-              "comparable in absolute terms", None, "specs/amvlm.md, Data and results"),
+              "comparable in absolute terms", None, "paper; official code (QingtaoPan/AMVLM)"),
     Deviation("schedule", "pretraining 200 steps of 16 pairs; segmentation 300 steps of 4 + 4 at Adam 1e-3, "
               "unsupervised weights ramped over the first half", "paper: 100 epochs, batch 32 (pretraining) / "
-              "16 + 16 at Adam 3e-4 (segmentation)", "CPU budget", None, "specs/amvlm.md, Step 2"),
+              "16 + 16 at Adam 3e-4 (segmentation)", "CPU budget", None, "paper; official code (QingtaoPan/AMVLM)"),
 ]

@@ -652,12 +652,12 @@ from medgap.methods.deviations import Deviation  # noqa: E402  (the page's table
 DEVIATIONS = [
     Deviation("data", "synthetic `fundus-genetics` cohort (600 people, 64 px, msprime genotypes, known causal "
               "SNPs / genes / PGS)", "paper: UK Biobank (pretraining), APTOS / RFMiD / PALM (downstream)",
-              "no downloads; the causal truth makes attributions and GWAS checkable", None, "specs/contig.md"),
+              "no downloads; the causal truth makes attributions and GWAS checkable", None, "paper"),
     Deviation("schedule", "300 pretraining steps (~24 epochs), 100 downstream steps", "paper: ~100 epochs",
-              "CPU budget", None, "specs/contig.md, Loss (training)"),
+              "CPU budget", None, "paper; official code (HealthML/ContIG)"),
     Deviation("downstream tasks", "the 5-grade synthetic grading only (quadratic kappa)", "paper: APTOS grading, "
               "RFMiD multi-disease (AUROC), PALM segmentation (Dice)", "one task per synthetic cohort", None,
-              "specs/contig.md, Downstream evaluation"),
+              "paper; official code (HealthML/ContIG)"),
     Deviation("GWAS covariates", "4 genotype PCs computed on the analysed people", "paper: the UK Biobank "
-              "covariates", "the synthetic cohort has no age, sex or batch", None, "specs/contig.md, Downstream"),
+              "covariates", "the synthetic cohort has no age, sex or batch", None, "paper; official code (HealthML/ContIG)"),
 ]

@@ -607,11 +607,11 @@ from medgap.methods.deviations import Deviation  # noqa: E402  (the page's table
 DEVIATIONS = [
     Deviation("data", "synthetic `brain-tumour` (FLAIR/T1/T1c/T2, BraTS regions) and `digits-av` (sklearn digits + "
               "tone spectrogram)", "paper: BraTS 2018 and AV-MNIST", "no downloads; the numbers are not comparable "
-              "in absolute terms", None, "specs/shaspec.md"),
+              "in absolute terms", None, "paper"),
     Deviation("dimensionality", "2-D slice-wise training and inference on the 3-D volumes, scored per volume",
               "paper: 3-D patches of 80×160×160", "3-D ShaSpec is ~3 s per step on a CPU", None,
-              "specs/shaspec.md, Segmentation"),
+              "paper; official code (billhhh/ShaSpec)"),
     Deviation("optimiser", "AdamW, LR 0.01, poly, 400 steps of batch 8", "paper: SGD Nesterov 0.99, LR 0.01, cosine, "
               "180k iterations of batch 1", "CPU budget; at the configs' LR 0.003 neither model learned ET in 300 "
-              "steps", None, "specs/shaspec.md, Segmentation"),
+              "steps", None, "paper; official code (billhhh/ShaSpec)"),
 ]
