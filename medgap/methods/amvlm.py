@@ -39,45 +39,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError, MedgapError
-from medgap.methods.base import StepOutput
+from medgap.methods.base import PretrainingMethod, StepOutput
+from medgap.methods.options import AMVLMOptions
 from medgap.nets.text import PretrainedTextEncoder, TextEncoder, WordTokenizer
 from medgap.nets.vit import ViT
 from medgap.training.ema import make_teacher, update_teacher
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "amvlm"
-    # encoders (official: ViT-B/16 at 224², Bio_ClinicalBERT; CPU-sized here)
-    vit_patch_size: int = 8
-    vit_width: int = 128
-    vit_depth: int = 4
-    vit_heads: int = 4
-    text_width: int = 128
-    text_depth: int = 2
-    text_heads: int = 4
-    max_words: int = 20
-    text_encoder_path: str = ""        # a local Hugging Face folder (e.g. CXR-BERT); empty = small transformer
-    embed_dim: int = 64                 # d of the projection heads (official 128)
-    projection_hidden: int = 256        # official 2048
-    temperature: float = 0.07
-    # components (ablation switches)
-    css: bool = True
-    pdt: bool = True
-    icl: bool = True
-    icl_ema: bool = True                # encode the augmented view with an EMA copy (official)
-    ema_decay: float = 0.995
-    # loss weights (official defaults)
-    weight_coarse: float = 1.0
-    weight_css: float = 0.5
-    weight_icl_coarse: float = 0.1
-    weight_icl_fine: float = 0.1
-    # the augmented view
-    rotation_degrees: float = 20.0
-    intensity_jitter: float = 0.1
+Config = AMVLMOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -277,12 +249,11 @@ def augment_view(image: torch.Tensor, generator: torch.Generator | None = None, 
 
 
 # ----------------------------------------------------------------------------------------------- the method
-class AMVLMPretraining(nn.Module):
+class AMVLMPretraining(PretrainingMethod):
     """Pretraining as a method of the generic loop: ``training_step`` returns the AMVLM loss for a batch of
     ``image (B, C, H, W)`` and ``text`` (B reports); validation scores image→report retrieval."""
 
-    task = "pretraining"
-    output = "softmax"
+    downstream = "use its run in method amvlm_ssmis (method.pretrained_run)"
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec, tokenizer: WordTokenizer | None = None):
         super().__init__()
@@ -368,16 +339,12 @@ class AMVLMPretraining(nn.Module):
             student = nn.ModuleDict({"image": self.encoders.image, "image_projection": self.encoders.image_projection})
             update_teacher(self.view_encoder, student, self.config.ema_decay, step)
 
-    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
-        raise MedgapError("amvlm is a pretraining method (no segmentation); use its run in method "
-                          "amvlm_ssmis (method.pretrained_run)")
-
     @torch.no_grad()
-    def validation_scores(self, data, config: ExperimentConfig, device) -> dict[str, float]:
-        """Image→report and report→image top-1 retrieval over the validation cases (a retrieved report counts as
+    def validation_scores(self, data, config: ExperimentConfig, device=None, split: str = "val") -> dict[str, float]:
+        """Image→report and report→image top-1 retrieval over the ``split`` cases (a retrieved report counts as
         correct when its text equals the true one: several images share "No lung infection found.")."""
         self.eval()
-        cases = [case for case in data.split_cases("val") if case.text is not None]
+        cases = [case for case in data.split_cases(split) if case.text is not None]
         cases = cases[: config.trainer.val_max_cases or None]
         if len(cases) < 2:
             return {"retrieval_top1": float("nan")}

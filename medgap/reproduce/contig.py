@@ -148,26 +148,16 @@ def runs(budget: dict, seeds: list[int], data: dict[str, Path], root: Path) -> l
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
-def _load(run_dir: Path, splits=("train", "val", "test"), checkpoint: str = "best"):
-    from medgap.data.pipeline import prepare_data
-    from medgap.evaluation.evaluate import load_run_config, load_trained_method
-
-    config = load_run_config(run_dir)
-    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=splits)
-    return config, data, load_trained_method(run_dir, config, data.spec, checkpoint)
-
-
 @torch.no_grad()
 def _evaluate_grading(run_dir: Path) -> dict:
     """Test images: (true grade, predicted grade) each, and the split-level kappa/accuracy."""
-    from medgap.data.classification import whole_images
+    from medgap.data.classification import whole_image_batches
+    from medgap.evaluation.evaluate import load_run
 
-    config, data, method = _load(run_dir, ("test",))
+    config, data, method = load_run(run_dir, "test")
     cases = [case for case in data.split_cases("test") if case.case_id in data.class_labels]
     per_case = {}
-    for start in range(0, len(cases), 128):
-        chunk = cases[start:start + 128]
-        image, availability = whole_images(chunk, config.data.patch_size)
+    for chunk, image, availability in whole_image_batches(cases, config.data.patch_size, 128):
         for case, grade in zip(chunk, method.predict_logits(image, availability).argmax(1).tolist()):
             per_case[case.case_id] = [data.class_labels[case.case_id], grade]
     scores = method.validation_scores(data, config, None, split="test")
@@ -177,12 +167,11 @@ def _evaluate_grading(run_dir: Path) -> dict:
 
 @torch.no_grad()
 def _image_features(encoder, data, config, split: str) -> tuple[list, np.ndarray]:
-    from medgap.data.classification import whole_images
+    from medgap.data.classification import whole_image_batches
 
     encoder.eval()
-    cases, features = data.split_cases(split), []
-    for start in range(0, len(cases), 128):
-        features.append(encoder(whole_images(cases[start:start + 128], config.data.patch_size)[0]).numpy())
+    cases = data.split_cases(split)
+    features = [encoder(image).numpy() for _, image, _ in whole_image_batches(cases, config.data.patch_size, 128)]
     return cases, np.concatenate(features) if features else np.zeros((0, encoder.out_features))
 
 
@@ -243,7 +232,9 @@ def _analyse_encoder(encoder, config, data, plot_path: Path, title: str) -> dict
 
 
 def _evaluate_pretraining(run_dir: Path, attribute: bool, budget: dict) -> dict:
-    config, data, method = _load(run_dir, checkpoint=PRETRAINED_CHECKPOINT)
+    from medgap.evaluation.evaluate import load_run
+
+    config, data, method = load_run(run_dir, ("train", "val", "test"), PRETRAINED_CHECKPOINT)
     result = _analyse_encoder(method.encoder, config, data, run_dir / "analysis" / "gwas_manhattan.png",
                               f"GWAS on {run_dir.name} image features (PCA 10, INT)")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
