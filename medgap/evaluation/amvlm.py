@@ -23,6 +23,7 @@ import torch
 
 from medgap.atomic import write_json, write_text
 from medgap.evaluation.evaluate import load_run, load_run_config, load_trained_method
+from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.inference.predict import predict_case
 from medgap.methods.amvlm_ssmis import AMVLMSegmentation
 from medgap.metrics import dice, jaccard
@@ -85,7 +86,7 @@ def comparison_table(scores: dict[str, list[dict]], reference: str | None = None
     header = ["Method", "seeds", "Dice (paper)", "mIoU (paper)", "Dice (LViT)", "IoU (LViT)"]
     if reference:
         header.append(f"p vs {reference}")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for label, runs in scores.items():
         cells = [label, str(len(runs))]
         for key in ("paper_dice", "paper_miou", "lvit_dice", "lvit_iou"):
@@ -94,9 +95,9 @@ def comparison_table(scores: dict[str, list[dict]], reference: str | None = None
         if reference:
             test = paired_ttest(seed_averaged_dice(scores[reference]), seed_averaged_dice(runs)) \
                 if label != reference else None
-            cells.append("—" if test is None else f"{test['p']:.3g}{'*' if test['significant'] else ''}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            cells.append(p_value_cell(test, missing="—"))
+        rows.append(cells)
+    return markdown_table(header, rows)
 
 
 @torch.no_grad()

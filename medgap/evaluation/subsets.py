@@ -24,7 +24,7 @@ from medgap.atomic import write_json, write_text
 from medgap.data.preprocess import index_to_label
 from medgap.errors import MedgapError, RunFolderError
 from medgap.evaluation.evaluate import load_run, load_run_config
-from medgap.evaluation.reports import markdown_table, records_to_csv, write_results
+from medgap.evaluation.reports import markdown_table, p_value_cell, records_to_csv, write_results
 from medgap.inference.classify import predict_classes
 from medgap.inference.predict import predict_case
 from medgap.methods.base import ClassificationMethod, SegmentationMethod
@@ -266,7 +266,7 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             csv_row[f"p:{name}"] = tests[name]["p"] if tests[name] else math.nan
             csv_row[f"mean_diff:{name}"] = tests[name]["mean_diff"] * 100 if tests[name] else math.nan
         numbers.append(values)
-        rows.append(row + [_fmt(v) for v in values] + [_p(tests[name]) for name in names[1:]])
+        rows.append(row + [_fmt(v) for v in values] + [p_value_cell(tests[name]) for name in names[1:]])
         csv_rows.append(csv_row)
     means = [_nanmean(column) for column in zip(*numbers)]
     rows.append(["**Average**"] + [""] * (len(channel_names) - 1) + [_fmt(v) for v in means] + [""] * (len(names) - 1))
@@ -282,9 +282,3 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     write_json(out_dir / "compare.json", {"runs": [str(r) for r in run_dirs], "labels": labels, "rows": csv_rows,
                                           "average": dict(zip(header[len(channel_names):], means))})
     return {"table": table, "rows": csv_rows, "path": str(out_dir / "compare.md")}
-
-
-def _p(test: dict | None) -> str:
-    if not test or math.isnan(test["p"]):
-        return "–"
-    return f"{test['p']:.3g}{'*' if test['significant'] else ''}"

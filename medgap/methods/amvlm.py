@@ -42,6 +42,7 @@ from torch import nn
 from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError, MedgapError
+from medgap.losses.contrastive import info_nce
 from medgap.methods.base import PretrainingMethod, StepOutput
 from medgap.methods.options import AMVLMOptions
 from medgap.nets.text import PretrainedTextEncoder, TextEncoder, WordTokenizer
@@ -53,18 +54,6 @@ Config = AMVLMOptions  # the method's options (the YAML ``method:`` section), in
 
 
 # ----------------------------------------------------------------------------------------------- losses
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, similarity: torch.Tensor | None = None,
-             symmetric: bool = True) -> torch.Tensor:
-    """InfoNCE with positives on the diagonal: ``a (B, d)``, ``b (B, d)`` (or a given ``similarity (B, B)``).
-
-    ``symmetric`` averages a→b and b→a (CLIP); otherwise only a→b (rows).
-    """
-    logits = (a @ b.T if similarity is None else similarity) / temperature
-    target = torch.arange(len(logits), device=logits.device)
-    loss = F.cross_entropy(logits, target)
-    return 0.5 * (loss + F.cross_entropy(logits.T, target)) if symmetric else loss
-
-
 def token_matching_loss(similarity: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
     """The CSS loss of one direction (L_V2T or L_T2V) from ``similarity (B, N, N)``, ``[i, p, k] = sim(q_i^p, m_i^k)``.
 
@@ -108,8 +97,9 @@ def pdt_similarity(mu_a, sigma_a, mu_b, sigma_b, eps: float = 1e-4, max_ratio: f
 
 
 # ----------------------------------------------------------------------------------------------- modules
-class ProjectionHead(nn.Module):
-    """Linear → BatchNorm → ReLU → Linear (official: width → 2048 → 128); applies to ``(..., width)``."""
+class TokenProjectionHead(nn.Module):
+    """Linear → BatchNorm → ReLU → Linear (official: width → 2048 → 128) over CLS and token embeddings
+    ``(..., width)`` (unlike :class:`medgap.nets.encoders.ProjectionHead`: BatchNorm, any leading shape)."""
 
     def __init__(self, width: int, hidden: int, out: int):
         super().__init__()
@@ -189,8 +179,8 @@ class AMVLMEncoders(nn.Module):
         else:
             self.text = TextEncoder(tokenizer, method.text_width, method.text_depth, method.text_heads)
         d = method.embed_dim
-        self.image_projection = ProjectionHead(method.vit_width, method.projection_hidden, d)
-        self.text_projection = ProjectionHead(self.text.width, method.projection_hidden, d)
+        self.image_projection = TokenProjectionHead(method.vit_width, method.projection_hidden, d)
+        self.text_projection = TokenProjectionHead(self.text.width, method.projection_hidden, d)
         if self.pdt:
             self.image_pdt, self.text_pdt = PDTHead(d), PDTHead(d)
 
@@ -280,14 +270,15 @@ class AMVLMPretraining(PretrainingMethod):
         """Every enabled loss term (unweighted) for one batch; ``view`` = the augmented images (ICL)."""
         method, tau = self.config, self.config.temperature
         images, reports = self.encoders.encode_image(image), self.encoders.encode_text(texts)
-        terms = {"coarse": info_nce(images.cls, reports.cls, tau, self.encoders.similarity(images, reports))}
+        terms = {"coarse": info_nce(images.cls, reports.cls, tau,
+                                    similarity=self.encoders.similarity(images, reports))}
         if method.css:
             terms["v2t"] = self._css(images, reports, self.patch_to_words)
             terms["t2v"] = self._css(reports, images, self.words_to_patches)
         if method.icl and view is not None:
             cls_view, patches_view = self._encode_view(view)
             online = images.cls_projected  # same space as the view encoder (projection, no PDT head)
-            terms["icl_coarse"] = info_nce(online, cls_view, tau, symmetric=False)
+            terms["icl_coarse"] = info_nce(online, cls_view, tau, alpha=1.0)  # one direction
             # [i, p, j] = sim(v_i^cls, v_{j,a}^p): for each (i, p) the positive is j = i
             logits = torch.einsum("id,jpd->ipj", online, patches_view) / tau
             target = torch.arange(len(image), device=image.device)[:, None].expand(-1, logits.shape[1])

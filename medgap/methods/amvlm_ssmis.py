@@ -43,8 +43,9 @@ from medgap.config import ExperimentConfig, load_config
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError, MedgapError
 from medgap.losses import SegmentationLoss
+from medgap.losses.contrastive import info_nce
 from medgap.methods import amvlm
-from medgap.methods.amvlm import AMVLMEncoders, info_nce
+from medgap.methods.amvlm import AMVLMEncoders
 from medgap.methods.base import SegmentationMethod, StepOutput
 from medgap.methods.options import AMVLMSSMISOptions
 from medgap.nets import build_net
