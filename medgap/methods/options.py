@@ -139,7 +139,7 @@ class AMVLMSSMISOptions(MethodConfig):
     name: str = "amvlm_ssmis"
     pretrained_run: str = ""            # run folder of an `amvlm` pretraining; empty = untrained encoders
     pretrained_checkpoint: Literal["last", "best"] = "last"
-    encoder: dict[str, Any] = field(default_factory=dict)  # AMVLMOptions options when pretrained_run is empty
+    encoder: dict[str, Any] = field(default_factory=dict)  # amvlm method options (AMVLMOptions) when pretrained_run is empty
     text_guidance: bool = True          # fuse the text-guided mask into the pseudo labels
     text_guided_loss: bool = True       # L_tg
     use_report: bool = True             # false: the mask queries a learned vector, not the report (vision only)
