@@ -2,13 +2,12 @@
 
 A method is an ``nn.Module`` built by its module's ``build(config, spec)`` and derived from exactly one kind:
 
-===================== ================== ==========================================================================
-kind                  base               what it learns / how it is used afterwards
-===================== ================== ==========================================================================
-``"segmentation"``    SegmentationMethod label maps; ``medgap evaluate``/``predict`` segment with ``predict_logits``
-``"classification"``  ClassificationMethod one class per whole image (``dataset.json`` ``"task": "classification"``)
-``"pretraining"``     PretrainingMethod  representations without task labels; another method reuses its weights
-===================== ================== ==========================================================================
+- ``"segmentation"`` (:class:`SegmentationMethod`): label maps; ``medgap evaluate``/``predict`` segment with
+  ``predict_logits``;
+- ``"classification"`` (:class:`ClassificationMethod`): one class per whole image (``dataset.json``
+  ``"task": "classification"``); ``medgap evaluate`` writes an accuracy table;
+- ``"pretraining"`` (:class:`PretrainingMethod`): representations learnt without the task's labels; another
+  method (its ``downstream``) reuses the weights.
 
 The kind is data (``method.kind``), and code that must treat kinds differently (evaluation) asks
 ``isinstance(method, SegmentationMethod)`` etc., never ``hasattr`` or strings. Every method provides:
@@ -43,7 +42,11 @@ import torch
 from torch import nn
 
 from medgap.data.dataset_json import DatasetSpec
+from medgap.data.preprocess import index_to_label
 from medgap.errors import ConfigError
+from medgap.inference.classify import predict_classes
+from medgap.inference.predict import predict_case
+from medgap.metrics import dice, label_to_masks
 
 
 @dataclass
@@ -128,10 +131,6 @@ class SegmentationMethod(Method):
     def validation_scores(self, data, config, device=None, split: str = "val") -> dict[str, float]:
         """Mean Dice per structure over the ``split`` cases (whole volumes, sliding window; at most
         ``trainer.val_max_cases``): ``{"dice": mean over structures, "dice_<structure>": ...}``."""
-        from medgap.data.preprocess import index_to_label
-        from medgap.inference.predict import predict_case
-        from medgap.metrics import dice, label_to_masks
-
         cases = data.split_cases(split)[: config.trainer.val_max_cases or None]
         spec = data.spec
         per_structure: dict[str, list[float]] = {name: [] for name in spec.output_names}
@@ -162,8 +161,6 @@ class ClassificationMethod(Method):
 
     def validation_scores(self, data, config, device=None, split: str = "val") -> dict[str, float]:
         """``{"accuracy": ...}`` over the labelled ``split`` cases (at most ``trainer.val_max_cases``)."""
-        from medgap.inference.classify import predict_classes
-
         cases = [case for case in data.split_cases(split) if case.case_id in data.class_labels]
         cases = cases[: config.trainer.val_max_cases or None]
         if not cases:
