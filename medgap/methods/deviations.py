@@ -68,17 +68,17 @@ def _cell(text: str) -> str:
 def deviation_table(modules: Sequence[str]) -> str:
     """One Markdown table of the ``DEVIATIONS`` of each module, in order: a plain name is
     ``medgap.methods.<name>``, a dotted one is imported as it is (e.g. a reproduction's own list)."""
-    rows = [f"| {'method | ' if len(modules) > 1 else ''}what | medgap | official code / paper | why | "
-            "official behaviour as an option | source |",
-            "|" + "---|" * (6 + (len(modules) > 1))]
+    from medgap.evaluation.reports import markdown_table
+
+    header = ["what", "medgap", "official code / paper", "why", "official behaviour as an option", "source"]
+    rows = []
     for module in modules:
         path = module if "." in module else f"medgap.methods.{module}"
         label = "reproduction" if path.startswith("medgap.reproduce.") else module
         for item in importlib.import_module(path).DEVIATIONS:
             cells = [item.what, item.medgap, item.official, item.why, option_text(item.option), item.source]
-            rows.append("| " + (f"`{label}` | " if len(modules) > 1 else "")
-                        + " | ".join(_cell(cell) for cell in cells) + " |")
-    return "\n".join(rows) + "\n"
+            rows.append(([f"`{label}`"] if len(modules) > 1 else []) + [_cell(cell) for cell in cells])
+    return markdown_table((["method"] if len(modules) > 1 else []) + header, rows)
 
 
 def embed(page_text: str, table: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Callable
 from medgap.atomic import write_json, write_text
 from medgap.errors import ConfigError
 from medgap.evaluation.references import SanityCheck, sanity_table
+from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.methods.deviations import deviation_table
 from medgap.metrics.stats import Comparison, ordering_verdict
 
@@ -294,28 +295,22 @@ def _signed(value: float, scale: float) -> str:
     return "–" if value != value else f"{value * scale:+.2f}"
 
 
-def p_text(p: float) -> str:
-    if p != p:
-        return "–"
-    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
-
-
 def claims_table(claims: list[Claim]) -> str:
-    lines = ["| claim (paper) | verdict | effect [95 % CI] | p | MDD (80 % power) | our numbers | why, if not |",
-             "|---|---|---|---|---|---|---|"]
+    rows = []
     for claim in claims:
         effect, p, mdd = [], [], []
         for label, c in claim.comparisons:
             prefix = f"{label}: " if len(claim.comparisons) > 1 or label else ""
             effect.append(f"{prefix}{_signed(c.effect, claim.scale)} [{_signed(c.ci_low, claim.scale)}, "
                           f"{_signed(c.ci_high, claim.scale)}] {claim.unit}")
-            p.append(p_text(c.p))
+            p.append(p_value_cell(c.as_ttest(), digits=2))
             mdd.append("–" if c.mdd != c.mdd else f"{c.mdd * claim.scale:.2f} ({c.cases} cases × {c.seeds} seeds)")
-        verdict = VERDICT_TEXT.get(claim.verdict, claim.verdict)
-        cells = [claim.text, verdict, "<br>".join(effect) or "–", "<br>".join(p) or "–", "<br>".join(mdd) or "–",
-                 claim.evidence, "" if claim.verdict == "reproduced" else claim.explanation]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
+        cells = [claim.text, VERDICT_TEXT.get(claim.verdict, claim.verdict), "<br>".join(effect) or "–",
+                 "<br>".join(p) or "–", "<br>".join(mdd) or "–", claim.evidence,
+                 "" if claim.verdict == "reproduced" else claim.explanation]
+        rows.append([cell.replace("|", "\\|").replace("\n", " ") for cell in cells])
+    return markdown_table(["claim (paper)", "verdict", "effect [95 % CI]", "p", "MDD (80 % power)", "our numbers",
+                           "why, if not"], rows)
 
 
 def still_rising(run_dir: Path, share: float = 0.25) -> bool | None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from medgap.data.synthetic import generate
 from medgap.evaluation.references import SanityCheck, network_reference
+from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.metrics.stats import compare
 from medgap.reproduce.runner import Claim, Context, Report, Run, load_run_config
 
@@ -162,7 +163,7 @@ def report(context: Context) -> Report:
     sections, claims, means = [], [], {}
     for dataset, (generator, paper_name, _) in DATASETS.items():
         header = ["labelled", "method", *[label for _, _, label in METRICS], "p vs lower bound"]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        rows = []
         for ratio, method in [(r, m) for r in RATIOS for m in METHODS[:3]] + [(None, "supervised_upper")]:
             chosen = context.select(dataset=dataset, method=method, ratio=ratio)
             results = [context.results[run.run_dir] for run in chosen]
@@ -170,17 +171,15 @@ def report(context: Context) -> Report:
             means[(dataset, ratio, method)] = float(np.nanmean(per_seed["dice"]))
             test = None if method in ("supervised_lower", "supervised_upper") else \
                 _test(context, dataset, ratio, method, "supervised_lower")
-            p = "–" if test is None or math.isnan(test["p"]) else \
-                f"{test['p']:.3g}{'*' if test['significant'] else ''}"
             labelled = (f"{round(ratio * 100)} % ({results[0]['labelled']} of {results[0]['train']})"
                         if ratio is not None else f"all {results[0]['train']}")
-            lines.append("| " + " | ".join([labelled, LABELS[method],
-                                             *[_cell(per_seed[m], scale) for m, scale, _ in METRICS], p]) + " |")
+            rows.append([labelled, LABELS[method], *[_cell(per_seed[m], scale) for m, scale, _ in METRICS],
+                         p_value_cell(test)])
         sections.append(f"### `{generator}` ({paper_name}-like)\n\nMean ± std over seeds of the per-seed mean over "
                         "test cases (Dice/Jaccard/95HD/ASD averaged over foreground structures per case). p: paired "
                         "t-test of per-case Dice against the lower bound (a case's difference averaged over the "
                         "seeds that scored it); * p < 0.05.\n\n"
-                        + "\n".join(lines) + "\n")
+                        + markdown_table(header, rows))
         for ratio in RATIOS:
             lower, teacher, ssnet = (means[(dataset, ratio, m)] for m in METHODS[:3])
             scores = {m: _pairs(context, dataset, m, ratio) for m in METHODS[:3]}

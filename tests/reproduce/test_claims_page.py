@@ -5,7 +5,8 @@ import numpy as np
 
 from medgap.evaluation.references import Reference, SanityCheck
 from medgap.metrics.stats import compare
-from medgap.reproduce.runner import Claim, Context, Report, claims_table, p_text, write_page
+from medgap.evaluation.reports import p_value_cell
+from medgap.reproduce.runner import Claim, Context, Report, claims_table, write_page
 
 
 def scores(values, seeds=(0, 1, 2)):
@@ -33,7 +34,7 @@ def test_claims_table_shows_effect_ci_p_mdd_and_three_way_verdicts():
     cells = [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in rows]
     assert cells[0][1] == "**reproduced**"
     assert cells[0][2] == f"{win.effect * 100:+.2f} [{win.ci_low * 100:+.2f}, {win.ci_high * 100:+.2f}] points"
-    assert cells[0][3] == p_text(win.p) and cells[0][4] == f"{win.mdd * 100:.2f} (30 cases × 3 seeds)"
+    assert cells[0][3] == p_value_cell(win.as_ttest(), digits=2) and cells[0][4] == f"{win.mdd * 100:.2f} (30 cases × 3 seeds)"
     assert cells[0][6] == ""  # no "why not" for a reproduced claim
     assert cells[1][1] == "inconclusive" and cells[1][2].startswith("A − B: +") and "<br>B − C: " in cells[1][2]
     assert cells[1][6] == "the B − C gap is inside the noise"

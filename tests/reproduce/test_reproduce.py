@@ -37,7 +37,7 @@ def test_tiny_reproduction_writes_every_table_and_the_claims(paper, tmp_path, ca
     assert len(verdicts) >= 2
     # every paired claim shows its effect with a 95 % CI, p and the MDD with the cases and seeds behind it
     tested = re.findall(r"^\| .+? \| (?:\*\*reproduced\*\*|\*\*contradicted\*\*|inconclusive) \| "
-                        r"(.+?\[[-+\d.]+, [-+\d.]+\].+?) \| ([\d.e+-]+|–)(?:<br>.*?)? \| ([\d.]+ \(\d+ cases × \d+ seeds\).*?) \|",
+                        r"(.+?\[[-+\d.]+, [-+\d.]+\].+?) \| ([\d.e+-]+\*?|–)(?:<br>.*?)? \| ([\d.]+ \(\d+ cases × \d+ seeds\).*?) \|",
                         claims, re.M)
     assert len(tested) >= 2, claims
     # sanity references with their network rows, and the deviation table of the methods and the reproduction
