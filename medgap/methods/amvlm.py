@@ -16,15 +16,25 @@ matches. With embeddings L2-normalised and ``sim(a, b) = aᵀb``, temperature τ
   (the MAP/AMVLM form, computed *pairwise*); with equal spreads the gate is sigmoid(1) ≈ 0.73 and mismatches
   are compressed towards 1 (an ambiguous match costs less), while unequal spreads restore the plain cosine.
   sim' replaces sim in the CSS losses and the coarse loss;
+- **L_local** (official ``my_model.py``; not in the paper's equations): each patch embedding against the report
+  CLS embeddings of the batch and each word embedding against the image CLS embeddings, InfoNCE both ways
+      L_local^v = −1/(2BP) Σ_i Σ_p [ log e^{sim(v_i^p, t_i)/τ} / Σ_j e^{sim(v_i^p, t_j)/τ}
+                                    + log e^{sim(t_i, v_i^p)/τ} / Σ_j e^{sim(t_i, v_j^p)/τ} ]
+  and L_local^t the same with words and image CLS; L_local = (L_local^v + L_local^t)/2. It is the only term that
+  puts the patches in the space of the report's CLS, which the SSMIS text mask ⟨patch, t^cls⟩ reads;
 - **ICL** (intra-modal contrast) between an image and its augmented view (rotation ±20°, rot90 + flip,
-  intensity jitter), coarse CLS–CLS and fine CLS–patch, the view encoded by an EMA copy (momentum 0.995):
+  intensity jitter), coarse CLS–CLS and fine CLS–patch, the view encoded by an EMA copy (momentum 0.995;
+  ``icl_ema: false`` = the online encoder, which does not lag in short runs):
       L_V2V = −1/B Σ_i log e^{sim(v_i, v_{i,a})/τ} / Σ_j e^{sim(v_i, v_{j,a})/τ}
       L_fine = −1/(BP) Σ_i Σ_p log e^{sim(v_i, v^p_{i,a})/τ} / Σ_j e^{sim(v_i, v^p_{j,a})/τ}.
 
-Total: L = w_coarse L_coarse + w_css (L_V2T + L_T2V)/2 + w_icl_coarse L_V2V + w_icl_fine L_fine; the official
-weights are 1, 0.5, 0.1, 0.1 (their "L_fine", "L_ICL", "L_local"). Each component switches off with
-``method.css``/``pdt``/``icl`` for the ablation. Deviations from the official code we do not copy (see
-``docs/methods/amvlm.md``): the view is augmented in float (no uint8 cast), W2 is pairwise, σ is exponentiated.
+Total (official weights): L = L_coarse + 0.5 (L_V2T + L_T2V)/2 + 0.1 L_local + 0.1 (L_V2V + L_fine), i.e.
+``weight_coarse``, ``weight_css``, ``weight_local``, ``weight_icl_coarse`` = ``weight_icl_fine`` = 0.1 (the last
+two are ICL's coarse and fine parts). Each component switches off with ``method.css``/``pdt``/``local``/``icl``
+for the ablation. Deviations from the official code we do not copy (see ``docs/methods/amvlm.md``): the view is
+augmented in float (no uint8 cast), W2 is pairwise, σ is exponentiated. Differences we keep (documented there):
+the coarse loss uses the PDT similarity sim', μ replaces the token embedding, the PDT gate acts before τ, no text
+ICL (our reports have no augmented view).
 
 The encoders (:class:`AMVLMEncoders`) are reused frozen by :mod:`medgap.methods.amvlm_ssmis`.
 """
@@ -67,12 +77,14 @@ class Config(MethodConfig):
     # components (ablation switches)
     css: bool = True
     pdt: bool = True
+    local: bool = True                  # L_local: patches ↔ report CLS, words ↔ image CLS (official)
     icl: bool = True
     icl_ema: bool = True                # encode the augmented view with an EMA copy (official)
     ema_decay: float = 0.995
     # loss weights (official defaults)
     weight_coarse: float = 1.0
     weight_css: float = 0.5
+    weight_local: float = 0.1
     weight_icl_coarse: float = 0.1
     weight_icl_fine: float = 0.1
     # the augmented view
@@ -108,6 +120,23 @@ def token_matching_loss(similarity: torch.Tensor, mask: torch.Tensor, temperatur
     forward = -(logits.log_softmax(-1)[:, eye])                    # (B, N): −log softmax_k sim(q^p, m^k)
     backward = -(logits.transpose(1, 2).log_softmax(-1)[:, eye])  # (B, N): −log softmax_k sim(m^p, q^k)
     return (0.5 * (forward + backward))[mask].mean()
+
+
+def local_infonce(tokens: torch.Tensor, mask: torch.Tensor, other_cls: torch.Tensor,
+                  temperature: float) -> torch.Tensor:
+    """One modality's half of L_local: tokens ``(B, N, d)`` of sample i against the other modality's CLS ``(B, d)``.
+
+    For every valid token (i, p) (``mask (B, N)``): −log softmax_j sim(x_i^p, c_j)/τ at j = i (token → CLS of the
+    batch) and −log softmax_j sim(c_i, x_j^p)/τ at j = i (CLS → the p-th tokens of the batch, invalid ones left
+    out); returns the mean over valid (i, p) of the two terms' average.
+    """
+    logits = torch.einsum("ipd,jd->ipj", tokens, other_cls) / temperature                    # (B, N, B)
+    target = torch.arange(len(tokens), device=tokens.device)
+    token_to_cls = -logits.log_softmax(-1).diagonal(dim1=0, dim2=2).T                       # (B, N): [i, p]
+    # [i, p, j] = sim(c_i, x_j^p); a finite fill keeps a position that is padding in every sample NaN-free
+    backward = logits.permute(2, 1, 0).masked_fill(~mask.T[None], -1e9)
+    cls_to_token = -backward.log_softmax(-1)[target, :, target]                               # (B, N)
+    return (0.5 * (token_to_cls + cls_to_token))[mask].mean()
 
 
 def w2_distance(mu_a: torch.Tensor, sigma_a: torch.Tensor, mu_b: torch.Tensor, sigma_b: torch.Tensor) -> torch.Tensor:
@@ -313,6 +342,9 @@ class AMVLMPretraining(nn.Module):
         if method.css:
             terms["v2t"] = self._css(images, reports, self.patch_to_words)
             terms["t2v"] = self._css(reports, images, self.words_to_patches)
+        if method.local:
+            terms["local"] = 0.5 * (local_infonce(images.tokens, images.mask, reports.cls, tau)
+                                    + local_infonce(reports.tokens, reports.mask, images.cls, tau))
         if method.icl and view is not None:
             cls_view, patches_view = self._encode_view(view)
             online = images.cls_projected  # same space as the view encoder (projection, no PDT head)
@@ -359,7 +391,7 @@ class AMVLMPretraining(nn.Module):
             view = augment_view(batch["image"], generator, method.rotation_degrees, method.intensity_jitter)
         terms = self.losses(batch["image"], texts, view)
         weights = {"coarse": method.weight_coarse, "v2t": 0.5 * method.weight_css, "t2v": 0.5 * method.weight_css,
-                   "icl_coarse": method.weight_icl_coarse, "icl_fine": method.weight_icl_fine}
+                   "local": method.weight_local, "icl_coarse": method.weight_icl_coarse, "icl_fine": method.weight_icl_fine}
         loss = sum(weights[name] * value for name, value in terms.items())
         return StepOutput(loss, {f"loss_{name}": float(value.detach()) for name, value in terms.items()})
 

@@ -16,6 +16,7 @@ from medgap.methods.amvlm import (
     Embeddings,
     augment_view,
     info_nce,
+    local_infonce,
     pdt_similarity,
     token_matching_loss,
     w2_distance,
@@ -146,8 +147,8 @@ def pretraining_batch(folder, count=4):
 
 
 @pytest.mark.parametrize("switches,expected", [
-    ({}, {"coarse", "v2t", "t2v", "icl_coarse", "icl_fine"}),
-    ({"css": False, "pdt": False, "icl": False}, {"coarse"}),
+    ({}, {"coarse", "v2t", "t2v", "local", "icl_coarse", "icl_fine"}),
+    ({"css": False, "pdt": False, "icl": False, "local": False}, {"coarse"}),
 ])
 def test_pretraining_step_components(tiny_chest, switches, expected):
     overrides = ["method.name=amvlm", f"data.dataset_dir={tiny_chest}", "data.patch_size=[32,32]",
@@ -164,6 +165,41 @@ def test_pretraining_step_components(tiny_chest, switches, expected):
     assert {key[5:] for key in output.logs} == expected
     assert torch.isfinite(output.loss)
     assert all(p.grad is not None for p in method.encoders.image.parameters())
+
+
+def hand_local(tokens, mask, cls, tau):
+    """L_local's half by loops: for each valid token (i, p), −½[log softmax_j sim(x_i^p, c_j) + log softmax over
+    the valid x_j^p of sim(c_i, x_j^p)] at j = i, averaged over valid tokens."""
+    B, N = len(tokens), len(tokens[0])
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731
+    total, count = 0.0, 0
+    for i in range(B):
+        for p in range(N):
+            if not mask[i][p]:
+                continue
+            forward = dot(tokens[i][p], cls[i]) / tau - math.log(sum(math.exp(dot(tokens[i][p], c) / tau) for c in cls))
+            valid = [j for j in range(B) if mask[j][p]]
+            backward = dot(cls[i], tokens[i][p]) / tau - math.log(
+                sum(math.exp(dot(cls[i], tokens[j][p]) / tau) for j in valid))
+            total += -0.5 * (forward + backward)
+            count += 1
+    return total / count
+
+
+def test_local_infonce_equals_hand_computation_with_padding():
+    """3 samples, 2 tokens, d = 2; the second token of sample 2 is padding (left out as query and as candidate)."""
+    tokens = F.normalize(torch.tensor([[[1.0, 0.2], [0.3, 1.0]], [[-1.0, 0.5], [0.8, -0.6]], [[0.1, -1.0], [1.0, 1.0]]]),
+                         dim=-1)
+    cls = F.normalize(torch.tensor([[1.0, 0.5], [-0.7, 0.7], [0.2, -1.0]]), dim=-1)
+    mask = torch.tensor([[True, True], [True, True], [True, False]])
+    expected = hand_local(tokens.tolist(), mask.tolist(), cls.tolist(), TAU)
+    assert local_infonce(tokens, mask, cls, TAU).item() == pytest.approx(expected, rel=1e-5)
+    # a position that is padding everywhere stays finite, gradients included
+    mask[:, 1] = False
+    tokens.requires_grad_(True)
+    loss = local_infonce(tokens, mask, cls, TAU)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(tokens.grad).all() and tokens.grad[:, 1].abs().sum() == 0
 
 
 def test_tokenizer_cls_first_and_truncation():
