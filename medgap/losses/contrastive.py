@@ -1,6 +1,6 @@
-"""InfoNCE variants: ContIG's weighted cross-modal loss and SimCLR's NT-Xent.
+"""InfoNCE variants: ContIG's weighted cross-modal loss, SimCLR's NT-Xent and the ExtendedInfoNCE of text-grounded masks.
 
-Both L2-normalise the embeddings and use cosine similarity / temperature as logits; the positive of each row is
+All use cosine similarities of L2-normalised embeddings / temperature as logits; the positive of each row is
 its partner with the same index.
 """
 
@@ -44,3 +44,24 @@ def nt_xent(z_first: torch.Tensor, z_second: torch.Tensor, temperature: float = 
     n = len(z_first)
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(logits, target)
+
+
+def extended_infonce(similarity: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """The ExtendedInfoNCE of text-grounded masks (TCL, Cha et al. 2023; AMVLM's official L_tg).
+
+    Unlike InfoNCE, the image side of a pair depends on the text: ``similarity[b, n] = sim(v_{b|n}, t_n)`` where
+    ``v_{b|n}`` is image b pooled with the mask that report n draws on it. Symmetric cross-entropy with the positive
+    of image b at report b (and of report n at image n)::
+
+        L = ½ [ CE_b(scale · S[b, :], b) + CE_n(scale · S[:, n], n) ]
+
+    Args:
+        similarity: ``(B, B)`` cosines of (image b under report n's mask, report n).
+        logit_scale: 1/τ (a learnable scalar in the official code, clamped at 100; initial 1/0.07).
+
+    Returns:
+        scalar.
+    """
+    logits = similarity * logit_scale
+    target = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

@@ -311,3 +311,47 @@ def test_vision_only_mask_ignores_the_report(tiny_chest):
 
     with pytest.raises(ConfigError, match="use_report"):
         build_ssmis(tiny_chest, "method.use_report=false")
+
+
+def test_extended_infonce_equals_hand_computation():
+    """S[b, n] = sim(image b under report n's mask, report n); symmetric CE with positives on the diagonal."""
+    from medgap.losses.contrastive import extended_infonce
+
+    values = [[0.9, 0.1, -0.2], [0.3, 0.8, 0.0], [-0.5, 0.4, 0.7]]
+    similarity = torch.tensor(values)
+    scale = 1 / 0.07
+    rows = sum(-values[b][b] * scale + math.log(sum(math.exp(values[b][n] * scale) for n in range(3)))
+               for b in range(3)) / 3
+    columns = sum(-values[n][n] * scale + math.log(sum(math.exp(values[b][n] * scale) for b in range(3)))
+                  for n in range(3)) / 3
+    assert extended_infonce(similarity, scale).item() == pytest.approx(0.5 * (rows + columns), rel=1e-5)
+
+
+def test_extended_text_guided_loss_pools_each_image_with_every_report(tiny_chest):
+    """The default (official) L_tg: by loops over (image b, report n) from the dense embeddings and report
+    embeddings, on unlabelled images only; the learnable τ gets a gradient; the own-report form differs."""
+    method = build_ssmis(tiny_chest).train()
+    batch = pretraining_batch(tiny_chest, 4)
+    labelled = torch.tensor([True, False, False, False])
+    mask_logits, dense, text_cls = method.text_mask(batch["image"], batch["text"])
+    loss = method.text_guided_loss(mask_logits, dense, text_cls, labelled)
+    generator, rows = method.mask_generator, [1, 2, 3]
+    similarity = torch.zeros(3, 3)
+    for b_index, b in enumerate(rows):
+        for n_index, n in enumerate(rows):
+            text = F.normalize(text_cls[n], dim=0)
+            mask = torch.sigmoid(generator.scale * torch.einsum("dhw,d->hw", dense[b], text) + generator.bias)
+            pooled = (mask[None] * dense[b]).sum((1, 2)) / mask.sum()
+            similarity[b_index, n_index] = F.normalize(pooled, dim=0) @ text
+    scale = 1 / 0.07
+    target = torch.arange(3)
+    expected = 0.5 * (F.cross_entropy(similarity * scale, target) + F.cross_entropy(similarity.T * scale, target))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    loss.backward()
+    assert method.tg_log_scale.grad is not None and method.tg_log_scale.grad.abs() > 0
+    # the labelled image's report plays no part
+    other = method.text_mask(batch["image"], ["No lung infection found."] + batch["text"][1:])
+    assert method.text_guided_loss(*other, labelled).item() == pytest.approx(loss.item(), rel=1e-5)
+    own = build_ssmis(tiny_chest, "method.tg_form=own_report")
+    own.load_state_dict(method.state_dict())
+    assert own.text_guided_loss(mask_logits, dense, text_cls, labelled).item() != pytest.approx(loss.item(), rel=1e-3)
