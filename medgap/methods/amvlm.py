@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -71,6 +72,8 @@ class Config(MethodConfig):
     text_heads: int = 4
     max_words: int = 20
     text_encoder_path: str = ""        # a local Hugging Face folder (e.g. CXR-BERT); empty = small transformer
+    text_pooling: Literal["cls", "mean"] = "cls"  # the report embedding: CLS (BERT, ours) or mean (sentence-transformers)
+    text_lr_scale: float = 1.0          # the text encoder's LR relative to optim.lr; 0 = frozen (eval mode)
     embed_dim: int = 64                 # d of the projection heads (official 128)
     projection_hidden: int = 256        # official 2048
     temperature: float = 0.07
@@ -242,14 +245,26 @@ class AMVLMEncoders(nn.Module):
         self.image = ViT(image_size, in_channels, method.vit_patch_size, method.vit_width, method.vit_depth,
                          method.vit_heads)
         if method.text_encoder_path:
-            self.text = PretrainedTextEncoder(method.text_encoder_path, method.max_words)
+            self.text = PretrainedTextEncoder(method.text_encoder_path, method.max_words, method.text_pooling)
         else:
-            self.text = TextEncoder(tokenizer, method.text_width, method.text_depth, method.text_heads)
+            self.text = TextEncoder(tokenizer, method.text_width, method.text_depth, method.text_heads,
+                                    method.text_pooling)
+        self.text_frozen = method.text_lr_scale == 0
+        if self.text_frozen:
+            self.text.requires_grad_(False)
+        elif method.text_lr_scale != 1:
+            scale_learning_rate(self.text, method.text_lr_scale)
         d = method.embed_dim
         self.image_projection = ProjectionHead(method.vit_width, method.projection_hidden, d)
         self.text_projection = ProjectionHead(self.text.width, method.projection_hidden, d)
         if self.pdt:
             self.image_pdt, self.text_pdt = PDTHead(d), PDTHead(d)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.text_frozen:  # a frozen pretrained encoder keeps its dropout off
+            self.text.eval()
+        return self
 
     def _embed(self, cls, tokens, mask, projection, pdt) -> Embeddings:
         sequence = projection(torch.cat([cls[:, None], tokens], 1))                     # (B, 1 + N, d)
@@ -279,6 +294,32 @@ class AMVLMEncoders(nn.Module):
         if self.pdt:
             return pdt_similarity(a.cls, a.cls_sigma, b.cls, b.cls_sigma)
         return a.cls @ b.cls.T
+
+
+class _Scaled(nn.Module):
+    """Parametrisation w = factor · u (u is the stored, optimised tensor)."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, stored: torch.Tensor) -> torch.Tensor:
+        return stored * self.factor
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight / self.factor
+
+
+def scale_learning_rate(module: nn.Module, factor: float) -> None:
+    """Give every parameter of ``module`` an effective learning rate ``factor`` × the optimiser's, without a
+    parameter group: each weight is stored as u = w / factor and used as w = factor · u. Adam's step on u has the
+    size of the LR whatever the gradient's scale, so w moves by factor × LR (plain SGD would move it by factor²)."""
+    from torch.nn.utils import parametrize
+
+    for submodule in list(module.modules()):
+        for name, parameter in list(submodule.named_parameters(recurse=False)):
+            if parameter.requires_grad:
+                parametrize.register_parametrization(submodule, name, _Scaled(factor))
 
 
 def augment_view(image: torch.Tensor, generator: torch.Generator | None = None, degrees: float = 20.0,
