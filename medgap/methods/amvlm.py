@@ -87,7 +87,7 @@ class Config(MethodConfig):
     # loss weights (official defaults)
     weight_coarse: float = 1.0
     weight_css: float = 0.5
-    weight_local: float = 0.1
+    weight_local: float = 0.1           # official
     weight_icl_coarse: float = 0.1
     weight_icl_fine: float = 0.1
     # the augmented view

@@ -76,7 +76,7 @@ class Config(MethodConfig):
     tg_form: Literal["extended", "own_report"] = "extended"  # official ExtendedInfoNCE, or own-report InfoNCE
     tg_unlabelled_only: bool = True     # extended form: L_tg on the unlabelled images (official)
     tg_temperature: float = 0.07        # extended form: initial τ
-    tg_learnable_temperature: bool = True
+    tg_learnable_temperature: bool = True  # extended form: train τ (official intent; its code re-inits it)
     use_report: bool = True             # false: the mask queries a learned vector, not the report (vision only)
     fusion: Literal["mean", "max"] = "max"  # how the teacher and the text mask combine (see fuse_pseudo_label)
     text_weight: float = 0.5            # β of the "mean" fusion rule

@@ -456,13 +456,15 @@ def report(context: Context) -> Report:
                     "test quadratic-weighted kappa, mean ± std over seeds (one pretraining per pretraining seed, "
                     "downstream seeds re-draw the labelled images and the head's initialisation).\n\n"
                     + kappa_table("finetune", INITS) + "\n\n![kappa against label fraction](contig/kappa_vs_labels.png)"
-                    f"\n\nLinear probe (frozen encoder and BatchNorm statistics, linear ordinal head, Adam {PROBE_LR}, "
-                    "same steps): what the pretrained features hold without adapting them.\n\n"
+                    f"\n\nLinear probe (frozen encoder and BatchNorm statistics, features standardised by a "
+                    f"parameter-free BatchNorm as in MAE's probe, linear ordinal head, Adam {PROBE_LR}, same steps): "
+                    "what the pretrained features hold without adapting them.\n\n"
                     + kappa_table("probe", PROBED) + "\n")
 
     # paired t-tests
     comparisons = [("contig_outer", "simclr"), ("contig_outer", "random"), ("simclr", "random"),
-                   ("contig_outer", "contig_inner"), *[("contig_outer", s) for s in SINGLE]]
+                   ("contig_outer", "contig_inner"), *[("contig_outer", s) for s in SINGLE],
+                   ("contig_oracle", "random"), ("contig_oracle", "simclr")]
     lines = ["| comparison | " + " | ".join(f"{round(f * 100)} %" for f in FRACTIONS) + " |",
              "|" + "---|" * (len(FRACTIONS) + 1)]
     tests = {}
