@@ -10,6 +10,11 @@ import torch
 import torch.nn.functional as F
 
 
+def same_group_pairs(group: torch.Tensor) -> torch.Tensor:
+    """``(N, N)`` bool: pairs (i, j ≠ i) of rows of the same group (e.g. the two eyes of one person)."""
+    return (group[:, None] == group[None, :]) & ~torch.eye(len(group), dtype=torch.bool, device=group.device)
+
+
 def cross_modal_infonce(z_image: torch.Tensor, z_other: torch.Tensor, temperature: float = 0.1,
                         alpha: float = 0.75, group: torch.Tensor | None = None) -> torch.Tensor:
     """ContIG's pairwise loss (Taleb et al. 2022, Eq. 1–3; official τ 0.1, α 0.75).
@@ -29,8 +34,7 @@ def cross_modal_infonce(z_image: torch.Tensor, z_other: torch.Tensor, temperatur
     z_image, z_other = F.normalize(z_image, dim=1), F.normalize(z_other, dim=1)
     logits = z_image @ z_other.T / temperature  # (N, N)
     if group is not None:
-        fellow = (group[:, None] == group[None, :]) & ~torch.eye(len(group), dtype=torch.bool, device=group.device)
-        logits = logits.masked_fill(fellow, float("-inf"))
+        logits = logits.masked_fill(same_group_pairs(group), float("-inf"))
     target = torch.arange(len(logits), device=logits.device)
     return alpha * F.cross_entropy(logits, target) + (1 - alpha) * F.cross_entropy(logits.T, target)
 

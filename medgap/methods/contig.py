@@ -47,7 +47,7 @@ from medgap.data.dataset_json import DatasetSpec
 from medgap.data.genetics import case_groups
 from medgap.data.views import random_views
 from medgap.errors import ConfigError, DatasetError
-from medgap.losses.contrastive import cross_modal_infonce
+from medgap.losses.contrastive import cross_modal_infonce, same_group_pairs
 from medgap.methods.base import StepOutput
 from medgap.nets.encoders import ProjectionHead, ResNetEncoder, genetic_mlp
 
@@ -252,11 +252,8 @@ class ContIG(nn.Module):
                     continue
                 z_v, z_g = (nn.functional.normalize(z, dim=1) for z in self.embed(name, features[rows], genetics[m][rows]))
                 similarity = z_v @ z_g.T
-                if self.options.mask_same_person:
-                    group = person[rows]
-                    fellow = (group[:, None] == group[None, :]) & ~torch.eye(len(group), dtype=torch.bool,
-                                                                             device=group.device)
-                    similarity = similarity.masked_fill(fellow, float("-inf"))
+                if self.options.mask_same_person:  # the fellow eye is not a retrieval candidate
+                    similarity = similarity.masked_fill(same_group_pairs(person[rows]), float("-inf"))
                 hits = similarity.argmax(1) == torch.arange(len(z_v), device=z_v.device)
                 retrieval.append(float(hits.float().mean()))
         count = sum(len(chunk) for chunk in chunks)
