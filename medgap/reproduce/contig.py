@@ -41,7 +41,8 @@ INITS = {
     # Positive control: the "genetics" is each person's true vessel value, the trait the grade depends on; what the
     # mechanism gives on this data when the other modality determines the image property exactly.
     "contig_oracle": ("ContIG oracle: true vessel (positive control)", "contig_fundus.yaml",
-                      {"method.modalities": ["oracle_vessel"]}),
+                      {"method.modalities": ["oracle_vessel"], "method.genetic_dropout": 0.0,  # one exact value:
+                       "method.genetic_weight_decay": 0.0}),  # nothing to memorise, dropout would erase it
 }
 SINGLE = ("contig_raw_snps", "contig_pgs", "contig_burden")
 PROBED = ("random", "simclr", "contig_outer", "contig_inner", "contig_oracle")  # the linear-probe table's rows
