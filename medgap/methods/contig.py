@@ -207,8 +207,7 @@ class ContIG(nn.Module):
 
     def genetic_penalty(self) -> torch.Tensor:
         """Σ ‖W‖² over the weight matrices of the genetic encoders and heads (biases and BatchNorm excluded)."""
-        weights = [p for module in (self.genetic_encoders, self.genetic_heads) for n, p in module.named_parameters()
-                   if p.ndim > 1]
+        weights = [p for module in (self.genetic_encoders, self.genetic_heads) for p in module.parameters() if p.ndim > 1]
         return sum((w * w).sum() for w in weights)
 
     def training_step(self, batch: dict, step: int) -> StepOutput:
