@@ -3,10 +3,13 @@
 ``method.pretrained: RUN_DIR`` loads the ``encoder.*`` weights of a ContIG/SimCLR run (``checkpoints/best.pt`` or
 ``last.pt``, ``weights_only=True``, strict key/shape check); ``null`` = random init. ``linear_probe: true`` freezes
 the encoder (BatchNorm statistics included) and trains only the linear head, behind a parameter-free BatchNorm of
-the features (``probe_feature_norm``, as MAE's linear probe): a random-init encoder's never-trained BatchNorm
-statistics leave its features varying by ~1e-3 between images (measured: std 0.001 in eval mode vs 0.15 with batch
-statistics, widths 16–128, 64 px), so a linear head at Adam 0.01 never moved a prediction across a grade and the
-random-init probe scored kappa 0.000 at every fraction. Label fractions come from ``data.labelled_ratio``.
+the features (``probe_feature_norm``, as MAE's linear probe). A *random-init* encoder's BatchNorm statistics were
+never trained (mean 0, variance 1): the network is then positively homogeneous and its eval-mode features are
+mostly the image's brightness along one direction — they vary by ~0.001 between images (0.15 with batch
+statistics) and by 10× more under the loader's ±10 % intensity augmentation — so the probe learnt brightness and
+scored kappa 0.000 at every fraction. Its statistics are therefore recomputed on the first
+``calibration_steps`` training batches (no gradients; ``calibrate_random_batchnorm``) before the encoder is frozen.
+Label fractions come from ``data.labelled_ratio``.
 
 Ordinal grades (``ordinal: true``, the paper's APTOS setting): K−1 cumulative logits ℓ_k for P(y > k), trained with
 BCE against [y > k], biases initialised to ordered thresholds (every grade equally likely at zero features); class
@@ -45,6 +48,8 @@ class Config(MethodConfig):
     input_scale: float = 1 / 255  # 8-bit photographs, data.normalisation: none
     stem_stride: int = 1  # 2 = quarter of the compute (CPU-scale experiments)
     probe_feature_norm: bool = True  # linear probe: standardise the frozen features (BatchNorm without affine)
+    calibrate_random_batchnorm: bool = True  # linear probe of a random init: BatchNorm statistics from training data
+    calibration_steps: int = 20  # ... from this many first training batches (cumulative average)
 
 
 def load_pretrained_encoder(encoder: nn.Module, run_dir: str, checkpoint: str = "last") -> None:
@@ -71,6 +76,12 @@ class ImageClassifier(ClassificationMethod):
             load_pretrained_encoder(self.encoder, options.pretrained, options.pretrained_checkpoint)
         if options.linear_probe:
             self.encoder.requires_grad_(False)
+        self.calibrating = options.linear_probe and not options.pretrained and options.calibrate_random_batchnorm
+        if self.calibrating:
+            for module in self.encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.reset_running_stats()
+                    module.momentum = None  # cumulative average over the calibration batches
         classes = len(spec.classes)
         # Trained statistics of the frozen features (train mode: batch statistics, eval: running ones).
         probe_norm = options.linear_probe and options.probe_feature_norm
@@ -96,6 +107,11 @@ class ImageClassifier(ClassificationMethod):
     def training_step(self, batch: dict, step: int) -> StepOutput:
         labelled = batch["labelled"]
         image, label = batch["image"][labelled], batch["label"][labelled]
+        if self.calibrating and step < self.options.calibration_steps:
+            with torch.no_grad():  # batch statistics into the running ones; the encoder stays frozen otherwise
+                self.encoder.train()
+                self.encoder(batch["image"])
+                self.encoder.eval()
         outputs = self(image)
         if self.options.ordinal:
             thresholds = torch.arange(outputs.shape[1], device=label.device)

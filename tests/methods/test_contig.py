@@ -319,3 +319,36 @@ def test_oracle_modality_holds_the_true_trait(cohort, tmp_path):
         build_method(contig_config(copy, **{"method.modalities": ["oracle_disc"]}), load_dataset_json(copy))
     with pytest.raises(ConfigError, match="truth file"):
         build_method(contig_config(cohort, **{"method.modalities": ["oracle_vessel"]}), load_dataset_json(cohort))
+
+
+def test_random_init_probe_calibrates_batchnorm_then_freezes_it(cohort):
+    """A random-init linear probe: the first training batches set the encoder's BatchNorm statistics (cumulative
+    average of batch statistics, no gradient), later batches change nothing; eval features then vary between
+    images like train-mode ones instead of ~100x less (never-trained statistics: brightness only)."""
+    from medgap.config import load_config
+    from medgap.methods import build_method
+
+    overrides = [f"data.dataset_dir={cohort}", "data.patch_size=[16, 16]", "method.name=image_classifier",
+                 "method.linear_probe=true", "method.backbone_widths=[4, 8]", "method.calibration_steps=2"]
+    torch.manual_seed(0)
+    probe = build_method(load_config(None, overrides), load_dataset_json(cohort)).train()
+    torch.manual_seed(0)
+    plain = build_method(load_config(None, overrides + ["method.calibrate_random_batchnorm=false"]),
+                         load_dataset_json(cohort)).eval()
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.rand(6, 3, 16, 16, generator=generator) * 255 * (1 + k) for k in range(3)]
+    for step, image in enumerate(batches):
+        batch = {"image": image, "labelled": torch.ones(6, dtype=torch.bool), "label": torch.arange(6) % 3}
+        probe.training_step(batch, step)
+        if step == 1:
+            calibrated = {k: v.clone() for k, v in probe.encoder.state_dict().items()}
+    stem = probe.encoder.stem[:1]  # the first convolution; its BatchNorm saw the mean of two batches' statistics
+    expected = torch.stack([stem(b * probe.encoder.input_scale).mean((0, 2, 3)) for b in batches[:2]]).mean(0)
+    torch.testing.assert_close(probe.encoder.stem[1].running_mean, expected, rtol=1e-4, atol=1e-6)
+    for key, value in probe.encoder.state_dict().items():  # the third batch (after calibration) changed nothing
+        torch.testing.assert_close(value, calibrated[key], msg=key)
+    assert not probe.encoder.training and all(not p.requires_grad for p in probe.encoder.parameters())
+    probe.eval()
+    with torch.no_grad():
+        spread = probe.encoder(batches[0]).std(0).mean() / plain.encoder(batches[0]).std(0).mean()
+    assert spread > 10
