@@ -395,9 +395,9 @@ def report(context: Context) -> Report:
     for variant in pre:
         gate = pre[variant]["gate"]
         encoder = "frozen MiniLM (mean pooling)" if variant == "minilm" else "from scratch"
-        lines.append(f"| {variant} | {encoder} | {gate['auroc_own']:.2f} | {gate['auroc_shuffled']:.2f} | "
-                     f"{gate['auroc_pair']:.2f} | {gate['images']} | {gate['foreground_patches']} of "
-                     f"{gate['patches']} |")
+        aurocs = [gate[k] for k in ("auroc_own", "auroc_shuffled", "auroc_pair")]
+        lines.append(f"| {variant} | {encoder} | " + " | ".join("–" if math.isnan(v) else f"{v:.2f}" for v in aurocs)
+                     + f" | {gate['images']} | {gate['foreground_patches']} of {gate['patches']} |")
     sections.append(
         f"{TABLE_TITLES[5]}\n\nBefore any segmentation: on the held-out test images, does the similarity of a "
         "patch embedding with the report's CLS embedding — what the text-guided mask sigmoid(⟨patch, t^cls⟩) reads — "
