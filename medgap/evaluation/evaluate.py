@@ -16,7 +16,7 @@ from medgap.data.pipeline import prepare_data
 from medgap.data.preprocess import index_to_label
 from medgap.errors import RunFolderError
 from medgap.evaluation.plots import plot_overlay
-from medgap.evaluation.reports import summary_table, write_results
+from medgap.evaluation.reports import distance_unit, metric_notes, summary_table, write_results
 from medgap.inference.predict import predict_case
 from medgap.methods import build_method
 from medgap.metrics import EMPTY_MASK_POLICY, SegmentationMetrics, label_to_masks
@@ -69,15 +69,12 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str | None = None, checkp
 
     metrics = scores.metric_columns
     aggregated = scores.aggregate()
-    unit = "mm"
+    unit = distance_unit(spec.file_ending)
     intro = [
         f"Run `{run_dir}` — method **{config.method.name}**, dataset **{spec.name}**, checkpoint `{checkpoint}.pt`, "
         f"split `{split}` ({len(cases)} cases).",
         "",
-        f"Mean ± std over cases. HD95 definition: {evaluation.hd95_definition}; distances in {unit} "
-        "from the voxel spacing.",
-        f"Empty-mask policy: {EMPTY_MASK_POLICY['description']} Configured penalty for HD95/ASD when exactly one "
-        f"mask is empty: {'none (NaN, counted apart)' if evaluation.empty_penalty is None else evaluation.empty_penalty}.",
+        *metric_notes(evaluation.hd95_definition, evaluation.empty_penalty, unit),
     ]
     table = summary_table(aggregated, metrics, unit)
     paths = write_results(run_dir, title=f"{config.name or config.method.name}: {split} results", intro=intro,

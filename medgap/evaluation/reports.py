@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medgap.atomic import write_json, write_text
+from medgap.data.io import PILLOW_ENDINGS
 
 # (record key, column title, scale) — Dice/Jaccard as percentages as the papers print them.
 METRIC_COLUMNS = {
@@ -20,6 +21,25 @@ METRIC_COLUMNS = {
     "hd95_vox": ("HD95 (vox)", 1.0),
     "asd_vox": ("ASD (vox)", 1.0),
 }
+
+# 2-D image formats that carry no voxel spacing: their surface distances are in pixels, not mm.
+
+
+def distance_unit(file_ending: str) -> str:
+    """Unit of HD95/ASD for a dataset's ``file_ending``: ``px`` for PNG/TIFF (no spacing stored), else ``mm``."""
+    return "px" if file_ending.lower() in PILLOW_ENDINGS else "mm"
+
+
+def metric_notes(hd95_definition: str, empty_penalty: float | None, unit: str) -> list[str]:
+    """The lines every result table carries: how cases are averaged, the HD95 definition, the empty-mask policy."""
+    from medgap.metrics import EMPTY_MASK_POLICY
+
+    return [
+        f"Mean ± std over cases. HD95 definition: {hd95_definition}; distances in {unit} "
+        + ("from the voxel spacing." if unit == "mm" else "(the image files store no spacing)."),
+        f"Empty-mask policy: {EMPTY_MASK_POLICY['description']} Configured penalty for HD95/ASD when exactly one "
+        f"mask is empty: {'none (NaN, counted apart)' if empty_penalty is None else empty_penalty}.",
+    ]
 
 
 def mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:

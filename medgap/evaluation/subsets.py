@@ -27,7 +27,7 @@ from medgap.data.pipeline import PreparedData, prepare_data
 from medgap.data.preprocess import index_to_label
 from medgap.errors import MedgapError, RunFolderError
 from medgap.evaluation.evaluate import load_run_config, load_trained_method
-from medgap.evaluation.reports import markdown_table, records_to_csv, write_results
+from medgap.evaluation.reports import distance_unit, markdown_table, records_to_csv, write_results
 from medgap.inference.predict import predict_case
 from medgap.metrics import SegmentationMetrics, aggregate, label_to_masks, paired_ttest
 
@@ -148,7 +148,8 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
              f"`{checkpoint}.pt`, split `{split}` ({len(cases)} cases), seed {config.trainer.seed}.", "",
              f"{PRESENT} present, {MISSING} missing (zeroed and marked missing at inference). "
              + ("Accuracy (%) over cases." if spec.task == "classification" else
-                f"Mean over cases; Dice (%) and HD95 ({evaluation.hd95_definition}, mm).")]
+                f"Mean over cases; Dice (%) and HD95 ({evaluation.hd95_definition}, "
+                f"{distance_unit(spec.file_ending)}).")]
     paths = write_results(run_dir, title=f"{config.name or config.method.name}: modality subsets", intro=intro,
                           table_markdown=table, aggregated=aggregated, records=records, stem="subsets",
                           extra={"task": spec.task, "split": split, "checkpoint": checkpoint,

@@ -64,6 +64,7 @@ class Config(MethodConfig):
     name: str = "amvlm"
     # encoders (official: ViT-B/16 at 224², Bio_ClinicalBERT; CPU-sized here)
     vit_patch_size: int = 8
+    vit_image_size: int | None = None  # ViT input side; other image sizes are resized to it (None: data.patch_size)
     vit_width: int = 128
     vit_depth: int = 4
     vit_heads: int = 4
@@ -479,10 +480,32 @@ def method_seed(cases: list[str], step: int) -> int:
 
 def _image_size(config: ExperimentConfig) -> int:
     size = config.data.patch_size
-    if len(size) != 2 or size[0] != size[1]:
+    if len(size) != 2 or (config.method.vit_image_size is None and size[0] != size[1]):
         raise ConfigError(f"AMVLM needs square 2-D images: data.patch_size must be [S, S] (the image size), got {size}")
-    return int(size[0])
+    side = int(config.method.vit_image_size or size[0])
+    if side % config.method.vit_patch_size:
+        key = "method.vit_image_size" if config.method.vit_image_size else "data.patch_size"
+        raise ConfigError(f"{key}: the ViT's image side {side} is not divisible by method.vit_patch_size "
+                          f"{config.method.vit_patch_size}")
+    return side
+
+
+def check_whole_images(config: ExperimentConfig, spec: DatasetSpec) -> None:
+    """Refuse training patches smaller than the images: a report describes the whole image, and a crop would be
+    paired with findings it may not show. The fix keeps the ViT small: whole images, resized inside the ViT."""
+    from medgap.data.io import read_image
+
+    first = next(iter(sorted((spec.path.parent / "imagesTr").glob(f"*{spec.file_ending}"))), None)
+    if first is None:
+        return
+    shape = read_image(first)[0].shape[-2:]
+    if any(side > patch for side, patch in zip(shape, config.data.patch_size)):
+        raise ConfigError(
+            f"{first}: images are {shape[0]}x{shape[1]} but data.patch_size is {config.data.patch_size}; AMVLM pairs "
+            f"each whole image with its report: set data.patch_size=[{shape[0]},{shape[1]}] (and "
+            f"method.vit_image_size={_image_size(config)} to keep the ViT at its size: images are resized to it)")
 
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> AMVLMPretraining:
+    check_whole_images(config, spec)
     return AMVLMPretraining(config, spec)

