@@ -13,6 +13,7 @@ from medgap import __version__
 from medgap.data.convert import CONVERTERS, describe_options
 from medgap.errors import MedgapError
 from medgap.progress import progress_bar
+from medgap.reproduce import BUDGETS, PAPERS  # the paper list (cheap: no torch, no paper modules)
 
 
 def _console():
@@ -77,17 +78,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from medgap.data.dataset_json import load_dataset_json
-    from medgap.evaluation.evaluate import evaluate_run, load_run_config
+    from medgap.evaluation.evaluate import evaluate_run
     from medgap.evaluation.subsets import evaluate_subsets
 
-    # Classification runs (accuracy) and --modality-subsets go through the subset evaluation.
-    classification = load_dataset_json(load_run_config(args.run_dir).data.dataset_dir).task == "classification"
     console = _console()
     with progress_bar("evaluate", console) as bar:
         task = bar.add_task("evaluate", total=None)
         callback = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
-        if args.modality_subsets or classification:
+        if args.modality_subsets:  # (evaluate_run scores a classification run per available subset itself)
             result = evaluate_subsets(args.run_dir, subsets=args.modality_subsets or "available", split=args.split,
                                       checkpoint=args.checkpoint, progress=callback)
         else:
@@ -270,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reproduce = commands.add_parser("reproduce", help="run a paper's main experiments in miniature and write its "
                                     "results page beside the paper's numbers")
-    reproduce.add_argument("paper", choices=("shaspec", "ss-net", "contig", "amvlm"))
-    reproduce.add_argument("--budget", choices=("tiny", "small", "medium"), default="small",
+    reproduce.add_argument("paper", choices=list(PAPERS))
+    reproduce.add_argument("--budget", choices=BUDGETS, default="small",
                            help="tiny: minutes (tests); small: <= 30 min on 2 CPU cores; medium: <= 1 h on one GPU")
     reproduce.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's)")
     reproduce.add_argument("--work-dir", default=None, help="data and runs (default runs/reproduce/PAPER-BUDGET); "

@@ -248,7 +248,7 @@ def apply_override(raw: dict, override: str) -> None:
 
 
 def config_from_dict(raw: dict, source: str = "<config>") -> ExperimentConfig:
-    from medgap.methods import method_config_class
+    from medgap.registry import method_config_class
 
     raw = dict(raw)
     method_raw = raw.pop("method", {}) or {}

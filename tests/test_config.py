@@ -92,3 +92,36 @@ def test_a_bad_key_in_the_file_names_the_file(tmp_path, text, message):
 def test_edge_values_inside_the_ranges_are_accepted(overrides):
     config = load_config(None, overrides)
     assert config.trainer.val_every == 1 and config.optim.grad_clip is None and config.inference.overlap == 0.0
+
+
+def test_loading_every_config_and_reporting_a_typo_imports_no_torch():
+    """A config mistake is reported before torch (seconds) is imported: the options live in methods/options.py."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    script = ("import sys, pathlib, medgap.config as c\n"
+              "from medgap.errors import ConfigError\n"
+              "for path in sorted(pathlib.Path('configs').glob('*.yaml')):\n"
+              "    c.load_config(path)\n"
+              "try:\n"
+              "    c.load_config('configs/shaspec_brain_tumour.yaml', ['method.dao_wieght=0.1'])\n"
+              "except ConfigError as error:\n"
+              "    assert 'method.dao_wieght' in str(error)\n"
+              "else:\n"
+              "    raise AssertionError('typo accepted')\n"
+              "assert 'torch' not in sys.modules, 'loading a config imported torch'\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_method_module_reexports_its_options_as_config():
+    import importlib
+
+    from medgap.registry import METHODS
+
+    for name, (module, options) in METHODS.items():
+        assert importlib.import_module(module).Config is options, name
+        assert options().name == name

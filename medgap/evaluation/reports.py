@@ -1,4 +1,8 @@
-"""Paper-style result tables: Markdown for reading, CSV/JSON for tools."""
+"""Paper-style result tables: Markdown for reading, CSV/JSON for tools.
+
+Every Markdown table medgap writes (run results, modality subsets, comparisons, the ``reproduce`` pages) is built
+by :func:`markdown_table`, and every p-value cell by :func:`p_value_cell`.
+"""
 
 from __future__ import annotations
 
@@ -48,10 +52,19 @@ def mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> st
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured Markdown table (cells as given, ``str()`` of non-strings), ending in a newline."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def p_value_cell(test: dict | None, digits: int = 3, missing: str = "–") -> str:
+    """The cell of a test result of :func:`medgap.metrics.paired_ttest`: ``p`` to ``digits`` significant digits,
+    ``*`` when significant (p < 0.05); ``missing`` when there is no test or p is NaN."""
+    if not test or math.isnan(test["p"]):
+        return missing
+    return f"{test['p']:.{digits}g}{'*' if test['significant'] else ''}"
 
 
 def summary_table(aggregated: list[dict], metrics: Sequence[str], unit: str = "mm",

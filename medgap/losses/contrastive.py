@@ -1,13 +1,30 @@
-"""InfoNCE variants: ContIG's weighted cross-modal loss, SimCLR's NT-Xent and the ExtendedInfoNCE of text-grounded masks.
+"""Contrastive losses: InfoNCE (positives on the diagonal; CLIP's symmetric form, ContIG's weighted form, AMVLM's
+terms, the ExtendedInfoNCE of text-grounded masks) and SimCLR's NT-Xent.
 
-All use cosine similarities of L2-normalised embeddings / temperature as logits; the positive of each row is
-its partner with the same index.
+The positive of row i is its partner with the same index; logits are similarity / temperature.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, alpha: float = 0.5,
+             similarity: torch.Tensor | None = None) -> torch.Tensor:
+    """InfoNCE with positives on the diagonal: row i of ``a (B, d)`` belongs with row i of ``b (B, d)``.
+
+    ``L = α · CE(a→b) + (1 − α) · CE(b→a)`` with logits ``s_ij / τ``, ``s_ij = a_iᵀ b_j`` (or a given
+    ``similarity (B, B)``), each CE the mean over the batch. α = 0.5 is the symmetric CLIP loss, α = 1 one
+    direction only (a→b, rows), α = 0.75 ContIG's weighting. The embeddings are used as given (normalise first
+    for cosine similarities).
+    """
+    logits = (a @ b.T if similarity is None else similarity) / temperature
+    target = torch.arange(len(logits), device=logits.device)
+    rows = F.cross_entropy(logits, target)
+    if alpha == 1:
+        return rows
+    return alpha * rows + (1 - alpha) * F.cross_entropy(logits.T, target)
 
 
 def same_group_pairs(group: torch.Tensor) -> torch.Tensor:
@@ -17,10 +34,9 @@ def same_group_pairs(group: torch.Tensor) -> torch.Tensor:
 
 def cross_modal_infonce(z_image: torch.Tensor, z_other: torch.Tensor, temperature: float = 0.1,
                         alpha: float = 0.75, group: torch.Tensor | None = None) -> torch.Tensor:
-    """ContIG's pairwise loss (Taleb et al. 2022, Eq. 1–3; official τ 0.1, α 0.75).
-
-    ``L = α · CE(v→g) + (1 − α) · CE(g→v)`` with logits ``s_ij = <z_v_i, z_g_j> / τ`` over the batch (row i's
-    positive is column i; only cross-modal logits, no image–image or genetics–genetics negatives).
+    """ContIG's pairwise loss (Taleb et al. 2022, Eq. 1–3; official τ 0.1, α 0.75): :func:`info_nce` of the
+    L2-normalised projections, ``α · CE(v→g) + (1 − α) · CE(g→v)`` (only cross-modal logits, no image–image or
+    genetics–genetics negatives).
 
     Args:
         z_image: ``(N, D)`` image projections; z_other: ``(N, D)`` projections of the same N rows' modality.
@@ -32,11 +48,27 @@ def cross_modal_infonce(z_image: torch.Tensor, z_other: torch.Tensor, temperatur
         scalar, mean over the N rows.
     """
     z_image, z_other = F.normalize(z_image, dim=1), F.normalize(z_other, dim=1)
-    logits = z_image @ z_other.T / temperature  # (N, N)
+    similarity = z_image @ z_other.T                                                             # (N, N)
     if group is not None:
-        logits = logits.masked_fill(same_group_pairs(group), float("-inf"))
-    target = torch.arange(len(logits), device=logits.device)
-    return alpha * F.cross_entropy(logits, target) + (1 - alpha) * F.cross_entropy(logits.T, target)
+        similarity = similarity.masked_fill(same_group_pairs(group), float("-inf"))
+    return info_nce(z_image, z_other, temperature, alpha, similarity)
+
+
+def extended_infonce(similarity: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """The ExtendedInfoNCE of text-grounded masks (TCL, Cha et al. 2023; AMVLM's official L_tg).
+
+    Unlike InfoNCE, the image side of a pair depends on the text: ``similarity[b, n] = sim(v_{b|n}, t_n)`` where
+    ``v_{b|n}`` is image b pooled with the mask that report n draws on it. Symmetric :func:`info_nce` on that
+    matrix (positive of image b at report b, of report n at image n) with logits ``scale · S``.
+
+    Args:
+        similarity: ``(B, B)`` cosines of (image b under report n's mask, report n).
+        logit_scale: 1/τ (a learnable scalar in the official code, clamped at 100; initial 1/0.07).
+
+    Returns:
+        scalar.
+    """
+    return info_nce(similarity, similarity, 1 / logit_scale, 0.5, similarity)
 
 
 def nt_xent(z_first: torch.Tensor, z_second: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -48,24 +80,3 @@ def nt_xent(z_first: torch.Tensor, z_second: torch.Tensor, temperature: float = 
     n = len(z_first)
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(logits, target)
-
-
-def extended_infonce(similarity: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
-    """The ExtendedInfoNCE of text-grounded masks (TCL, Cha et al. 2023; AMVLM's official L_tg).
-
-    Unlike InfoNCE, the image side of a pair depends on the text: ``similarity[b, n] = sim(v_{b|n}, t_n)`` where
-    ``v_{b|n}`` is image b pooled with the mask that report n draws on it. Symmetric cross-entropy with the positive
-    of image b at report b (and of report n at image n)::
-
-        L = ½ [ CE_b(scale · S[b, :], b) + CE_n(scale · S[:, n], n) ]
-
-    Args:
-        similarity: ``(B, B)`` cosines of (image b under report n's mask, report n).
-        logit_scale: 1/τ (a learnable scalar in the official code, clamped at 100; initial 1/0.07).
-
-    Returns:
-        scalar.
-    """
-    logits = similarity * logit_scale
-    target = torch.arange(len(logits), device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

@@ -34,43 +34,24 @@ individual through ``individuals.csv``), so the generic loader needs no genetics
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.data.genetics import case_groups
 from medgap.data.views import random_views
 from medgap.errors import ConfigError, DatasetError
 from medgap.losses.contrastive import cross_modal_infonce, same_group_pairs
-from medgap.methods.base import StepOutput
+from medgap.methods.base import PretrainingMethod, StepOutput
+from medgap.methods.options import ContIGOptions
 from medgap.nets.encoders import ProjectionHead, ResNetEncoder, genetic_mlp
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "contig"
-    modalities: list[str] = field(default_factory=list)  # genetics/<name>.csv; empty = every modality present
-    aggregation: Literal["outer", "inner"] = "outer"
-    temperature: float = 0.1
-    alpha: float = 0.75
-    backbone_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    backbone_blocks: int = 1
-    input_scale: float = 1 / 255  # 8-bit photographs, data.normalisation: none
-    stem_stride: int = 1  # 2 = quarter of the compute (CPU-scale experiments)
-    genetic_hidden: list[int] = field(default_factory=list)  # [] = identity (official default)
-    projection_hidden: int = 256  # official 2048
-    projection_dim: int = 128
-    rotation_degrees: float = 20.0  # the paper's random rotation (flips come from data.augmentation); 0 = off
-    val_batch_size: int = 64
-    mask_same_person: bool = True  # fellow eyes are not negatives (official: not masked)
-    genetic_dropout: float = 0.0  # dropout on each genetic input (official: none)
-    genetic_weight_decay: float = 0.0  # L2 penalty on the genetic encoders + heads, added to the loss
+Config = ContIGOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 class GeneticTables(nn.Module):
@@ -152,8 +133,8 @@ def oracle_traits(dataset_dir: str, spec: DatasetSpec, cases, names: list[str]) 
     return oracle
 
 
-class ContIG(nn.Module):
-    task = "pretraining"
+class ContIG(PretrainingMethod):
+    downstream = "fine-tune it with method.name=image_classifier (method.pretrained: its run folder)"
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         super().__init__()
@@ -229,15 +210,15 @@ class ContIG(nn.Module):
         """Negated contrastive loss over the split in fixed chunks (no labels needed; higher is better), and the
         mean image→genetics top-1 retrieval accuracy within chunks over modalities; a person's fellow eye is
         neither a negative nor a retrieval candidate (``mask_same_person``)."""
-        from medgap.data.classification import whole_images
+        from medgap.data.classification import whole_image_batches
 
         self.eval()
-        cases, size = data.split_cases(split), self.options.val_batch_size
-        chunks = [cases[start:start + size] for start in range(0, len(cases), size)]
-        chunks = [chunk for chunk in chunks if len(chunk) >= 2]  # one leftover case has no negatives
-        loss_sum, retrieval = 0.0, []
-        for chunk in chunks:
-            image, _ = whole_images(chunk, config.data.patch_size)
+        batches = whole_image_batches(data.split_cases(split), config.data.patch_size, self.options.val_batch_size)
+        loss_sum, retrieval, count = 0.0, [], 0
+        for chunk, image, _ in batches:
+            if len(chunk) < 2:  # one leftover case has no negatives
+                continue
+            count += len(chunk)
             image = image.to(device) if device is not None else image
             ids = [c.case_id for c in chunk]
             genetics, present = self.tables.lookup(ids)
@@ -255,15 +236,8 @@ class ContIG(nn.Module):
                     similarity = similarity.masked_fill(same_group_pairs(person[rows]), float("-inf"))
                 hits = similarity.argmax(1) == torch.arange(len(z_v), device=z_v.device)
                 retrieval.append(float(hits.float().mean()))
-        count = sum(len(chunk) for chunk in chunks)
         return {"neg_contrastive_loss": -loss_sum / count if count else float("nan"),
                 "retrieval_top1": float(np.mean(retrieval)) if retrieval else float("nan")}
-
-    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
-        raise ConfigError("contig is a pretraining method: fine-tune it with method.name=image_classifier")
-
-    def on_after_optimizer_step(self, step: int) -> None:
-        """No EMA or schedule of its own."""
 
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> ContIG:

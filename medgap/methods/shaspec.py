@@ -30,34 +30,24 @@ encoder of :mod:`medgap.nets.unet` instead of a weight-standardised 3-D ResNet; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError
 from medgap.losses import SegmentationLoss
 from medgap.methods.base import ClassificationMethod, SegmentationMethod, StepOutput
-from medgap.methods.modality_dropout import ModalityDropoutOptions, ModalityDropper, apply_availability
+from medgap.methods.modality_dropout import ModalityDropper, apply_availability
+from medgap.methods.options import ShaSpecOptions
 from medgap.nets import UNetDecoder, UNetEncoder
 from medgap.nets.heads import ClassificationHead
 
 
-@dataclass
-class Config(MethodConfig, ModalityDropoutOptions):
-    name: str = "shaspec"
-    dao_weight: float = 0.1  # α in Eq. 9 (best in the paper's sensitivity study)
-    dco_weight: float = 0.02  # β in Eq. 9
-    dao_loss: Literal["l1", "mse", "kl", "ce"] = "l1"
-    missing_feature: Literal["mean", "copy"] = "mean"  # paper Eq. 4 / official code
-    dice_weight: float = 1.0
-    ce_weight: float = 1.0
-    head_hidden: int = 64  # classification: FC–dropout–FC width
-    head_dropout: float = 0.5
+Config = ShaSpecOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 # ----------------------------------------------------------------------------------------------- feature algebra

@@ -7,8 +7,6 @@ the same subsets at the same steps for the same seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
@@ -16,16 +14,13 @@ from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.methods import supervised
 from medgap.methods.base import ClassificationMethod, StepOutput
-from medgap.methods.modality_dropout import ModalityDropoutOptions, ModalityDropper, apply_availability
+from medgap.methods.modality_dropout import ModalityDropper, apply_availability
+from medgap.methods.options import ZeroFillingOptions
 from medgap.nets import UNetEncoder
 from medgap.nets.heads import ClassificationHead
 
 
-@dataclass
-class Config(supervised.Config, ModalityDropoutOptions):
-    name: str = "zero_filling"
-    head_hidden: int = 64  # classification datasets: FC–dropout–FC on the pooled encoder features
-    head_dropout: float = 0.5
+Config = ZeroFillingOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 class ZeroFilling(supervised.Supervised):

@@ -21,6 +21,7 @@ import numpy as np
 from medgap.atomic import write_json
 from medgap.data.splits import make_splits
 from medgap.data.synthetic import generate
+from medgap.evaluation.reports import markdown_table
 from medgap.reproduce.runner import Claim, Context, Report, Run
 
 RATIOS = (0.25, 0.5)
@@ -358,9 +359,9 @@ def report(context: Context) -> Report:
 
     # (5) pretraining: retrieval and the uncertainty analysis
     pre = {run.tags["variant"]: context.results[run.run_dir] for run in context.select(kind="pretraining")}
-    lines = ["| pretraining | CSS | ICL | PDT | retrieval top-1 (val) | final L_coarse | final L_V2T | "
-             "spread over 4 equivalent reports | relative | spread over 4 matching images | relative |",
-             "|" + "---|" * 11]
+    header = ["pretraining", "CSS", "ICL", "PDT", "retrieval top-1 (val)", "final L_coarse", "final L_V2T",
+              "spread over 4 equivalent reports", "relative", "spread over 4 matching images", "relative"]
+    rows = []
     for variant, switches in _variants().items():
         if variant not in pre:
             continue
@@ -372,7 +373,7 @@ def report(context: Context) -> Report:
         for key in ("image_to_reports", "report_to_images"):
             spread, relative = _spread(result["multiplicity"], key) if result["multiplicity"] else (math.nan,) * 2
             cells += [f"{spread:.3f}", f"{relative:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
     examples = {"with PDT (sim')": pre["full"]["multiplicity"], "without PDT (cosine)": pre["nopdt"]["multiplicity"]}
     uncertainty = context.plots_dir / "uncertainty.png"
     if all(examples.values()):
@@ -387,24 +388,24 @@ def report(context: Context) -> Report:
         f"the last logged step; chance level is log {sizes['pretrain_batch']} = "
         f"{math.log(sizes['pretrain_batch']):.2f} for L_coarse (batch) and log P = {math.log(_patches(sizes)):.2f} for "
         "L_V2T (P patches per image): a loss at chance means that term has not started to learn.\n\n"
-        + "\n".join(lines) + "\n"
+        + markdown_table(header, rows)
         + (f"\n![similarity of one image to 4 equivalent reports and of one report to 4 images, with and without "
            f"PDT]({context.paper}/{uncertainty.name})\n" if uncertainty.is_file() and all(examples.values()) else ""))
-    lines = ["| pretraining | text encoder | AUROC ⟨patch, own report⟩ | AUROC ⟨patch, shuffled report⟩ | "
-             "AUROC own vs shuffled (finding patches) | test images | finding patches |", "|" + "---|" * 7]
+    rows = []
     for variant in pre:
         gate = pre[variant]["gate"]
         encoder = "frozen MiniLM (mean pooling)" if variant == "minilm" else "from scratch"
-        aurocs = [gate[k] for k in ("auroc_own", "auroc_shuffled", "auroc_pair")]
-        lines.append(f"| {variant} | {encoder} | " + " | ".join("–" if math.isnan(v) else f"{v:.2f}" for v in aurocs)
-                     + f" | {gate['images']} | {gate['foreground_patches']} of {gate['patches']} |")
+        aurocs = ["–" if math.isnan(gate[k]) else f"{gate[k]:.2f}" for k in ("auroc_own", "auroc_shuffled", "auroc_pair")]
+        rows.append([variant, encoder, *aurocs, gate["images"], f"{gate['foreground_patches']} of {gate['patches']}"])
     sections.append(
         f"{TABLE_TITLES[5]}\n\nBefore any segmentation: on the held-out test images, does the similarity of a "
         "patch embedding with the report's CLS embedding — what the text-guided mask sigmoid(⟨patch, t^cls⟩) reads — "
         "single out the patches inside the infection (≥ 50 % of their pixels)? AUROC over all test patches with each "
         "image's own report, the same with the next image's report (what the image alone gives), and, on the "
         "infection patches, own vs shuffled report (0.5: the report does not matter). 0.5 everywhere means the "
-        "text cannot guide anything downstream.\n\n" + "\n".join(lines) + "\n")
+        "text cannot guide anything downstream.\n\n"
+        + markdown_table(["pretraining", "text encoder", "AUROC ⟨patch, own report⟩", "AUROC ⟨patch, shuffled report⟩",
+                          "AUROC own vs shuffled (finding patches)", "test images", "finding patches"], rows))
     if all(examples.values()):
         with_pdt = [_spread(pre["full"]["multiplicity"], k)[1] for k in ("image_to_reports", "report_to_images")]
         without = [_spread(pre["nopdt"]["multiplicity"], k)[1] for k in ("image_to_reports", "report_to_images")]

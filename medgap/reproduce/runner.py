@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from medgap.atomic import write_json, write_text
 from medgap.errors import ConfigError
+from medgap.evaluation.reports import markdown_table
 
 # The shipped configs: package data in an installed wheel; in the repository medgap/configs links to configs/.
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -256,11 +257,9 @@ def machine() -> str:
 
 
 def claims_table(claims: list[Claim]) -> str:
-    lines = ["| claim (paper) | reproduced here? | our numbers | why, if not |", "|---|---|---|---|"]
-    for claim in claims:
-        verdict = {True: "**yes**", False: "**no**", None: "not measurable"}[claim.holds]
-        lines.append(f"| {claim.text} | {verdict} | {claim.evidence} | {claim.explanation} |")
-    return "\n".join(lines) + "\n"
+    verdicts = {True: "**yes**", False: "**no**", None: "not measurable"}
+    return markdown_table(["claim (paper)", "reproduced here?", "our numbers", "why, if not"],
+                          [[claim.text, verdicts[claim.holds], claim.evidence, claim.explanation] for claim in claims])
 
 
 def write_page(path: Path, *, title: str, command: str, context: Context, report: Report, seconds: float,

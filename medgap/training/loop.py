@@ -1,6 +1,7 @@
 """The one generic training loop, on Lightning Fabric.
 
-Methods supply ``training_step`` (and optionally ``on_after_optimizer_step``); everything else lives here:
+Methods supply ``training_step``, ``validation_scores`` and optionally ``on_after_optimizer_step`` (the contract
+of :mod:`medgap.methods.base`); the loop knows no kind of method or task. Everything else lives here:
 devices/precision/strategy (Fabric: ``--devices``, ``--num-nodes``, ``--strategy ddp`` come straight from it),
 the two-stream loader, optimiser and schedule, logging, periodic validation choosing ``best.pt``, atomic
 checkpoints and exact resume. Only rank 0 writes the run folder.
@@ -22,12 +23,9 @@ from lightning_fabric import Fabric
 from medgap.atomic import write_json, write_text
 from medgap.config import ExperimentConfig, config_to_dict, load_config, save_config
 from medgap.data.pipeline import PreparedData, prepare_data, training_loader
-from medgap.data.preprocess import index_to_label
 from medgap.errors import MedgapError, TrainingError
-from medgap.inference.predict import predict_case
-from medgap.methods import build_method
 from medgap.progress import progress_bar
-from medgap.metrics import dice, label_to_masks
+from medgap.registry import build_method
 from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from medgap.training.loggers import TrainingLog, check_loggers
 from medgap.training.run_folder import (RunLock, environment, prepare_run_folder, read_jsonl,
@@ -151,6 +149,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                 log.validation(done, scores)
                 if rank_zero:
                     metric_name, metric = next(iter(scores.items()))  # first entry selects (higher is better)
+                    best.setdefault("name", metric_name)  # names the summary key even if no score is finite
                     if metric > best["metric"]:
                         best = {"metric": metric, "step": done, "name": metric_name}
                         save_checkpoint(checkpoints / "best.pt",
@@ -167,8 +166,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
         "run_dir": str(run_dir), "name": config.name, "method": config.method.name,
         "dataset": data.spec.name, "steps": trainer.max_steps, "seed": seed,
         # named after the selecting score (the method's first validation score: dice, kappa, neg_contrastive_loss ...)
-        f"best_val_{best.get('name') or ('accuracy' if data.spec.task == 'classification' else 'dice')}":
-            best["metric"] if best["step"] is not None else None,
+        f"best_val_{best.get('name') or 'score'}": best["metric"] if best["step"] is not None else None,
         "best_step": best["step"],
         "train_seconds_this_session": round(time.perf_counter() - started, 1),
         "resumed_from_step": start_step if resume else None,
@@ -177,7 +175,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     }
     if rank_zero:
         write_json(run_dir / "summary.json", summary)
-        from medgap.evaluation.plots import plot_training_curves
+        from medgap.training.curves import plot_training_curves
 
         plot_training_curves(run_dir / "metrics.jsonl", run_dir / "plots" / "training_curves.png")
     fabric.barrier()
@@ -196,28 +194,10 @@ def optimisation_step(fabric: Fabric, model, optimizer, scheduler, loss: torch.T
 
 @torch.inference_mode()
 def validate(method, data: PreparedData, config: ExperimentConfig, device) -> dict[str, float]:
-    """Mean Dice per structure over the validation cases (whole volumes, sliding window); accuracy for
-    classification datasets. The first entry of the result selects ``best.pt`` (higher is better)."""
+    """The method's validation scores on the val split (eval mode, no autograd); the first entry selects
+    ``best.pt`` (higher is better)."""
     method.eval()
-    if hasattr(method, "validation_scores"):  # methods that do not segment (pretraining) supply their own score
-        return method.validation_scores(data, config, device)
-    if data.spec.task == "classification":
-        from medgap.evaluation.subsets import classification_scores
-
-        return classification_scores(method, data, config, "val", device, limit=config.trainer.val_max_cases)
-    cases = data.split_cases("val")[: config.trainer.val_max_cases or None]
-    spec = data.spec
-    per_structure: dict[str, list[float]] = {name: [] for name in spec.output_names}
-    for case in cases:
-        prediction = predict_case(method, case, config, device=device)
-        truth = index_to_label(np.asarray(case.label()), spec)
-        predicted_masks = label_to_masks(prediction, spec.regions, spec.labels)
-        true_masks = label_to_masks(truth, spec.regions, spec.labels)
-        for name in per_structure:
-            per_structure[name].append(dice(predicted_masks[name], true_masks[name]))
-    means = {name: float(np.mean(values)) if values else float("nan") for name, values in per_structure.items()}
-    return {"dice": float(np.nanmean(list(means.values()))) if cases else float("nan"),
-            **{f"dice_{name}": value for name, value in means.items()}}
+    return method.validation_scores(data, config, device, "val")
 
 
 # Keys that may change between a run and its resumption without changing what is computed.

@@ -15,12 +15,12 @@ from medgap.methods.amvlm import (
     CrossAttention,
     Embeddings,
     augment_view,
-    info_nce,
     local_infonce,
     pdt_similarity,
     token_matching_loss,
     w2_distance,
 )
+from medgap.losses.contrastive import info_nce
 from medgap.nets.text import WordTokenizer
 
 TAU = 0.5
