@@ -461,3 +461,32 @@ def check_whole_images(config: ExperimentConfig, spec: DatasetSpec) -> None:
 def build(config: ExperimentConfig, spec: DatasetSpec) -> AMVLMPretraining:
     check_whole_images(config, spec)
     return AMVLMPretraining(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("encoders", "from scratch: a pre-norm ViT (64², patch 8, width 128, depth 4) and a word tokenizer + "
+              "2-layer transformer", "paper/official: DeiT ViT-B/16 at 224² and Bio_ClinicalBERT (6 layers), "
+              "fine-tuned at LR 3e-5", "no downloads and CPU scale; a local Hugging Face text encoder can be "
+              "loaded", {"method.text_encoder_path": "/path/to/local/encoder"}, "paper; official code (QingtaoPan/AMVLM), read 2026-12-02"),
+    Deviation("projection heads", "Linear → BN → ReLU → Linear, hidden 256, d = 64", "official: hidden 2048, "
+              "d = 128", "CPU scale", {"method.projection_hidden": 2048, "method.embed_dim": 128},
+              "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("CSS attention", "learned Q/K/V cross-attention and plain averages over tokens (the paper's "
+              "equations)", "official: parameter-free softmax(a·bᵀ/τ), token losses weighted by CLS attention "
+              "clipped to its 10–90 % quantiles", "the paper's description", None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("PDT in the coarse loss", "sim' (Wasserstein-gated) also replaces the CLS cosine of the coarse "
+              "InfoNCE", "paper: PDT supervises the fine-grained similarity", "one similarity for every level",
+              None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("PDT σ and distance", "σ = exp(log σ), log σ clamped to [−6, 3]; pairwise W2; the gate's ratio "
+              "capped at 50 with ε = 1e-4", "official: σ never exponentiated; the W2 'pairwise' helper returns "
+              "the diagonal", "official bugs; the cap and ε keep the gate finite", None, "official code (QingtaoPan/AMVLM)"),
+    Deviation("ICL view", "augmented in float (rot90 + flip, rotation ±20°, intensity jitter)", "official: "
+              "[0, 1] images cast to uint8 (near-black views)", "an official bug", None,
+              "official code (QingtaoPan/AMVLM)"),
+    Deviation("schedule", "Adam 3e-4 from scratch, CPU-sized steps and batches", "official: Adam 3e-5, batch 32, "
+              "100 epochs, AMP, from pretrained encoders", "encoders trained from scratch need a larger step",
+              None, "paper; official code (QingtaoPan/AMVLM)"),
+]

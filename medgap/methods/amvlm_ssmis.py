@@ -267,3 +267,38 @@ def load_pretrained_encoders(method: Config, config: ExperimentConfig, spec: Dat
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> AMVLMSegmentation:
     return AMVLMSegmentation(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("text mask input", "the CLS embedding of the image's own report", "official: chosen by file names",
+              "an official bug: the mask must follow the report", None, "official code (QingtaoPan/AMVLM)"),
+    Deviation("text mask resolution", "dense embeddings at half the image size, the mask upsampled bilinearly",
+              "paper: the mask at image resolution", "at full resolution the decoder cost as much as the student "
+              "U-Net on a CPU", None, "docs/methods/amvlm.md"),
+    Deviation("pseudo-label fusion", "max(p_teacher, m) > 0.5 (`fusion: max`)", "paper: 'fused' (unspecified); "
+              "official: sigmoid(p + m), > 0.5 everywhere", "an empty lung must give an empty pseudo label; the "
+              "official rule is a bug, so no option reproduces it (`fusion: mean` is the other sound rule)",
+              None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("teacher", "a copy of the student, eval mode, no_grad, EMA min(1 − 1/(t+1), 0.99)", "official: "
+              "randomly initialised and in train mode", "official bugs", None, "official code (QingtaoPan/AMVLM)"),
+    Deviation("L_tg temperature", "the official ExtendedInfoNCE over every (image, report mask) pair on unlabelled "
+              "images (`tg_form: extended`, default) with a learnable τ that is trained", "official: the same loss, "
+              "but its code re-initialises τ", "the paper's intent; `tg_form: own_report` is the paper's "
+              "equation (each image with its own report, on all images)", None,
+              "official code (QingtaoPan/AMVLM), read 2026-12-02"),
+    Deviation("views", "the teacher sees the image with clamped Gaussian noise", "paper/official: weak and "
+              "strong views", "not yet aligned", None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("normalisation", "instance norm in every `configs/amvlm_*_chest.yaml` U-Net", "official: BatchNorm "
+              "over the labelled + unlabelled batch", "with BatchNorm the batch coupling broke Mean Teacher on "
+              "the small unaugmented set (docs/methods/amvlm.md)", {"model.norm": "batch"},
+              "docs/methods/amvlm.md"),
+    Deviation("model selection", "`best.pt` on a separate validation split", "official: a shuffled validation "
+              "set that is the test set", "the test set never selects a model", None,
+              "official code (QingtaoPan/AMVLM)"),
+    Deviation("vision-only row", "the mask decoder queries one learned vector instead of the report "
+              "(`use_report: false`)", "paper: not spelled out", "the closest variant without text", None,
+              "paper; official code (QingtaoPan/AMVLM)"),
+]

@@ -142,3 +142,19 @@ def build(config: ExperimentConfig, spec: DatasetSpec) -> ImageClassifier:
     if spec.task != "classification":
         raise ConfigError(f"image_classifier: {config.data.dataset_dir} is not a classification dataset")
     return ImageClassifier(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("ordinal head initialisation", "the K−1 cumulative-logit biases start at ordered thresholds "
+              "(every grade equally likely at zero features)", "paper: cumulative multi-label BCE, "
+              "initialisation not stated (a plain linear layer's near-zero biases)", "with equal biases only "
+              "grades 0 and K−1 get probability and short runs never predict the middle grades", None,
+              "paper; official code (HealthML/ContIG)"),
+    Deviation("pretrained checkpoint", "the encoder after the last pretraining step (`last.pt`)", "paper: a "
+              "fixed ~100-epoch schedule (its last step)", "the lowest validation contrastive loss comes early "
+              "(ContIG overfits 600 people's genetics) and fine-tuned to validation kappa 0.25 vs 0.56",
+              None, "paper; docs/methods/contig.md"),
+]

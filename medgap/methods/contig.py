@@ -244,3 +244,31 @@ def build(config: ExperimentConfig, spec: DatasetSpec) -> ContIG:
     if len(config.data.patch_size) != 2:
         raise ConfigError("contig: data.patch_size must be 2-D (the whole image, e.g. [64, 64])")
     return ContIG(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("image encoder", "a small ResNet-style CNN from scratch (`backbone_widths`, `stem_stride`), 64 px "
+              "images in the fundus configs", "paper/official: ResNet-50 from scratch at 448 px, 2048-d features",
+              "CPU scale; the backbone is configurable", None, "paper; official code (HealthML/ContIG)"),
+    Deviation("projection heads", "Linear(in → 256)–ReLU–Linear(256 → 128)", "official: hidden width 2048",
+              "CPU scale", {"method.projection_hidden": 2048}, "paper; official code (HealthML/ContIG)"),
+    Deviation("optimiser steps", "one optimiser steps every parameter once per batch", "official: one optimiser "
+              "per modality, stepping the shared image trunk M times per batch", "an official bug", None,
+              "paper; official code (HealthML/ContIG)"),
+    Deviation("missing genetic rows", "never fed to a network: term m uses only the rows of people with m",
+              "official: zero-filled rows pass through BatchNorm; a missing-mask column order bug",
+              "official bugs", None, "paper; official code (HealthML/ContIG)"),
+    Deviation("fellow eyes", "a person's fellow eye is neither a negative in training nor a retrieval candidate in "
+              "validation (`mask_same_person: true`)", "official: not masked", "both eyes share the person's "
+              "genetics, so neither is a negative for the other (unmasked, retrieval is capped at about 0.5)",
+              {"method.mask_same_person": False}, "official code (HealthML/ContIG), read 2026-12-02"),
+    Deviation("rotation augmentation", "`method.rotation_degrees: 20` by default; the fundus configs set 0",
+              "paper: random rotation ±20°", "at 64 px an encoder pretrained with rotations could not be "
+              "fine-tuned in 100 steps (validation kappa 0.00 vs 0.56, seed 0; docs/methods/contig.md)",
+              {"method.rotation_degrees": 20.0}, "paper; official code (HealthML/ContIG)"),
+    Deviation("metrics", "validation loss and retrieval over the whole split", "official: averaged per batch",
+              "an official bug", None, "paper; official code (HealthML/ContIG)"),
+]
