@@ -19,6 +19,12 @@ What it does not imitate:
     anatomy (all cases are warps of one average brain, which is smoother than an individual brain), scanner- or
     site-specific artefacts (motion, ghosting, Gibbs ringing), the 1 mm BraTS resolution (default 3 mm), skull-
     stripping errors. Intensities are only relatively realistic; absolute values mean nothing.
+
+Difficulty:
+    ``difficulty="easy"`` (default) is the above. ``"realistic"`` adds soft infiltrative borders, tumour/tissue
+    intensity overlap, a stronger bias field, motion blur, ghosting and annotator-like boundary label noise
+    (:class:`Realism`; docs/datasets.md), so that the task has real BraTS's ambiguity. Its strengths are not yet
+    calibrated against published BraTS results (issue 23).
 """
 
 from __future__ import annotations
