@@ -147,3 +147,15 @@ def test_realistic_is_harder_for_a_fixed_voxel_classifier(atlas):
     # Measured: whole tumour 0.82 (easy) vs 0.35 (realistic) with scikit-learn's LogisticRegression.
     assert easy > 0.7
     assert realistic < easy - 0.2
+
+
+def test_cli_difficulty(tmp_path, capsys):
+    from medgap.cli import main
+
+    out = tmp_path / "bt"
+    assert main(["synth", "brain-tumour", str(out), "--cases", "1", "--test-cases", "0",
+                 "--difficulty", "realistic"]) == 0
+    assert json.loads((out / "dataset.json").read_text())["synthetic"]["options"]["difficulty"] == "realistic"
+    # Generators without the option yet say so in one line (exit 2), and write nothing.
+    assert main(["synth", "atrium-3d", str(tmp_path / "la"), "--difficulty", "realistic"]) == 2
+    assert "bad option" in capsys.readouterr().err and not (tmp_path / "la").exists()
