@@ -28,8 +28,10 @@ def cmd_synth(args) -> int:
     console = _console()
     with progress_bar(f"synth {args.name}", console) as bar:
         task = bar.add_task("synth", total=None)
+        options = {} if args.difficulty is None else {"difficulty": args.difficulty}
         out = generate(args.name, args.out_dir, cases=args.cases, seed=args.seed, test_cases=args.test_cases,
-                       exist_ok=args.exist_ok, progress=lambda done, total: bar.update(task, completed=done, total=total))
+                       exist_ok=args.exist_ok, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                       **options)
     print(f"wrote {out}")
     return 0
 
@@ -180,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--test-cases", type=int, default=None, help="held-out cases in imagesTs/labelsTs")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--exist-ok", action="store_true", help="keep an identical existing dataset")
+    synth.add_argument("--difficulty", choices=("easy", "realistic"), default=None,
+                       help="brain-tumour: easy (default; clean, for tests and the demo) or realistic (soft "
+                       "infiltrative borders, tissue overlap, bias, motion, rater label noise; see docs/datasets.md)")
     synth.set_defaults(func=cmd_synth)
 
     convert = commands.add_parser(

@@ -19,6 +19,12 @@ What it does not imitate:
     anatomy (all cases are warps of one average brain, which is smoother than an individual brain), scanner- or
     site-specific artefacts (motion, ghosting, Gibbs ringing), the 1 mm BraTS resolution (default 3 mm), skull-
     stripping errors. Intensities are only relatively realistic; absolute values mean nothing.
+
+Difficulty:
+    ``difficulty="easy"`` (default) is the above. ``"realistic"`` adds soft infiltrative borders, tumour/tissue
+    intensity overlap, a stronger bias field, motion blur, ghosting and annotator-like boundary label noise
+    (:class:`Realism`; docs/datasets.md), so that the task has real BraTS's ambiguity. Its strengths are not yet
+    calibrated against published BraTS results (issue 23).
 """
 
 from __future__ import annotations
@@ -31,13 +37,18 @@ from scipy import ndimage
 from medgap.data.synthetic.common import (
     Generator,
     SyntheticCase,
+    annotator_label_noise,
     bias_field,
+    check_difficulty,
     displacement_field,
     ellipsoid_radius,
     grid_affine,
+    ghosting,
     grid_mm,
+    infiltrative_fraction,
     jitter,
     largest_component,
+    motion_blur,
     partial_volume,
     random_rotation,
     random_tubes,
@@ -80,11 +91,49 @@ class BrainTumourOptions:
         skull_stripped: True (default, as BraTS) zeroes everything outside the brain; False adds a synthetic
             skull (dark) and scalp (fat-bright) shell around it.
         low_grade_fraction: share of cases without enhancing tumour or necrosis.
+        difficulty: ``easy`` (default: clean, sharp compartments that a small network segments almost
+            perfectly; the tests and the demo use it) or ``realistic`` (the effects of :class:`Realism`, which
+            blur the evidence the way real scans and raters do).
     """
 
     spacing: float = 3.0
     skull_stripped: bool = True
     low_grade_fraction: float = 0.15
+    difficulty: str = "easy"
+
+
+@dataclass(frozen=True)
+class Realism:
+    """Strengths of the ``realistic`` difficulty's effects (not yet calibrated against BraTS; see docs/datasets.md).
+
+    Attributes:
+        oedema_fade_mm: width of the ramp over which tumour signal fades into the surrounding white matter
+            (:func:`~medgap.data.synthetic.common.infiltrative_fraction`): infiltrative, soft borders.
+        border_wander_mm: std of the smooth shift between the visible and the labelled border.
+        partial_volume_voxels: blur of the core compartments' occupancy (easy: 0.4).
+        tumour_contrast: fraction of each tumour tissue's contrast to white matter that is kept (1 = easy), so
+            oedema overlaps grey matter and the enhancing rim overlaps vessels and oedema.
+        intensity_jitter: per-case spread of every tissue mean (easy: 0.08).
+        texture: std of the multiplicative texture of normal tissue (easy: 0.03).
+        bias_strength: std of the log bias field (easy: 0.12).
+        motion_blur_voxels: blur along the phase-encoding direction.
+        ghost_phase: k-space phase error (radians) that makes half-FOV ghosts.
+        label_noise_voxels: std of the boundary displacement between the imaged tumour and the drawn label.
+    """
+
+    oedema_fade_mm: float = 2.0
+    border_wander_mm: float = 1.5
+    partial_volume_voxels: float = 0.6
+    tumour_contrast: float = 0.85
+    intensity_jitter: float = 0.10
+    texture: float = 0.04
+    bias_strength: float = 0.15
+    motion_blur_voxels: float = 0.5
+    ghost_phase: float = 0.2
+    label_noise_voxels: float = 0.5
+
+
+REALISTIC = Realism()
 
 
 @dataclass(frozen=True)
@@ -229,26 +278,40 @@ def make_case(atlas: _Atlas, options: BrainTumourOptions, rng: np.random.Generat
     else:
         label[core] = LABELS["necrotic"]
 
-    images = _render(rng, maps, brain, label, high_grade, options)
+    realism = REALISTIC if options.difficulty == "realistic" else None
+    images = _render(rng, maps, brain, label, high_grade, options, realism)
+    if realism is not None:
+        label = annotator_label_noise(rng, label, realism.label_noise_voxels, 8.0 / spacing)
+        label[~brain_mask] = 0
     return SyntheticCase(images=images, label=label, affine=atlas.affine)
 
 
 def _render(rng: np.random.Generator, maps: dict[str, np.ndarray], brain: np.ndarray, label: np.ndarray,
-            high_grade: bool, options: BrainTumourOptions) -> list[np.ndarray]:
+            high_grade: bool, options: BrainTumourOptions, realism: Realism | None = None) -> list[np.ndarray]:
     """The four sequences from tissue maps and tumour labels: mixture of tissue means, textures, enhancing
-    vessels on T1c, bias field, scale and Rician noise; zero outside the head (or brain, if skull-stripped)."""
+    vessels on T1c, bias field, scale and Rician noise; zero outside the head (or brain, if skull-stripped).
+    With ``realism``, also soft infiltrative borders, reduced tumour contrast and motion artefacts."""
     shape, spacing = label.shape, float(options.spacing)
-    means = {name: jitter(rng, dict(zip(CHANNELS, values)), 0.08) for name, values in INTENSITY.items()}
+    spread = 0.08 if realism is None else realism.intensity_jitter
+    means = {name: jitter(rng, dict(zip(CHANNELS, values)), spread) for name, values in INTENSITY.items()}
     enhancing_t1c = ENHANCING_T1C * rng.uniform(0.85, 1.15)
     # On every sequence but T1c the enhancing rim is indistinguishable from the core it surrounds.
     means["enhancing"] = {c: means["necrotic"][c] * rng.uniform(0.93, 1.08) for c in CHANNELS}
     means["enhancing"]["T1c"] = enhancing_t1c
     core_name = "necrotic" if high_grade else "nonenhancing"
+    if realism is not None:
+        means = _overlap_tumour_intensities(means, realism.tumour_contrast)
 
-    fractions = {name: partial_volume(label == LABELS[name], 0.4) for name in ("edema", "necrotic", "enhancing")}
+    pv_sigma = 0.4 if realism is None else realism.partial_volume_voxels
+    fractions = {name: partial_volume(label == LABELS[name], pv_sigma) for name in ("edema", "necrotic", "enhancing")}
+    if realism is not None:
+        # Oedema signal covers the whole tumour (the core is painted over it) and fades out across its border.
+        wander = realism.border_wander_mm / spacing * smooth_noise(rng, shape, 6.0 / spacing)
+        fractions["edema"] = infiltrative_fraction(label > 0, realism.oedema_fade_mm / spacing, wander)
     edema_strength = np.clip(0.9 + 0.1 * smooth_noise(rng, shape, 10.0 / spacing), 0.6, 1.0) * fractions["edema"]
     core_fraction = fractions["necrotic"] + fractions["enhancing"]
-    tissue_texture = 1.0 + 0.03 * smooth_noise(rng, shape, 8.0 / spacing)
+    texture = 0.03 if realism is None else realism.texture
+    tissue_texture = 1.0 + texture * smooth_noise(rng, shape, 8.0 / spacing)
     tumour_texture = 1.0 + 0.10 * smooth_noise(rng, shape, 6.0 / spacing)
     necrotic_texture = 1.0 + 0.15 * smooth_noise(rng, shape, 5.0 / spacing)
     # Enhancing vessels in the sulci (most cases).
@@ -272,16 +335,31 @@ def _render(rng: np.random.Generator, maps: dict[str, np.ndarray], brain: np.nda
         elif channel in ("T2", "FLAIR"):
             image = image * (1.0 - 0.45 * vessels)   # flow void
         scale = rng.uniform(0.6, 1.6)
-        image = image * bias_field(rng, shape, 0.12, 80.0 / spacing) * scale
+        bias = 0.12 if realism is None else realism.bias_strength
+        image = image * bias_field(rng, shape, bias, 80.0 / spacing) * scale
+        if realism is not None:
+            phase_axis = int(rng.integers(2))   # in-plane phase encoding: left-right or front-back
+            image = motion_blur(image, realism.motion_blur_voxels, phase_axis)
+            image = ghosting(image, realism.ghost_phase * rng.uniform(0.0, 1.0), phase_axis)
         image = rician_noise(rng, image.astype(np.float32), rng.uniform(0.01, 0.045) * 800.0 * scale)
         image[~head_mask] = 0.0
         images.append(image.astype(np.float32))
     return images
 
 
+def _overlap_tumour_intensities(means: dict[str, dict[str, float]], contrast: float) -> dict[str, dict[str, float]]:
+    """Tumour tissue means pulled towards white matter's, keeping ``contrast`` of their difference: real oedema
+    overlaps grey matter and an enhancing rim overlaps vessels, so intensity alone no longer decides the label."""
+    pulled = dict(means)
+    for name in ("edema", "necrotic", "nonenhancing", "enhancing"):
+        pulled[name] = {c: means["wm"][c] + contrast * (value - means["wm"][c]) for c, value in means[name].items()}
+    return pulled
+
+
 def _build(options: BrainTumourOptions):
     if not options.spacing > 0:
         raise MedgapError(f"synth brain-tumour: spacing must be positive, got {options.spacing}")
+    check_difficulty("brain-tumour", options.difficulty)
     atlas = load_atlas(options)
     return lambda rng: make_case(atlas, options, rng)
 

@@ -113,6 +113,67 @@ def partial_volume(mask: np.ndarray, sigma: float | Sequence[float]) -> np.ndarr
     return ndimage.gaussian_filter(mask.astype(np.float32), sigma=sigma)
 
 
+# --------------------------------------------------------------------------------------------- realism
+# Effects of the ``realistic`` difficulty (issue 23): each blurs the evidence a segmenter has, the way real scans
+# and real annotators do, rather than adding noise for its own sake. Strengths are parameters of each generator's
+# ``realistic`` preset; ``easy`` uses none of them.
+DIFFICULTIES = ("easy", "realistic")
+
+
+def check_difficulty(generator_name: str, difficulty: str) -> None:
+    if difficulty not in DIFFICULTIES:
+        raise MedgapError(f"synth {generator_name}: difficulty must be one of {', '.join(DIFFICULTIES)}, "
+                          f"got {difficulty!r}")
+
+
+def infiltrative_fraction(mask: np.ndarray, width: float, irregularity: np.ndarray | float = 0.0) -> np.ndarray:
+    """Soft occupancy (0..1) of a lesion that fades into its surroundings instead of ending at an edge.
+
+    A logistic ramp of the signed distance to the mask's boundary (in voxels, positive outside): 0.5 on the
+    boundary, ~0.12 at ``2 · width`` outside, so signal leaks beyond the drawn border and thins inside it, as
+    infiltrative glioma and its oedema do. ``irregularity`` (voxels; a field or a constant) shifts the ramp
+    locally, so the visible border wanders around the labelled one.
+    """
+    mask = mask.astype(bool)
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=np.float32)
+    signed = ndimage.distance_transform_edt(~mask) - ndimage.distance_transform_edt(mask)
+    signed = signed.astype(np.float32) + irregularity
+    return (1.0 / (1.0 + np.exp(np.clip(signed / np.float32(max(width, 1e-3)), -50.0, 50.0)))).astype(np.float32)
+
+
+def motion_blur(image: np.ndarray, sigma: float, axis: int) -> np.ndarray:
+    """Blur along the phase-encoding ``axis`` (voxels): slow patient motion smears edges in one direction."""
+    if sigma <= 0:
+        return image
+    return ndimage.gaussian_filter1d(image, sigma, axis=axis).astype(np.float32)
+
+
+def ghosting(image: np.ndarray, phase_error: float, axis: int) -> np.ndarray:
+    """Periodic-motion ghosts: every second k-space line along ``axis`` gets a phase error (radians), which
+    puts a copy of the image shifted by half the field of view, of relative amplitude ``sin(phase_error / 2)``."""
+    if phase_error == 0:
+        return image
+    spectrum = np.fft.fft(image, axis=axis)
+    shape = [1] * image.ndim
+    shape[axis] = image.shape[axis]
+    odd_lines = (np.arange(image.shape[axis]) % 2 == 1).reshape(shape)
+    spectrum = np.where(odd_lines, spectrum * np.exp(1j * phase_error), spectrum)
+    return np.abs(np.fft.ifft(spectrum, axis=axis)).astype(np.float32)
+
+
+def annotator_label_noise(rng: np.random.Generator, label: np.ndarray, magnitude: float,
+                          correlation: float) -> np.ndarray:
+    """The label as another rater would draw it: boundaries moved by a smooth random displacement of std
+    ``magnitude`` voxels and feature width ``correlation`` voxels (nearest-neighbour resampling, so the label
+    values stay valid). Interiors far from any boundary are unchanged."""
+    if magnitude <= 0:
+        return label
+    displacement = displacement_field(rng, label.shape, magnitude, correlation)
+    grid = np.indices(label.shape, dtype=np.float32)
+    return ndimage.map_coordinates(label, grid + displacement, order=0, mode="nearest").astype(label.dtype)
+
+
 # --------------------------------------------------------------------------------------------- geometry
 def grid_affine(spacing: Sequence[float], origin: Sequence[float]) -> np.ndarray:
     """4×4 voxel → world (mm) affine of an axis-aligned RAS grid with the given spacing and voxel-0 position."""
@@ -385,6 +446,9 @@ def _reuse_existing(out_dir: Path, synthetic: dict, exist_ok: bool) -> bool:
         raise MedgapError(f"{path}: not a synthetic dataset made by medgap synth; choose another folder")
     wanted = {key: synthetic[key] for key in _COMPARED}
     found = {key: previous.get(key) for key in _COMPARED}
+    if isinstance(found["options"], dict) and "difficulty" in (wanted["options"] or {}):
+        # Datasets written before the option existed were made at what is now the default.
+        found["options"] = {"difficulty": "easy", **found["options"]}
     if found != wanted:
         differing = ", ".join(f"{key}={found[key]!r} (asked {wanted[key]!r})" for key in _COMPARED
                               if found[key] != wanted[key])
