@@ -19,13 +19,18 @@ Auxiliary objectives, both restricted to the modalities a sample actually uses a
   the modality index i; cross-entropy. The official code forgets to mask dropped modalities; we mask.
 - DAO (distribution alignment, trains the shared encoder): a distance between the shared bottleneck features of
   cyclic pairs of the available modalities, (a_1, a_2), (a_2, a_3), ..., (a_m, a_1); L1 by default (the paper's
-  chosen variant), ``mse|kl|ce`` for the ablation.
+  chosen variant), ``mse|kl|ce`` for the ablation. Summed over a sample's pairs, then averaged over the samples
+  that have a pair (the official code adds its four ``L1Loss`` terms; the paper sums over modalities).
 
     L = L_task + α·L_dao + β·L_dco,  α = 0.1, β = 0.02     (paper Eq. 9)
 
+Task losses as in the official code: segmentation Dice averaged over the regions + BCE summed over them
+(``region_bce: sum``; ``mean`` averages it); classification cross-entropy.
+
 Deviations from the official code (see docs/methods/shaspec.md): the paper's mean (Eq. 4) instead of copying
-the first available shared feature (``missing_feature: copy`` keeps that behaviour); the plain nnU-Net-style
-encoder of :mod:`medgap.nets.unet` instead of a weight-standardised 3-D ResNet; masked DCO.
+one available shared feature (``missing_feature: copy`` keeps that behaviour: a random available modality while
+training with random dropping, as the official ``random.sample`` order does; the first one otherwise); the plain
+nnU-Net-style encoder of :mod:`medgap.nets.unet` instead of a weight-standardised 3-D ResNet; masked DCO.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,8 +62,13 @@ class Config(MethodConfig, ModalityDropoutOptions):
     missing_feature: Literal["mean", "copy"] = "mean"  # paper Eq. 4 / official code
     dice_weight: float = 1.0
     ce_weight: float = 1.0
+    region_bce: Literal["mean", "sum"] = "sum"  # official: BCE summed over the regions, Dice averaged
     head_hidden: int = 64  # classification: FC–dropout–FC width
     head_dropout: float = 0.5
+
+
+# Third seed word of the copy-source draw: a stream of its own, apart from the dropper's (seed, step) draw.
+COPY_SOURCE_STREAM = 1
 
 
 # ----------------------------------------------------------------------------------------------- feature algebra
@@ -66,21 +77,40 @@ def _per_modality(mask: torch.Tensor, ndim: int) -> torch.Tensor:
     return mask.reshape(*mask.shape, *[1] * (ndim - 2))
 
 
-def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+def first_available(availability: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` bool → ``(B,)`` index of each row's first ``True`` (the official code's copy source at test)."""
+    return availability.float().argmax(1)
+
+
+def random_available(availability: torch.Tensor, generator: np.random.Generator) -> torch.Tensor:
+    """``(B, N)`` bool → ``(B,)`` index of one uniformly drawn ``True`` per row (rows with none: 0).
+
+    The official code's copy source in random mode: ``random.sample`` orders the kept modalities randomly and
+    the first of that order fills every missing one.
+    """
+    counts = availability.sum(1).cpu().numpy()
+    picks = [int(np.flatnonzero(row)[generator.integers(count)]) if count else 0
+             for row, count in zip(availability.cpu().numpy(), counts)]
+    return torch.tensor(picks, dtype=torch.long, device=availability.device)
+
+
+def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str = "mean",
+                     source: torch.Tensor | None = None) -> torch.Tensor:
     """The feature that stands in for every missing modality of each sample.
 
     Args:
         shared: ``(B, N, C, *S)`` shared features r^(i).
         availability: ``(B, N)`` bool, at least one ``True`` per row.
-        mode: ``mean`` (paper Eq. 4: mean of the available r^(i)) or ``copy`` (official code: the first
-            available r^(i)).
+        mode: ``mean`` (paper Eq. 4: mean of the available r^(i)) or ``copy`` (official code: one available
+            r^(i) copied).
+        source: ``copy`` only: ``(B,)`` index of the modality to copy (default :func:`first_available`).
 
     Returns:
         ``(B, 1, C, *S)``.
     """
     if mode == "copy":
-        first = availability.float().argmax(1)  # index of the first True
-        return shared[torch.arange(shared.shape[0], device=shared.device), first].unsqueeze(1)
+        source = first_available(availability) if source is None else source
+        return shared[torch.arange(shared.shape[0], device=shared.device), source].unsqueeze(1)
     weight = _per_modality(availability.to(shared.dtype), shared.ndim)
     # Multiplying by the 0/1 weight (not indexing) keeps the batch's subsets mixed in one tensor operation and
     # gives exactly zero gradient to the shared features of missing modalities.
@@ -88,9 +118,9 @@ def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str
 
 
 def substitute_missing(features: torch.Tensor, shared: torch.Tensor, availability: torch.Tensor,
-                       mode: str = "mean") -> torch.Tensor:
+                       mode: str = "mean", source: torch.Tensor | None = None) -> torch.Tensor:
     """``features (B, N, C, *S)`` with the rows of missing modalities replaced by :func:`generate_missing`."""
-    generated = generate_missing(shared, availability, mode).expand_as(features)
+    generated = generate_missing(shared, availability, mode, source).expand_as(features)
     return torch.where(_per_modality(availability, features.ndim), features, generated)
 
 
@@ -145,22 +175,30 @@ def distribution_alignment_loss(shared: torch.Tensor, availability: torch.Tensor
             the two features; the paper's ablation of the objective).
 
     Returns:
-        The mean over pairs and elements (0 with a graph when no sample has two modalities).
+        Per pair the mean over elements (voxels for ``kl|ce``), summed over each sample's pairs, then the mean
+        over the samples that have a pair (0 with a graph when none has two modalities). With batch 1 and all
+        four BraTS modalities this is the official sum of four ``L1Loss`` terms.
     """
     sample, first, second = cyclic_pairs(availability)
     if sample.numel() == 0:
         return shared.sum() * 0.0
     a, b = shared[sample, first], shared[sample, second]  # (P, C, *S)
     if kind == "l1":
-        return (a - b).abs().mean()
-    if kind == "mse":
-        return (a - b).pow(2).mean()
-    log_p, log_q = F.log_softmax(a, 1), F.log_softmax(b, 1)
-    if kind == "kl":  # KL(p_a || p_b) per voxel
-        return (log_p.exp() * (log_p - log_q)).sum(1).mean()
-    if kind == "ce":  # cross-entropy H(p_a, p_b) per voxel
-        return -(log_p.exp() * log_q).sum(1).mean()
-    raise ValueError(f"unknown DAO loss {kind!r}")
+        per_pair = (a - b).abs().flatten(1).mean(1)
+    elif kind == "mse":
+        per_pair = (a - b).pow(2).flatten(1).mean(1)
+    elif kind in ("kl", "ce"):
+        log_p, log_q = F.log_softmax(a, 1), F.log_softmax(b, 1)
+        if kind == "kl":  # KL(p_a || p_b) per voxel
+            per_voxel = (log_p.exp() * (log_p - log_q)).sum(1)
+        else:  # cross-entropy H(p_a, p_b) per voxel
+            per_voxel = -(log_p.exp() * log_q).sum(1)
+        per_pair = per_voxel.flatten(1).mean(1)
+    else:
+        raise ValueError(f"unknown DAO loss {kind!r}")
+    per_sample = torch.zeros(availability.shape[0], dtype=per_pair.dtype, device=per_pair.device)
+    per_sample = per_sample.index_add(0, sample, per_pair)  # (B,): sum over each sample's pairs
+    return per_sample[sample.unique()].mean()
 
 
 # ----------------------------------------------------------------------------------------------- networks
@@ -171,6 +209,7 @@ class ModalityFeatures(NamedTuple):
     shared: torch.Tensor  # r^(i)
     specific: torch.Tensor  # s^(i)
     fused: torch.Tensor  # f^(i), missing modalities already replaced (Eq. 4)
+    copy_source: torch.Tensor  # ``(B,)`` modality copied into missing ones (``missing_feature: copy`` only)
 
 
 class SharedSpecificEncoder(nn.Module):
@@ -190,8 +229,11 @@ class SharedSpecificEncoder(nn.Module):
         conv = nn.Conv3d if dims == 3 else nn.Conv2d
         self.fusion = conv(2 * features[-1], features[-1], 3, padding=1)  # g, shared across modalities
 
-    def forward(self, image: torch.Tensor, availability: torch.Tensor) -> ModalityFeatures:
-        """``image (B, N, *S)`` (missing channels zero), ``availability (B, N)`` bool → :class:`ModalityFeatures`."""
+    def forward(self, image: torch.Tensor, availability: torch.Tensor,
+                copy_source: torch.Tensor | None = None) -> ModalityFeatures:
+        """``image (B, N, *S)`` (missing channels zero), ``availability (B, N)`` bool → :class:`ModalityFeatures`.
+
+        ``copy_source (B,)``: the modality ``missing_feature: copy`` copies (default: the first available)."""
         batch, modalities = image.shape[:2]
         if modalities != self.modalities:
             raise ValueError(f"expected {self.modalities} modalities, got image of shape {tuple(image.shape)}")
@@ -202,8 +244,9 @@ class SharedSpecificEncoder(nn.Module):
         specific = torch.stack([encoder(image[:, i:i + 1])[-1] for i, encoder in enumerate(self.specific)], 1)
         pairs = torch.cat([shared, specific], 2).flatten(0, 1)  # (B·N, 2C, *s)
         fused = shared + self.fusion(pairs).reshape(shared.shape)  # f = r + g([r, s])
-        fused = substitute_missing(fused, shared, availability, self.missing_feature)  # Eq. 4
-        return ModalityFeatures(skips, shared, specific, fused)
+        copy_source = first_available(availability) if copy_source is None else copy_source
+        fused = substitute_missing(fused, shared, availability, self.missing_feature, copy_source)  # Eq. 4
+        return ModalityFeatures(skips, shared, specific, fused, copy_source)
 
 
 def _check_modalities(spec: DatasetSpec) -> int:
@@ -223,11 +266,18 @@ class _ShaSpecLosses(nn.Module):
         self.modality_classifier = nn.Linear(model.features[-1], spec.num_channels)  # DCO's linear classifier
         self.dropper = ModalityDropper(options, spec.channel_names, config.trainer.seed)
 
+    def _copy_source(self, availability: torch.Tensor, step: int) -> torch.Tensor | None:
+        """The official ``copy``: while dropping at random, a random kept modality fills the missing ones; a
+        function of ``(seed, step)`` only, so it draws nothing from the global RNG (exact resume)."""
+        if self.options.missing_feature != "copy" or self.dropper.mode != "random" or step < self.dropper.warmup:
+            return None
+        return random_available(availability, np.random.default_rng([self.dropper.seed, step, COPY_SOURCE_STREAM]))
+
     def _step(self, batch: dict, step: int, task_loss) -> StepOutput:
         """One training step: drop modalities, encode, ``task_loss(features, availability)`` + Eq. 9."""
         availability = self.dropper(batch["availability"], step, batch.get("case"))
         image = apply_availability(batch["image"], availability)
-        features = self.encoder(image, availability)
+        features = self.encoder(image, availability, self._copy_source(availability, step))
         task = task_loss(features, availability)
         dao = distribution_alignment_loss(features.shared, availability, self.options.dao_loss)
         dco = modality_classification_loss(features.specific, availability, self.modality_classifier)
@@ -250,12 +300,13 @@ class ShaSpecSegmentation(SegmentationMethod, _ShaSpecLosses):
         self.skip_fusion = nn.ModuleList(conv(modalities * c, c, 1) for c in features[:-1])
         self.decoder = UNetDecoder(dims, features, config.model.norm, bottleneck_channels=modalities * features[-1])
         self.head = conv(features[0], self.targets.num_outputs, 1)
-        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight)
+        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight,
+                                     config.method.region_bce)
 
     def decode(self, features: ModalityFeatures, availability: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K, *S)`` from the modality features."""
         mode = self.options.missing_feature
-        skips = [fuse(substitute_missing(skip, skip, availability, mode).flatten(1, 2))
+        skips = [fuse(substitute_missing(skip, skip, availability, mode, features.copy_source).flatten(1, 2))
                  for fuse, skip in zip(self.skip_fusion, features.shared_skips[:-1])]
         return self.head(self.decoder([*skips, features.fused.flatten(1, 2)]))
 

@@ -7,6 +7,7 @@ at the input, which the data layer already does; unlabelled samples in a batch a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -22,6 +23,7 @@ class Config(MethodConfig):
     name: str = "supervised"
     dice_weight: float = 1.0
     ce_weight: float = 1.0
+    region_bce: Literal["mean", "sum"] = "mean"  # BraTS-style regions: mean or sum of the per-region BCE terms
 
 
 class Supervised(SegmentationMethod):
@@ -29,7 +31,8 @@ class Supervised(SegmentationMethod):
         super().__init__(spec)
         dims = len(config.data.patch_size)
         self.net = build_net(config.model, dims, spec.num_channels, self.targets.num_outputs)
-        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight)
+        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight,
+                                     config.method.region_bce)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
