@@ -11,7 +11,8 @@ segmentation. One module for 2-D (U-Net, ACDC) and 3-D (V-Net, LA); the dimensio
   iteration estimates the direction r_adv (‖r_adv‖₂ = ε per sample) that changes p(x) most, and the network is
   trained to keep p(x + r_adv) close to p(x) (detached). BatchNorm running statistics are not updated by the two
   perturbed passes (:func:`frozen_batchnorm_statistics`).
-- ``L_cl`` (Eqs. 4–5): a projection head and a prediction head on the decoder's last feature map; per class a
+- ``L_cl`` (Eqs. 4–5): a projection head and a prediction head on the decoder's last feature map; per
+  foreground class (the official code keeps no background entries; ``memory_classes: all`` adds them) a
   memory of the ``memory_size`` highest-confidence, correctly predicted labelled features (projected, detached);
   the loss pulls predicted features of class c towards class-c memory entries, ``1 − cos``, weighted by a
   per-class learned selector (sigmoid weights normalised to mean 1). Labelled voxels use the ground truth,
@@ -50,6 +51,7 @@ class Config(MethodConfig):
     vat_distance: Literal["auto", "dice_all", "dice_per_class"] = "auto"  # auto: 3-D dice_all, 2-D per class
     contrastive_weight: float = 0.1    # the 0.1 in front of L_cl_l + L_cl_u
     memory_size: int = 32              # features kept per class
+    memory_classes: Literal["foreground", "all"] = "foreground"  # official: no background prototypes
     embedding_dim: int = 32            # projection/prediction head width
     max_voxels: int | None = None      # voxels per stream sampled for L_cl each step (None = all, as the paper)
     dice_weight: float = 1.0
@@ -132,11 +134,12 @@ class ClassMemory(nn.Module):
     first. Kept as buffers so checkpoints carry it and a resumed run continues with the same memory.
 
     Buffers: ``features (K, size, D)``, ``confidence (K, size)``, ``count (K,)`` (entries in use).
+    ``background=False`` (the official code) never stores class 0, so it has no prototypes and no pull.
     """
 
-    def __init__(self, num_classes: int, size: int, dim: int):
+    def __init__(self, num_classes: int, size: int, dim: int, background: bool = True):
         super().__init__()
-        self.size = size
+        self.size, self.first_class = size, 0 if background else 1
         self.register_buffer("features", torch.zeros(num_classes, size, dim))
         self.register_buffer("confidence", torch.zeros(num_classes, size))
         self.register_buffer("count", torch.zeros(num_classes, dtype=torch.long))
@@ -149,7 +152,7 @@ class ClassMemory(nn.Module):
 
         Args: ``features (N, D)``, ``truth``/``predicted`` ``(N,)`` class indices, ``confidence (N,)`` = p(c).
         """
-        for c in range(self.features.shape[0]):
+        for c in range(self.first_class, self.features.shape[0]):
             correct = (truth == c) & (predicted == c)
             if not correct.any():
                 continue
@@ -181,7 +184,8 @@ class SSNet(SegmentationMethod):
         self.projection = _mlp(width, dim, dim, nn.ReLU())
         self.prediction = _mlp(dim, dim, dim, nn.ReLU())
         self.selectors = nn.ModuleList(_mlp(dim, dim, 1, nn.LeakyReLU(0.2)) for _ in range(num_classes))
-        self.memory = ClassMemory(num_classes, self.config.memory_size, dim)
+        self.memory = ClassMemory(num_classes, self.config.memory_size, dim,
+                                  background=self.config.memory_classes == "all")
         self.loss_sup = SegmentationLoss(self.output, self.config.dice_weight, self.config.ce_weight)
         distance = self.config.vat_distance
         self.per_class_distance = distance == "dice_per_class" or (distance == "auto" and self.dims == 2)

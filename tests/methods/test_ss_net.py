@@ -100,6 +100,19 @@ def test_memory_keeps_the_highest_confidence_correct_features_and_never_exceeds_
     torch.testing.assert_close(memory.entries(0)[5:], features[top[:27]])
 
 
+def test_memory_holds_foreground_classes_only_by_default(method_2d):
+    # The official code stores only correctly predicted FOREGROUND voxels: background gets no prototype, so
+    # neither labelled nor unlabelled background voxels are pulled anywhere.
+    assert method_2d.config.memory_classes == "foreground"
+    foreground_only = ClassMemory(num_classes=3, size=4, dim=2, background=False)
+    with_background = ClassMemory(num_classes=3, size=4, dim=2)
+    features, classes = torch.randn(9, 2), torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    for memory in (foreground_only, with_background):
+        memory.update(features, classes, classes, torch.rand(9))
+    assert foreground_only.count.tolist() == [0, 3, 3] and with_background.count.tolist() == [3, 3, 3]
+    assert method_2d.memory.first_class == 1
+
+
 def test_prototype_loss_is_selector_weighted_one_minus_cosine(method_2d):
     method_2d.train()
     memory = method_2d.memory
