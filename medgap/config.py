@@ -29,6 +29,7 @@ class AugmentationConfig:
     intensity_scale: float = 0.1  # random multiplicative factor 1 ± this, per channel
     intensity_shift: float = 0.1  # random additive shift ± this (in normalised units), per channel
     noise_std: float = 0.05  # Gaussian noise standard deviation (normalised units)
+    rot90_flip_probability: float = 0.0  # chance of k·90° in the first two axes + a mirror (UA-MT/SS-Net RandomRotFlip)
 
 
 @dataclass
@@ -54,7 +55,7 @@ class DataConfig:
 class NetConfig:
     arch: Literal["unet", "vnet"] = "unet"  # V-Net is 3-D only
     features: list[int] = field(default_factory=lambda: [16, 32, 64, 128])  # channels per resolution level
-    norm: Literal["instance", "batch", "group"] = "instance"
+    norm: Literal["instance", "batch", "group", "none"] = "instance"
     dropout: float = 0.0
 
 
