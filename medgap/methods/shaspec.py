@@ -50,7 +50,7 @@ from medgap.losses import SegmentationLoss
 from medgap.methods.base import ClassificationMethod, SegmentationMethod, StepOutput
 from medgap.methods.modality_dropout import ModalityDropoutOptions, ModalityDropper, apply_availability
 from medgap.nets import UNetDecoder, UNetEncoder
-from medgap.nets.heads import ClassificationHead
+from medgap.nets.heads import ClassificationHead, pool_features, pooled_width
 
 
 @dataclass
@@ -65,6 +65,7 @@ class Config(MethodConfig, ModalityDropoutOptions):
     region_bce: Literal["mean", "sum"] = "sum"  # official: BCE summed over the regions, Dice averaged
     head_hidden: int = 64  # classification: FC–dropout–FC width
     head_dropout: float = 0.5
+    head_pooling: Literal["mean", "max", "flatten"] = "mean"  # classification: how each fused map becomes a vector
 
 
 # Third seed word of the copy-source draw: a stream of its own, apart from the dropper's (seed, step) draw.
@@ -335,11 +336,15 @@ class ShaSpecClassification(ClassificationMethod, _ShaSpecLosses):
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         ClassificationMethod.__init__(self, spec)
         self._setup_shared(config, spec, len(config.data.patch_size))
-        self.head = ClassificationHead(spec.num_channels * config.model.features[-1], config.method.head_hidden,
-                                       len(spec.classes), config.method.head_dropout)
+        model, options = config.model, config.method
+        width = pooled_width(model.features[-1], config.data.patch_size, len(model.features), options.head_pooling)
+        self.head = ClassificationHead(spec.num_channels * width, options.head_hidden, len(spec.classes),
+                                       options.head_dropout)
 
     def classify(self, features: ModalityFeatures) -> torch.Tensor:
-        return self.head(features.fused.flatten(3).mean(-1).flatten(1))  # (B, N·C) → (B, K)
+        fused = features.fused  # (B, N, C, *s)
+        pooled = pool_features(fused.flatten(0, 1), self.options.head_pooling)  # (B·N, F)
+        return self.head(pooled.reshape(fused.shape[0], -1))  # (B, N·F) → (B, K)
 
     def forward(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
         return self.classify(self.encoder(image, availability))

@@ -8,6 +8,7 @@ the same subsets at the same steps for the same seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from medgap.methods import supervised
 from medgap.methods.base import ClassificationMethod, StepOutput
 from medgap.methods.modality_dropout import ModalityDropoutOptions, ModalityDropper, apply_availability
 from medgap.nets import UNetEncoder
-from medgap.nets.heads import ClassificationHead
+from medgap.nets.heads import ClassificationHead, pool_features, pooled_width
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Config(supervised.Config, ModalityDropoutOptions):
     name: str = "zero_filling"
     head_hidden: int = 64  # classification datasets: FC–dropout–FC on the pooled encoder features
     head_dropout: float = 0.5
+    head_pooling: Literal["mean", "max", "flatten"] = "mean"  # how the bottleneck map becomes a vector
 
 
 class ZeroFilling(supervised.Supervised):
@@ -48,12 +50,13 @@ class ZeroFillingClassifier(ClassificationMethod):
         super().__init__(spec)
         model, dims = config.model, len(config.data.patch_size)
         self.encoder = UNetEncoder(dims, spec.num_channels, model.features, model.norm, model.dropout)
-        self.head = ClassificationHead(model.features[-1], config.method.head_hidden, len(spec.classes),
-                                       config.method.head_dropout)
+        self.pooling = config.method.head_pooling
+        width = pooled_width(model.features[-1], config.data.patch_size, len(model.features), self.pooling)
+        self.head = ClassificationHead(width, config.method.head_hidden, len(spec.classes), config.method.head_dropout)
         self.dropper = ModalityDropper(config.method, spec.channel_names, config.trainer.seed)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(image)[-1].flatten(2).mean(-1))
+        return self.head(pool_features(self.encoder(image)[-1], self.pooling))
 
     def training_step(self, batch: dict, step: int) -> StepOutput:
         availability = self.dropper(batch["availability"], step, batch.get("case"))

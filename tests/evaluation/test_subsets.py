@@ -112,3 +112,21 @@ def test_predict_uses_the_missing_modality_path(runs, tmp_path, monkeypatch):
     assert main(["predict", str(run_dirs["shaspec", 0]), str(inputs), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "case_000.nii.gz").is_file()
     assert seen and all(a[:, 0].all() and not a[:, 1].any() for a in seen)
+
+
+@pytest.mark.parametrize("modalities", [2, 4])
+def test_feature_plot_of_a_one_case_split_notes_the_undefined_silhouette(tmp_path, monkeypatch, modalities):
+    # One case gives one point per modality: every point its own cluster, where scikit-learn's silhouette raises.
+    from types import SimpleNamespace
+
+    from medgap.evaluation import features
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(features, "pooled_features", lambda *args: (
+        rng.normal(size=(modalities, 8)), rng.normal(size=(modalities, 8)), np.arange(modalities)))
+    method = SimpleNamespace(targets=SimpleNamespace(spec=SimpleNamespace(
+        channel_names=tuple(f"M{i}" for i in range(modalities)))))
+    path = features.plot_shared_specific(method, [], None, tmp_path / "tsne.png")
+    saved = json.loads(path.with_suffix(".json").read_text())
+    assert path.stat().st_size > 1000 and saved["points"] == modalities
+    assert np.isnan(saved["silhouette_shared"]) and "silhouette undefined" in saved["note"]
