@@ -55,7 +55,7 @@ class DataConfig:
 class NetConfig:
     arch: Literal["unet", "vnet"] = "unet"  # V-Net is 3-D only
     features: list[int] = field(default_factory=lambda: [16, 32, 64, 128])  # channels per resolution level
-    norm: Literal["instance", "batch", "group", "none"] = "instance"
+    norm: Literal["instance", "batch", "group"] = "instance"
     dropout: float = 0.0
 
 

@@ -64,8 +64,8 @@ def plot_shared_specific(method, cases, config, path: str | os.PathLike, *, seed
     shared, specific, modality = pooled_features(method, cases, config)
     points, groups = len(modality), len(set(modality.tolist()))
     silhouette_defined = 2 <= groups <= points - 1
-    scores = {} if silhouette_defined else {
-        "note": f"silhouette undefined for {points} points in {groups} modalities (needs 2 <= modalities <= points - 1)"}
+    scores = {} if silhouette_defined else {"note": f"silhouette undefined for {points} points in {groups} "
+                                                    "modalities (needs 2 <= modalities <= points - 1)"}
     spec = method.targets.spec if hasattr(method, "targets") else method.spec
     names = channel_names or spec.channel_names
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))

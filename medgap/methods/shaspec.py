@@ -11,8 +11,9 @@ For N modalities x^(i) (any N >= 2, named in ``dataset.json``):
 
 Segmentation: a U-Net decoder over the concatenated fused maps [f^(1), ..., f^(N)], with skips from the shared
 encoder (per scale, the N shared maps — missing ones replaced by the mean of the available ones, as Eq. 4 does
-at the bottleneck — concatenated and mixed by a 1×1 conv). Classification: the fused maps are average-pooled,
-concatenated and classified by FC–dropout–FC.
+at the bottleneck — concatenated and mixed by a 1×1 conv). Classification: each fused map becomes a vector
+(``head_pooling``: global average pooling as the paper, or flattened: after InstanceNorm a channel's spatial mean
+is its bias whatever the input, so the digits-av config flattens), concatenated and classified by FC–dropout–FC.
 
 Auxiliary objectives, both restricted to the modalities a sample actually uses at this step:
 - DCO (domain classification, trains the specific encoders): a linear classifier on the pooled s^(i) predicts
@@ -331,7 +332,7 @@ class ShaSpecSegmentation(SegmentationMethod, _ShaSpecLosses):
 
 
 class ShaSpecClassification(ClassificationMethod, _ShaSpecLosses):
-    """Classification: fused maps → global average pooling → concatenation → FC–dropout–FC → logits."""
+    """Classification: fused maps → vectors (``head_pooling``) → concatenation → FC–dropout–FC → logits."""
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         ClassificationMethod.__init__(self, spec)

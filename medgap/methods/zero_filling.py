@@ -44,7 +44,9 @@ class ZeroFilling(supervised.Supervised):
 
 
 class ZeroFillingClassifier(ClassificationMethod):
-    """Classification counterpart: one encoder over all (zero-filled) channels, pooled, FC–dropout–FC."""
+    """Classification counterpart: one encoder over all (zero-filled) channels, its bottleneck map made a vector
+    (``head_pooling``; the digits-av config flattens it, since mean pooling after InstanceNorm erases it),
+    FC–dropout–FC."""
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         super().__init__(spec)

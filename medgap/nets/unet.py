@@ -24,8 +24,6 @@ def _norm(kind: str, dims: int, channels: int) -> nn.Module:
         return (nn.BatchNorm3d if dims == 3 else nn.BatchNorm2d)(channels)
     if kind == "group":
         return nn.GroupNorm(min(8, channels), channels)
-    if kind == "none":  # LeNet-style encoders (SMIL's AV-MNIST): nothing removes a channel's mean before pooling
-        return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}")
 
 
@@ -92,7 +90,7 @@ class UNet(nn.Module):
         dims: 2 or 3.
         in_channels, out_channels: input modalities, output classes/regions.
         features: channels per scale, e.g. ``[16, 32, 64, 128]`` (4 scales, 3 downsamplings).
-        norm: ``instance`` | ``batch`` | ``group`` | ``none``.
+        norm: ``instance`` | ``batch`` | ``group``.
         dropout: dropout at the bottleneck.
     """
 
