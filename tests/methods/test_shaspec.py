@@ -283,15 +283,16 @@ def test_instance_norm_erases_the_mean_pooled_vector_but_not_the_flattened_map()
 def digits_av(tmp_path_factory):
     from medgap.data.synthetic import generate
 
-    return generate("digits-av", tmp_path_factory.mktemp("digits") / "digits_av", cases=500, seed=0)
+    return generate("digits-av", tmp_path_factory.mktemp("digits") / "digits_av", cases=800, seed=0)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method_name, config_name", [("shaspec", "shaspec_digits_av.yaml"),
-                                                      ("zerofill", "zerofill_digits_av.yaml")])
-def test_digits_av_classifiers_learn_from_both_modalities(digits_av, tmp_path, method_name, config_name):
-    # The shipped configs at 100 % spectrogram: a few dozen Adam steps must give a high test accuracy (a
-    # logistic regression on the raw pixels reaches ~97 %); mean pooling after InstanceNorm stayed near chance.
+@pytest.mark.parametrize("method_name, config_name, steps", [("shaspec", "shaspec_digits_av.yaml", 100),
+                                                             ("zerofill", "zerofill_digits_av.yaml", 250)])
+def test_digits_av_classifiers_learn_from_both_modalities(digits_av, tmp_path, method_name, config_name, steps):
+    # The shipped configs at 100 % spectrogram: a few hundred Adam steps (ShaSpec learns faster: 100) must give a
+    # high test accuracy (a logistic regression on the raw pixels reaches ~97 %); mean pooling after
+    # InstanceNorm stayed near chance (zero-filling 22 %, ShaSpec 75 % after 300 steps).
     from medgap.data.classification import whole_images
     from medgap.data.pipeline import prepare_data
 
@@ -307,7 +308,7 @@ def test_digits_av_classifiers_learn_from_both_modalities(digits_av, tmp_path, m
     optimizer = torch.optim.Adam(method.parameters(), lr=config.optim.lr)
     order = torch.Generator().manual_seed(0)
     method.train()
-    for step in range(100):
+    for step in range(steps):
         index = torch.randint(len(train_cases), (32,), generator=order)
         batch = {"image": images[index], "label": labels[index], "availability": availability[index],
                  "labelled": torch.ones(32, dtype=torch.bool), "case": [train_cases[i].case_id for i in index]}
@@ -324,5 +325,5 @@ def test_digits_av_classifiers_learn_from_both_modalities(digits_av, tmp_path, m
             kept = availability & torch.tensor(keep)
             predicted = method.predict_logits(images * kept[..., None, None], kept).argmax(1)
             accuracy[name] = float((predicted == truth).float().mean())
-    print(method_name, accuracy)
     assert accuracy["both"] >= 0.85, accuracy
+    assert accuracy["image"] >= 0.4, accuracy  # the image alone (never seen alone in training): far above 10 %
