@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/medgap synth brain-tumour $(DEMO_DATA) --cases 36 --seed 0 --exist-ok
 	$(BIN)/medgap train configs/supervised_brain_tumour.yaml --run-dir $(DEMO_RUN) --overwrite
 	$(BIN)/medgap evaluate $(DEMO_RUN)
-	$(BIN)/medgap predict $(DEMO_RUN) $(DEMO_DATA)/imagesTs $(DEMO_RUN)/predictions
+	$(BIN)/medgap predict $(DEMO_RUN) $(DEMO_DATA)/imagesTs $(DEMO_RUN)/predictions --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

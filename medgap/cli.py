@@ -9,9 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from medgap.data.convert import CONVERTERS
+from medgap import __version__
+from medgap.data.convert import CONVERTERS, describe_options
 from medgap.errors import MedgapError
 from medgap.progress import progress_bar
+from medgap.reproduce import BUDGETS, PAPERS  # the paper list (cheap: no torch, no paper modules)
 
 
 def _console():
@@ -40,7 +42,7 @@ def cmd_verify(args) -> int:
         task = bar.add_task("verify", total=None)
         report = verify_dataset(args.dataset_dir, max_bytes=int(args.max_image_mib * 2**20),
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
-    print(format_report(report))
+    print(format_report(report, first_problem_elsewhere=True))
     if report.ok:
         return 0
     more = f" (and {len(report.problems) - 1} more problem(s), listed above)" if len(report.problems) > 1 else ""
@@ -76,21 +78,33 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from medgap.data.dataset_json import load_dataset_json
-    from medgap.evaluation.evaluate import evaluate_run, load_run_config
+    from medgap.evaluation.evaluate import evaluate_run
     from medgap.evaluation.subsets import evaluate_subsets
 
-    # Classification runs (accuracy) and --modality-subsets go through the subset evaluation.
-    classification = load_dataset_json(load_run_config(args.run_dir).data.dataset_dir).task == "classification"
     console = _console()
     with progress_bar("evaluate", console) as bar:
         task = bar.add_task("evaluate", total=None)
         callback = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
-        if args.modality_subsets or classification:
+        if args.modality_subsets:  # (evaluate_run scores a classification run per available subset itself)
             result = evaluate_subsets(args.run_dir, subsets=args.modality_subsets or "available", split=args.split,
                                       checkpoint=args.checkpoint, progress=callback)
         else:
             result = evaluate_run(args.run_dir, split=args.split, checkpoint=args.checkpoint, progress=callback)
+    print(result["table"], end="")
+    print(f"wrote {result['paths']['md']}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from medgap.evaluation.score import score_folder
+
+    console = _console()
+    with progress_bar("score", console) as bar:
+        task = bar.add_task("score", total=None)
+        result = score_folder(args.prediction_dir, args.label_dir, args.dataset, out_dir=args.out,
+                              hd95_definition=args.hd95_definition, empty_penalty=args.empty_penalty,
+                              voxel_units_too=args.voxel_units_too,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
     print(result["table"], end="")
     print(f"wrote {result['paths']['md']}")
     return 0
@@ -118,16 +132,25 @@ def cmd_predict(args) -> int:
     console = _console()
     with progress_bar("predict", console) as bar:
         task = bar.add_task("predict", total=None)
-        written = predict_folder(method, config, args.input_dir, args.output_dir,
+        written = predict_folder(method, config, args.input_dir, args.output_dir, overwrite=args.overwrite,
                                  progress=lambda done, total, case: bar.update(task, completed=done, total=total))
     print(f"wrote {len(written)} prediction(s) to {args.output_dir}")
     return 0
 
 
-def cmd_convert(args) -> int:
-    from medgap.data.convert import converter
+def cmd_export(args) -> int:
+    from medgap.inference.export import export_run
 
-    out = converter(args.format).convert(args.source, args.out_dir)
+    path = export_run(args.run_dir, args.format, checkpoint=args.checkpoint, out=args.out)
+    print(f"wrote {path} (and {path.parent / 'export.json'})")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from medgap.data.convert import converter, parse_options
+
+    module = converter(args.format)
+    out = module.convert(args.source, args.out_dir, **parse_options(args.format, args.option))
     print(f"wrote {out}")
     return 0
 
@@ -146,6 +169,7 @@ def cmd_reproduce(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medgap", description="Medical image learning when the data have gaps.")
+    parser.add_argument("--version", action="version", version=f"medgap {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="generate a built-in synthetic dataset in the nnU-Net folder layout")
@@ -158,10 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--exist-ok", action="store_true", help="keep an identical existing dataset")
     synth.set_defaults(func=cmd_synth)
 
-    convert = commands.add_parser("convert", help="convert a public dataset layout into medgap's folder layout")
+    convert = commands.add_parser(
+        "convert", help="convert a public dataset layout into medgap's folder layout",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="options (--option NAME=VALUE; defaults shown):\n" + "\n".join(
+            f"  {name}: {describe_options(name)}" for name in CONVERTERS))
     convert.add_argument("format", help=" | ".join(CONVERTERS) + " (see docs/your_data.md)")
     convert.add_argument("source")
     convert.add_argument("out_dir")
+    convert.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                         help="a converter option, repeatable (e.g. --option val_count=2 --option spacing=1.5,1.5,10); "
+                         "each format's options are listed below")
     convert.set_defaults(func=cmd_convert)
 
     verify = commands.add_parser("verify", help="check a dataset folder and summarise it")
@@ -191,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="all: score every non-empty subset of modalities (2^N - 1 rows, ShaSpec Table 1)")
     evaluate.set_defaults(func=cmd_evaluate)
 
+    score = commands.add_parser("score", help="score a folder of predicted label maps against a folder of labels "
+                                "(any tool's predictions; the metrics and tables of evaluate)")
+    score.add_argument("prediction_dir", help="CASE<file_ending> label maps, e.g. from medgap predict or nnU-Net")
+    score.add_argument("label_dir", help="reference labels with the same names, e.g. DATASET/labelsTs")
+    score.add_argument("--dataset", required=True, help="dataset folder whose dataset.json gives labels and regions")
+    score.add_argument("--out", default=None, help="folder for score.md/.csv/.json (default: PREDICTION_DIR)")
+    score.add_argument("--hd95-definition", choices=("medpy", "monai"), default="medpy", help="see docs/metrics.md")
+    score.add_argument("--empty-penalty", type=float, default=None,
+                       help="HD95/ASD when exactly one mask is empty (default: NaN, counted apart)")
+    score.add_argument("--voxel-units-too", action="store_true", help="also report distances in voxels")
+    score.set_defaults(func=cmd_score)
+
     compare = commands.add_parser("compare", help="several runs side by side per modality subset, paired t-tests")
     compare.add_argument("run_dirs", nargs="+", help="run folders; the first is the reference of the t-tests")
     compare.add_argument("--out", required=True, help="folder for compare.md/.csv/.json")
@@ -202,17 +245,31 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--fresh", action="store_true", help="re-evaluate even if a run has a matching subsets.json")
     compare.set_defaults(func=cmd_compare)
 
-    predict = commands.add_parser("predict", help="segment every case of a folder into NIfTI files")
+    predict = commands.add_parser("predict", help="segment every case of a folder into label files in the "
+                                  "dataset's format (NIfTI with the input's affine, PNG, h5)")
     predict.add_argument("run_dir")
-    predict.add_argument("input_dir", help="folder of CASE_XXXX.nii.gz files (absent channels = missing)")
+    predict.add_argument("input_dir", help="folder of CASE_XXXX<file_ending> files, the ending of the run's "
+                         "dataset.json (.nii.gz, .png, ...); absent channels = missing modalities")
     predict.add_argument("output_dir")
     predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    predict.add_argument("--overwrite", action="store_true", help="replace existing files of the output folder")
     predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="save a run's network as TorchScript, a torch.export program or "
+                                 "ONNX: forward(image, availability) -> logits at the inference patch size")
+    export.add_argument("run_dir")
+    export.add_argument("--format", required=True, choices=("torchscript", "pt2", "onnx"),
+                        help="torchscript: torch.jit.trace (.ts.pt); pt2: torch.export (.pt2); onnx: needs "
+                        "pip install 'medgap[onnx]'")
+    export.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    export.add_argument("--out", default=None, help="model file (default RUN/export/CHECKPOINT.{ts.pt,pt2,onnx}); "
+                        "export.json beside it records inputs, normalisation and outputs")
+    export.set_defaults(func=cmd_export)
 
     reproduce = commands.add_parser("reproduce", help="run a paper's main experiments in miniature and write its "
                                     "results page beside the paper's numbers")
-    reproduce.add_argument("paper", choices=("shaspec", "ss-net", "contig", "amvlm"))
-    reproduce.add_argument("--budget", choices=("tiny", "small", "medium"), default="small",
+    reproduce.add_argument("paper", choices=list(PAPERS))
+    reproduce.add_argument("--budget", choices=BUDGETS, default="small",
                            help="tiny: minutes (tests); small: <= 30 min on 2 CPU cores; medium: <= 1 h on one GPU")
     reproduce.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's)")
     reproduce.add_argument("--work-dir", default=None, help="data and runs (default runs/reproduce/PAPER-BUDGET); "

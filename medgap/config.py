@@ -7,6 +7,8 @@ file and the key. The resolved config (defaults filled in) is what a run folder 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import re
 import types
@@ -87,7 +89,9 @@ class TrainerConfig:
     num_nodes: int = 1  # Fabric nodes (CLI --num-nodes)
     strategy: str = "auto"  # Fabric strategy, e.g. ddp (CLI --strategy)
     precision: str = "32-true"  # Fabric precision: 32-true, bf16-mixed, 16-mixed (CLI --precision)
-    progress: bool = True  # rich progress bar on the terminal
+    progress: bool = True  # rich progress bar on a terminal; plain progress lines on stdout otherwise (SLURM, nohup)
+    loggers: list[Literal["tensorboard", "csv"]] = field(default_factory=list)  # Lightning Fabric loggers
+    # besides metrics.jsonl: RUN/tensorboard/ (extra medgap[tensorboard]), RUN/csv/metrics.csv
 
 
 @dataclass
@@ -137,7 +141,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Ex
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = load_yaml(path.read_text(encoding="utf-8")) or {}
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not UTF-8 text") from None
         except yaml.YAMLError as error:
@@ -150,7 +154,79 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Ex
         raw.setdefault("name", path.stem)
     for override in overrides:
         apply_override(raw, override)
-    return config_from_dict(raw, source)
+    try:
+        return config_from_dict(raw, source)
+    except ConfigError as error:
+        raise _blame_override(error, overrides, source) from None
+
+
+def _blame_override(error: ConfigError, overrides, source: str) -> ConfigError:
+    """Name the ``a.b=c`` override (not the YAML file) when the offending key came from the command line."""
+    key = getattr(error, "key", None)
+    if key is None:
+        return error
+    key = re.sub(r"\[\d+\]", "", key)  # data.patch_size[0] was set by data.patch_size=...
+    for override in reversed(overrides):  # the last override of a key is the one that counts
+        given = override.partition("=")[0]
+        if key == given or key.startswith(given + "."):
+            message = str(error).removeprefix(f"{source}: ")
+            return _keyed(f"override {override!r}: {message}", error.key)
+    return error
+
+
+# A config has a few hundred values; aliases that expand beyond this are an attack ("billion laughs"): the shared
+# nodes cost nothing to load, but copying the config (dataclasses.asdict, saving config.yaml) expands them.
+MAX_YAML_VALUES = 100_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys (a second ``trainer:`` block silently replaced the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' merges may be overridden, by design
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line)
+                except TypeError:  # an unhashable key: the constructor reports it
+                    continue
+                if first != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first on line {first + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str):
+    """Parse YAML safely: no Python objects, no duplicate keys, aliases bounded by ``MAX_YAML_VALUES``."""
+    loader = _StrictLoader(text)
+    try:
+        value = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if _expanded_size(value, {}) > MAX_YAML_VALUES:
+        raise yaml.YAMLError(f"aliases expand to more than {MAX_YAML_VALUES} values")
+    return value
+
+
+def _expanded_size(value, sizes: dict) -> int:
+    """How many values ``value`` holds once every alias is copied out (shared nodes counted once per use)."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) in sizes and sizes[id(value)] is None:
+        raise yaml.YAMLError("a recursive alias (a value that contains itself)")
+    if id(value) not in sizes:
+        sizes[id(value)] = None  # in progress
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        total = 1
+        for child in children:
+            total += _expanded_size(child, sizes)
+            if total > MAX_YAML_VALUES:
+                break
+        sizes[id(value)] = total
+    return sizes[id(value)]
 
 
 def apply_override(raw: dict, override: str) -> None:
@@ -159,7 +235,7 @@ def apply_override(raw: dict, override: str) -> None:
     if not sep or not key:
         raise ConfigError(f"override {override!r}: expected key.path=value")
     try:
-        value = yaml.safe_load(text) if text else ""
+        value = load_yaml(text) if text else ""
     except yaml.YAMLError:
         value = text
     node = raw
@@ -172,7 +248,7 @@ def apply_override(raw: dict, override: str) -> None:
 
 
 def config_from_dict(raw: dict, source: str = "<config>") -> ExperimentConfig:
-    from medgap.methods import method_config_class
+    from medgap.registry import method_config_class
 
     raw = dict(raw)
     method_raw = raw.pop("method", {}) or {}
@@ -183,6 +259,7 @@ def config_from_dict(raw: dict, source: str = "<config>") -> ExperimentConfig:
     method_cls = method_config_class(method_raw.get("name", MethodConfig.name), source)
     config = _build(ExperimentConfig, raw, source, "")
     config.method = _build(method_cls, method_raw, source, "method.")
+    check_ranges(config, source)
     return config
 
 
@@ -203,7 +280,10 @@ def _build(cls, raw: Any, source: str, prefix: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [key for key in raw if key not in fields]
     if unknown:
-        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (known: {', '.join(fields)})")
+        key = str(unknown[0])
+        close = difflib.get_close_matches(key, _key_paths(cls), n=1, cutoff=0.6)
+        hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known: {', '.join(fields)}"
+        raise _keyed(f"{source}: unknown key '{prefix}{key}' ({hint})", prefix + key)
     values = {}
     for name, value in raw.items():
         values[name] = _coerce(hints[name], value, source, prefix + name)
@@ -229,7 +309,7 @@ def _coerce(hint, value, source: str, key: str):
         raise errors[0] if len(errors) == 1 else _wrong(source, key, hint, value)
     if origin is Literal:
         if value not in typing.get_args(hint):
-            raise ConfigError(f"{source}: {key} must be one of {list(typing.get_args(hint))}, got {value!r}")
+            raise _keyed(f"{source}: {key} must be one of {list(typing.get_args(hint))}, got {value!r}", key)
         return value
     if origin is list:
         if not isinstance(value, (list, tuple)):
@@ -265,4 +345,89 @@ def _coerce(hint, value, source: str, key: str):
 
 def _wrong(source, key, hint, value) -> ConfigError:
     name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-    return ConfigError(f"{source}: {key} must be {name}, got {value!r} ({type(value).__name__})")
+    return _keyed(f"{source}: {key} must be {name}, got {value!r} ({type(value).__name__})", key)
+
+
+def _keyed(message: str, key: str) -> ConfigError:
+    """A ConfigError that remembers the dotted key it is about (so load_config can name the override)."""
+    error = ConfigError(message)
+    error.key = key
+    return error
+
+
+def _key_paths(cls) -> list[str]:
+    """The keys of ``cls`` and of its sections one level down (``max_steps`` → ``trainer.max_steps``)."""
+    paths = []
+    for item in dataclasses.fields(cls):
+        paths.append(item.name)
+        hint = typing.get_type_hints(cls)[item.name]
+        if dataclasses.is_dataclass(hint):
+            paths += [f"{item.name}.{sub.name}" for sub in dataclasses.fields(hint)]
+    return paths
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a number (or of every item of a list of numbers); ``None`` bound = unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low < value (else low <= value)
+    high_open: bool = False  # value < high (else value <= high)
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE, AT_LEAST_ONE, NON_NEGATIVE = Range(0, low_open=True), Range(1), Range(0)
+FRACTION, PROBABILITY = Range(0, 1, high_open=True), Range(0, 1)
+
+# Ranges of the shared sections (a None value of an optional key is always allowed). Method configs may declare
+# their own as a ``RANGES`` class attribute. Every float must also be finite.
+RANGES: dict[type, dict[str, Range]] = {
+    AugmentationConfig: {"flip_probability": PROBABILITY, "intensity_scale": NON_NEGATIVE,
+                         "intensity_shift": NON_NEGATIVE, "noise_std": NON_NEGATIVE,
+                         "rot90_flip_probability": PROBABILITY},
+    DataConfig: {"patch_size": AT_LEAST_ONE, "labelled_batch_size": AT_LEAST_ONE,
+                 "unlabelled_batch_size": NON_NEGATIVE, "labelled_ratio": Range(0, 1, low_open=True),
+                 "labelled_count": NON_NEGATIVE, "val_fraction": FRACTION, "test_fraction": FRACTION,
+                 "foreground_probability": PROBABILITY, "num_workers": NON_NEGATIVE, "max_image_mib": POSITIVE},
+    NetConfig: {"features": AT_LEAST_ONE, "dropout": FRACTION},
+    OptimConfig: {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "momentum": PROBABILITY, "poly_power": NON_NEGATIVE,
+                  "step_size": AT_LEAST_ONE, "gamma": POSITIVE, "warmup_steps": NON_NEGATIVE, "grad_clip": POSITIVE},
+    TrainerConfig: {"max_steps": AT_LEAST_ONE, "val_every": AT_LEAST_ONE, "val_max_cases": AT_LEAST_ONE,
+                    "log_every": AT_LEAST_ONE, "checkpoint_every": AT_LEAST_ONE, "devices": AT_LEAST_ONE,
+                    "num_nodes": AT_LEAST_ONE},
+    InferenceConfig: {"patch_size": AT_LEAST_ONE, "overlap": FRACTION, "stride": AT_LEAST_ONE,
+                      "sw_batch_size": AT_LEAST_ONE},
+    EvaluationConfig: {"empty_penalty": NON_NEGATIVE},
+}
+
+
+def check_ranges(config: Any, source: str = "<config>", prefix: str = "") -> None:
+    """Raise a one-line ConfigError naming the first key whose value is out of its range or not finite."""
+    ranges = {**RANGES.get(type(config), {}), **getattr(type(config), "RANGES", {})}
+    for item in dataclasses.fields(config):
+        value, key = getattr(config, item.name), prefix + item.name
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, source, key + ".")
+            continue
+        for index, number in enumerate(value) if isinstance(value, list) else [(None, value)]:
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                continue  # None, text ('auto' devices), ...
+            where = key if index is None else f"{key}[{index}]"
+            if not math.isfinite(number):
+                raise _keyed(f"{source}: {where} must be a finite number, got {number}", where)
+            allowed = ranges.get(item.name)
+            if allowed is not None and number not in allowed:
+                raise _keyed(f"{source}: {where} must be {allowed}, got {number!r}", where)
+    if isinstance(config, DataConfig) and config.val_fraction + config.test_fraction >= 1:
+        raise _keyed(f"{source}: {prefix}val_fraction + {prefix}test_fraction must be < 1 (no training cases "
+                     f"left), got {config.val_fraction:g} + {config.test_fraction:g}", prefix + "val_fraction")

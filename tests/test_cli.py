@@ -21,8 +21,9 @@ def test_verify_summarises_availability_and_reports_every_problem(tmp_path, caps
     raw["numTraining"] = 7
     (root / "dataset.json").write_text(json.dumps(raw))
     assert main(["verify", str(root)]) == 2
-    out = capsys.readouterr().out
-    assert "2 problem(s):" in out and "numTraining is 7 but imagesTr has 5" in out and "case_003_0000.nii.gz" in out
+    out, err = capsys.readouterr()
+    assert "2 problem(s); the first is the error line below, the others:" in out and "case_003_0000.nii.gz" in out
+    assert "numTraining is 7 but imagesTr has 5 cases (and 1 more problem(s), listed above)" in err
 
 
 @pytest.mark.slow
@@ -47,3 +48,29 @@ def test_cli_train_evaluate_predict_end_to_end(tiny_dataset, tmp_path, capsys):
     assert len(list((tmp_path / "pred").glob("*.nii.gz"))) == 10
     assert main(["train", str(config), "--run-dir", str(run)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_verify_names_regions_and_prints_each_problem_once(tmp_path, capsys):
+    root = write_tiny_dataset(tmp_path / "ds", cases=3, shape=(12, 12, 12), regions=True)
+    assert main(["verify", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "label values (cases containing each): 0=3, 1=3, 2=3" in out and "label_1" not in out
+    assert "regions (cases containing each): whole=3, core=3" in out
+    raw = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**raw, "numTraining": 9}))
+    assert main(["verify", str(root)]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"error: {root / 'dataset.json'}: numTraining is 9 but imagesTr has 3 cases"
+    assert "numTraining" not in out and "1 problem(s); the first is the error line below" in out
+
+
+def test_verify_refuses_genetics_whose_ids_match_no_case(tmp_path, capsys):
+    root = write_tiny_dataset(tmp_path / "ds", cases=3, shape=(12, 12, 12))
+    (root / "genetics").mkdir()
+    (root / "genetics" / "pgs.csv").write_text("individual_id,s1\nUKB1001,0.5\nUKB1002,1.5\n")
+    (root / "genetics" / "burden.csv").write_text("individual_id,g1\ncase_000,1\nUKB1002,2\n")
+    assert main(["verify", str(root)]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"error: {root / 'genetics' / 'pgs.csv'}: none of its 2 ids matches the case ids of "
+                           "imagesTr (first id 'UKB1001', e.g. 'case_000' expected)")
+    assert f"{root / 'genetics' / 'burden.csv'}: 1 of 2 ids match no case (e.g. 'UKB1002')" in out

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,78 @@ def test_bool_is_not_an_int():
 def test_every_shipped_config_loads(path):
     config = load_config(path)
     assert config.name == path.stem and config.trainer.max_steps > 0 and config.data.patch_size
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.val_every=0", "override 'trainer.val_every=0': trainer.val_every must be >= 1, got 0"),
+    ("trainer.max_steps=-5", "override 'trainer.max_steps=-5': trainer.max_steps must be >= 1, got -5"),
+    ("data.patch_size=[64,0,64]", "override 'data.patch_size=[64,0,64]': data.patch_size[1] must be >= 1, got 0"),
+    ("data.labelled_batch_size=0", "data.labelled_batch_size must be >= 1, got 0"),
+    ("optim.lr=.nan", "override 'optim.lr=.nan': optim.lr must be a finite number, got nan"),
+    ("optim.lr=0", "optim.lr must be > 0, got 0.0"),
+    ("optim.grad_clip=-1", "optim.grad_clip must be > 0, got -1.0"),
+    ("data.labelled_ratio=1.5", "data.labelled_ratio must be in (0, 1], got 1.5"),
+    ("inference.overlap=1", "inference.overlap must be in [0, 1), got 1.0"),
+    ("data.augmentation.flip_probability=2", "data.augmentation.flip_probability must be in [0, 1], got 2.0"),
+    ("model.dropout=.inf", "model.dropout must be a finite number, got inf"),
+    ("trainer.devices=0", "trainer.devices must be >= 1, got 0"),
+    ("data.val_fraction=0.9", "data.val_fraction + data.test_fraction must be < 1"),
+    ("trainer.max_step=5", "override 'trainer.max_step=5': unknown key 'trainer.max_step' (did you mean "
+                           "'trainer.max_steps'?)"),
+    ("max_steps=5", "unknown key 'max_steps' (did you mean 'trainer.max_steps'?)"),
+    ("optim.lr=fast", "override 'optim.lr=fast': optim.lr must be float"),
+])
+def test_out_of_range_values_and_bad_overrides_name_the_override(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(Path(__file__).parents[1] / "configs" / "supervised_brain_tumour.yaml", [override])
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("trainer: {val_every: 0}\n", "bad.yaml: trainer.val_every must be >= 1, got 0"),
+    ("trainer: {max_stepz: 3}\n", "bad.yaml: unknown key 'trainer.max_stepz' (did you mean 'trainer.max_steps'?)"),
+])
+def test_a_bad_key_in_the_file_names_the_file(tmp_path, text, message):
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(tmp_path / "bad.yaml", ["trainer.seed=1"])  # an unrelated override is not blamed
+
+
+@pytest.mark.parametrize("overrides", [["trainer.val_every=1", "trainer.devices=auto", "optim.grad_clip=null",
+                                        "data.labelled_count=0", "inference.overlap=0", "data.val_fraction=0"]])
+def test_edge_values_inside_the_ranges_are_accepted(overrides):
+    config = load_config(None, overrides)
+    assert config.trainer.val_every == 1 and config.optim.grad_clip is None and config.inference.overlap == 0.0
+
+
+def test_loading_every_config_and_reporting_a_typo_imports_no_torch():
+    """A config mistake is reported before torch (seconds) is imported: the options live in methods/options.py."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    script = ("import sys, pathlib, medgap.config as c\n"
+              "from medgap.errors import ConfigError\n"
+              "for path in sorted(pathlib.Path('configs').glob('*.yaml')):\n"
+              "    c.load_config(path)\n"
+              "try:\n"
+              "    c.load_config('configs/shaspec_brain_tumour.yaml', ['method.dao_wieght=0.1'])\n"
+              "except ConfigError as error:\n"
+              "    assert 'method.dao_wieght' in str(error)\n"
+              "else:\n"
+              "    raise AssertionError('typo accepted')\n"
+              "assert 'torch' not in sys.modules, 'loading a config imported torch'\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_method_module_reexports_its_options_as_config():
+    import importlib
+
+    from medgap.registry import METHODS
+
+    for name, (module, options) in METHODS.items():
+        assert importlib.import_module(module).Config is options, name
+        assert options().name == name

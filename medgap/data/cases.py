@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from medgap.data.dataset_json import DatasetSpec
-from medgap.data.io import Geometry, read_image, read_label
+from medgap.data.io import Geometry, read_image, read_label, stored_size
 from medgap.errors import DatasetError
 
 _SAFE_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -66,6 +67,28 @@ def check_case_id(case_id: str, where: str | os.PathLike = "") -> str:
     return case_id
 
 
+def present_file(path: Path) -> Path | None:
+    """``path`` if it is a regular file, ``None`` if nothing is there (a missing modality, an unlabelled case).
+
+    Anything else under the name (a dangling symlink, a symlink loop, a FIFO, a folder, an unreadable file) is an
+    error, not an absence: treating it as missing would silently change the experiment.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise DatasetError(f"{path}: dangling symlink (its target {os.readlink(path)} does not exist)") from None
+        return None
+    except OSError as error:  # ELOOP, EACCES on a parent ...
+        raise DatasetError(f"{path}: cannot be read ({error.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise DatasetError(f"{path}: expected a file, found {kind}")
+    if not os.access(path, os.R_OK):
+        raise DatasetError(f"{path}: cannot be read (permission denied)")
+    return Path(path)
+
+
 def channel_pattern(file_ending: str) -> re.Pattern:
     return re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})" + re.escape(file_ending) + "$")
 
@@ -79,10 +102,9 @@ def discover_images(folder: Path, spec: DatasetSpec) -> dict[str, list[Path | No
     pattern = channel_pattern(spec.file_ending)
     found: dict[str, list[Path | None]] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith(".") or not path.name.endswith(spec.file_ending):
             continue
-        if not path.name.endswith(spec.file_ending):
-            continue
+        present_file(path)  # a name that is there but cannot be read is an error, not a missing modality
         match = pattern.match(path.name)
         if not match:
             raise DatasetError(f"{path}: image file names must be CASE_XXXX{spec.file_ending} (4-digit channel suffix)")
@@ -117,8 +139,7 @@ def discover_cases(dataset_dir: str | os.PathLike, spec: DatasetSpec, part: str 
         text_path = text_dir / f"{case_id}.txt"
         cases.append(Case(
             case_id=case_id, image_paths=tuple(paths),
-            label_path=label_path if label_path.is_file() else None,
-            text_path=text_path if text_path.is_file() else None,
+            label_path=present_file(label_path), text_path=present_file(text_path),
             genetics={name: rows[key] for name, rows in genetics.items()
                       if (key := individual.get(case_id, case_id)) in rows},
         ))
@@ -167,6 +188,7 @@ def load_case(case: Case, spec: DatasetSpec, *, max_bytes: int | None = None, ch
         DatasetError: unreadable file, NaN/Inf voxels, channels whose shape/affine disagree, label geometry
             different from the image, label values not declared in dataset.json, non-UTF-8 report.
     """
+    check_case_memory(case, max_bytes)
     arrays: list[np.ndarray | None] = []
     reference: Geometry | None = None
     reference_path: Path | None = None
@@ -202,6 +224,41 @@ def load_case(case: Case, spec: DatasetSpec, *, max_bytes: int | None = None, ch
             raise DatasetError(f"{case.text_path}: report is not UTF-8 text") from None
     return CaseData(case_id=case.case_id, image=image, availability=case.availability, geometry=reference,
                     label=label, text=text)
+
+
+def case_memory_bytes(case: Case) -> int:
+    """Bytes that loading and normalising ``case`` holds at its peak, from the file headers (no voxel is read).
+
+    Every channel file as stored (its own dtype: float64, int16 ...) plus its float32 copy, the stacked image and
+    its normalised copy (float32, missing channels included) with one channel in float64 while it is normalised,
+    and the label as stored plus its int16 copy and the
+    label-index map. A few MB of gzip can declare gigabytes: only this sum, not one file as float32, bounds the
+    memory a case can demand.
+    """
+    total, voxels = 0, 0
+    for path in case.image_paths:
+        if path is not None and (size := stored_size(path)) is not None:
+            count = int(np.prod(size[0], dtype=np.float64))
+            total += count * (size[1] + 4)
+            voxels = max(voxels, count)
+    total += len(case.image_paths) * voxels * 4 * 2 + voxels * 8  # + one channel normalised in float64
+    if case.label_path is not None and (size := stored_size(case.label_path, "label")) is not None:
+        total += int(np.prod(size[0], dtype=np.float64)) * (size[1] + 2 + 1)
+    return total
+
+
+def check_case_memory(case: Case, max_bytes: int | None) -> None:
+    """Refuse a case whose loading would exceed ``max_bytes`` (:func:`case_memory_bytes`), before reading it."""
+    if max_bytes is None:
+        return
+    need = case_memory_bytes(case)
+    if need > max_bytes:
+        present = [path for path in case.image_paths if path is not None]
+        label = " and a label" if case.label_path is not None else ""
+        raise DatasetError(
+            f"{case.first_image_path}: case {case.case_id} needs {need / 2**20:.3g} MiB to load ({len(present)} "
+            f"channel file(s){label}, as stored and as float32 copies), over the memory budget of "
+            f"{max_bytes / 2**20:.3g} MiB (data.max_image_mib / verify --max-image-mib)")
 
 
 def _difference(geometry: Geometry, reference: Geometry, reference_name: str) -> str:

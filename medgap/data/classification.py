@@ -98,3 +98,11 @@ def whole_images(cases: list[PreprocessedCase], patch_size: tuple[int, ...]) -> 
     images = [crop_patch(np.asarray(case.image()), None, tuple(patch_size), rng)[0] for case in cases]
     return (torch.from_numpy(np.stack(images).astype(np.float32)),
             torch.from_numpy(np.stack([case.availability for case in cases])))
+
+
+def whole_image_batches(cases: list[PreprocessedCase], patch_size: tuple[int, ...], batch_size: int):
+    """Consecutive chunks of ``batch_size`` cases as :func:`whole_images` batches: yields
+    ``(chunk, image (b, C, *patch), availability (b, C))``; the last chunk may be smaller."""
+    for start in range(0, len(cases), batch_size):
+        chunk = cases[start:start + batch_size]
+        yield (chunk, *whole_images(chunk, patch_size))

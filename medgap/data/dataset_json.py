@@ -3,7 +3,8 @@
 Accepted exactly as nnU-Net v2 writes it, including region-based labels (BraTS:
 ``{"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}`` with
 ``regions_class_order``). medgap's optional extensions: ``regions`` (named label sets evaluated/trained as
-binary outputs while ``labels`` stays plain), ``text`` (reports in ``textTr/``), ``genetics``.
+binary outputs while ``labels`` stays plain), ``text`` (reports in ``textTr/``), ``genetics``, ``groups`` (case id →
+group, e.g. ACDC frame → patient: splits and labelled draws keep a group together).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from medgap.data.io import SUPPORTED_ENDINGS
 from medgap.errors import DatasetError
 
 REQUIRED_KEYS = ("channel_names", "labels", "file_ending")
+MAX_LABEL_VALUE = 32767  # int16: label maps in memory and predictions
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class DatasetSpec:
             datasets these are the integer values that occur in label files (``label_1``, ...).
         regions: region name → label values, or ``None`` when training/evaluating per label.
         regions_class_order: label written where each region is predicted, in order (later wins).
+        groups: case id → group (the patient of each ACDC frame), or ``None``: a group is never split between
+            train/val/test and is labelled or unlabelled as a whole (``labelled_count`` counts groups).
     """
 
     path: Path
@@ -45,6 +49,7 @@ class DatasetSpec:
     genetics: Any = None
     task: str = "segmentation"  # or "classification": one class per case from labelsTr.csv
     classes: tuple[str, ...] = ()
+    groups: dict[str, str] | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -69,13 +74,17 @@ class DatasetSpec:
 def load_dataset_json(dataset_dir: str | os.PathLike) -> DatasetSpec:
     """Read and validate ``DATASET_DIR/dataset.json``; every problem is a one-line :class:`DatasetError`."""
     path = Path(dataset_dir) / "dataset.json"
+    return parse_dataset_json(read_json(path, "every dataset folder needs a dataset.json"), path)
+
+
+def read_json(path: Path, why_needed: str) -> Any:
+    """The JSON value in ``path``; an absent or invalid file is a one-line :class:`DatasetError`."""
     if not path.is_file():
-        raise DatasetError(f"{path}: missing (every dataset folder needs a dataset.json)")
+        raise DatasetError(f"{path}: missing ({why_needed})")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path}: not valid JSON ({error})") from None
-    return parse_dataset_json(raw, path)
 
 
 def parse_dataset_json(raw: Any, path: Path) -> DatasetSpec:
@@ -92,6 +101,9 @@ def parse_dataset_json(raw: Any, path: Path) -> DatasetSpec:
         classes = tuple(map(str, classes))
         raw = {"labels": {"background": 0}, **raw}
     missing = [key for key in REQUIRED_KEYS if key not in raw]
+    if missing and "modality" in raw and "training" in raw:  # the Decathlon's own dataset.json
+        raise DatasetError(f"{path}: a Medical Segmentation Decathlon task folder (4-D images, 'modality' and "
+                           f"'training' keys); convert it first: medgap convert msd {path.parent} OUT_DIR")
     if missing:
         raise DatasetError(f"{path}: missing required key(s) {', '.join(missing)}")
     channel_names = _parse_channels(raw["channel_names"], path)
@@ -114,10 +126,14 @@ def parse_dataset_json(raw: Any, path: Path) -> DatasetSpec:
     num_training = raw.get("numTraining")
     if num_training is not None and (not isinstance(num_training, int) or num_training < 0):
         raise DatasetError(f"{path}: numTraining must be a non-negative integer, got {num_training!r}")
+    groups = raw.get("groups")
+    if groups is not None and (not isinstance(groups, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in groups.items())):
+        raise DatasetError(f"{path}: groups must map case ids to group names, like {{\"patient001_frame01\": \"patient001\"}}")
     return DatasetSpec(
         path=path, name=str(raw.get("name", path.parent.name)), channel_names=channel_names, labels=labels,
         file_ending=file_ending, regions=regions, regions_class_order=order, num_training=num_training,
-        text=bool(raw.get("text", False)), genetics=raw.get("genetics"), task=task, classes=classes, raw=raw,
+        text=bool(raw.get("text", False)), genetics=raw.get("genetics"), task=task, classes=classes, groups=groups, raw=raw,
     )
 
 
@@ -153,8 +169,13 @@ def _parse_labels(labels: Any, path: Path) -> tuple[dict[str, int], dict[str, tu
             raise DatasetError(f"{path}: label {name!r} must be an integer or a list of integers, got {value!r}")
     if 0 not in plain.values():
         raise DatasetError(f"{path}: labels must declare background with value 0")
-    if any(value < 0 for value in plain.values()):
+    every = [*plain.items(), *((name, v) for name, values in regions.items() for v in values)]
+    if any(value < 0 for _, value in every):
         raise DatasetError(f"{path}: label values must be non-negative")
+    too_large = next(((name, value) for name, value in every if value > MAX_LABEL_VALUE), None)
+    if too_large:  # label maps are int16 in memory; a value of 2**40 would also size lookups at terabytes
+        raise DatasetError(f"{path}: label {too_large[0]!r} has value {too_large[1]}, above {MAX_LABEL_VALUE} (the "
+                           "largest label value medgap accepts)")
     if not regions:
         if len(set(plain.values())) != len(plain):
             raise DatasetError(f"{path}: two labels share one value")

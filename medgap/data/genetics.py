@@ -11,7 +11,8 @@ Readers (each returns ``(individual ids (N,), feature names (F,), values (N, F) 
 
 - :func:`read_bed`: PLINK ``.bed/.bim/.fam`` allele dosages (0/1/2 copies of A1) via ``bed-reader``, every k-th
   SNP (ContIG's uniform cross-section of the genome, official k = 100), missing calls filled with the column mode.
-- :func:`read_sscore`: PLINK 2 ``.sscore`` files, one per polygenic score, column ``SCORE1_AVG``, z-scored.
+- :func:`read_sscore`: PLINK 2 ``.sscore`` files, every score column of each (``SCORE1_AVG``, ``SCORE2_AVG``, named
+  ``PGS000018_AVG``; ``*_SUM`` when the file has no averages), z-scored.
 - :func:`read_burden`: gene burden matrices (CSV or h5), genes with fewer than ``min_carriers`` carriers dropped,
   not normalised (as ContIG).
 """
@@ -26,6 +27,7 @@ import numpy as np
 
 from medgap.atomic import atomic_path
 from medgap.errors import DatasetError
+from medgap.optional import require
 
 INDIVIDUALS_HEADER = ["case_id", "individual_id"]
 
@@ -109,7 +111,7 @@ def read_bed(path: str | os.PathLike, every_k: int = 1) -> tuple[np.ndarray, np.
     Returns:
         ``iid (N,)`` str, ``sid (S,)`` str, ``dosages (N, S)`` float32 in {0, 1, 2} (copies of allele A1).
     """
-    from bed_reader import open_bed
+    open_bed = require("bed_reader", f"reading PLINK {path}").open_bed
 
     path = Path(path)
     if path.suffix != ".bed":
@@ -128,36 +130,50 @@ def read_bed(path: str | os.PathLike, every_k: int = 1) -> tuple[np.ndarray, np.
     return iid, sid, mode_impute(dosages)
 
 
-def read_sscore(paths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PLINK 2 ``.sscore`` files (one score each) → z-scored ``SCORE1_AVG`` per individual.
+def score_columns(header: list[str]) -> list[int]:
+    """Indices of the score columns of a PLINK 2 ``.sscore`` header: every ``*_AVG`` column, or, in files written
+    with ``cols=scoresums`` only, every ``*_SUM`` column except the allele-dosage total PLINK always adds."""
+    averages = [i for i, name in enumerate(header) if name.endswith("_AVG")]
+    if averages:
+        return averages
+    return [i for i, name in enumerate(header) if name.endswith("_SUM") and name != "NAMED_ALLELE_DOSAGE_SUM"]
 
-    Individuals are those present in every file (intersection, sorted by first appearance); the score name is the
-    file name without ``.sscore``.
+
+def read_sscore(paths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PLINK 2 ``.sscore`` files → every score column (:func:`score_columns`), z-scored, per individual.
+
+    Individuals are those present in every file (intersection, sorted by first appearance). A file with one
+    score gives the feature its file name (``PGS000018.sscore`` → ``PGS000018``); a file with several gives
+    ``<file>:<column without _AVG/_SUM>`` (``all.sscore`` with ``SCORE2_AVG`` → ``all:SCORE2``).
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise DatasetError("read_sscore: no .sscore files given")
-    tables: list[dict[str, float]] = []
+    tables: list[dict[str, list[float]]] = []
+    names: list[str] = []
     for path in paths:
         if not path.is_file():
             raise DatasetError(f"{path}: .sscore file not found")
         lines = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         header = [h.lstrip("#") for h in lines[0]] if lines else []
-        if "IID" not in header or "SCORE1_AVG" not in header:
-            raise DatasetError(f"{path}: expected columns IID and SCORE1_AVG in the header")
-        iid, score = header.index("IID"), header.index("SCORE1_AVG")
+        columns = score_columns(header)
+        if "IID" not in header or not columns:
+            raise DatasetError(f"{path}: expected columns IID and score columns (SCORE1_AVG, PGS..._AVG or *_SUM) "
+                               f"in the header, found {header}")
+        iid = header.index("IID")
         table = {}
         for line_number, row in enumerate(lines[1:], start=2):
             try:
-                table[row[iid]] = float(row[score])
+                table[row[iid]] = [float(row[column]) for column in columns]
             except (ValueError, IndexError):
-                raise DatasetError(f"{path}:{line_number}: bad SCORE1_AVG row") from None
+                raise DatasetError(f"{path}:{line_number}: bad score row") from None
         tables.append(table)
+        stem = path.name[: -len(".sscore")] if path.name.endswith(".sscore") else path.stem
+        names += [stem] if len(columns) == 1 else [f"{stem}:{header[c][:-4]}" for c in columns]
     ids = [i for i in tables[0] if all(i in table for table in tables[1:])]
-    values = np.array([[table[i] for table in tables] for i in ids], dtype=np.float64).reshape(len(ids), len(tables))
+    values = np.array([[v for table in tables for v in table[i]] for i in ids], dtype=np.float64).reshape(len(ids), len(names))
     # z-score per PGS (ContIG): scores of different catalogues live on unrelated scales.
     values = (values - values.mean(0)) / np.maximum(values.std(0), 1e-12)
-    names = [p.name[: -len(".sscore")] if p.name.endswith(".sscore") else p.stem for p in paths]
     return np.asarray(ids, dtype=str), np.asarray(names, dtype=str), values.astype(np.float32)
 
 

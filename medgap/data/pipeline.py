@@ -70,7 +70,7 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
             if config.labelled_ratio is not None or config.labelled_count is not None:
                 redrawn = make_splits(splits["train"], {c for c in splits["train"] if c in has_label}, seed=seed,
                                       val_fraction=0.0, test_fraction=0.0, labelled_ratio=config.labelled_ratio,
-                                      labelled_count=config.labelled_count)
+                                      labelled_count=config.labelled_count, label_groups=spec.groups)
                 splits.update(labelled=redrawn["labelled"], unlabelled=redrawn["unlabelled"])
         else:
             from medgap.data.genetics import case_groups  # several images of one individual: split by individual
@@ -78,7 +78,8 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
             splits = make_splits(list(cases), has_label, seed=seed,
                                  val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                                  labelled_ratio=config.labelled_ratio, labelled_count=config.labelled_count,
-                                 groups=case_groups(dataset_dir, spec.genetics, cases))
+                                 groups=spec.groups or case_groups(dataset_dir, spec.genetics, cases),
+                                 label_groups=spec.groups)
         if write_splits:
             write_json(run_splits, splits)
     wanted = sorted({c for name in (only_splits or ("train", "val", "test")) for c in splits[name]})

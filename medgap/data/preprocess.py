@@ -1,7 +1,7 @@
 """Preprocess cases once into an uncompressed ``.npy`` cache that training memory-maps, as nnU-Net does.
 
 Decoding ``.nii.gz`` every time a patch is drawn would make the loader the bottleneck; the cache stores the
-normalised image ``(C, *spatial)`` float32, the label as indices into ``dataset.json``'s label values (int8),
+normalised image ``(C, *spatial)`` float32, the label as indices into ``dataset.json``'s label values (uint8, int16 beyond 256 labels),
 and up to 20,000 foreground voxel coordinates for foreground oversampling. An entry is reused only while the
 source files (size, mtime) and the preprocessing settings are unchanged.
 """
@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from medgap.atomic import atomic_path, write_json
-from medgap.data.cases import Case, load_case
+from medgap.data.cases import Case, check_case_memory, load_case
 from medgap.data.dataset_json import DatasetSpec
-from medgap.data.io import check_memory_budget
 from medgap.data.transforms import normalise
 from medgap.errors import DatasetError
 
-CACHE_VERSION = 1
+# 2: one folder per case (``<id>/image.npy``...): ``<id>_seg.npy`` names collided between case ids (``A`` and
+# ``A_seg``); entries of version 1 are never read again, they are recomputed.
+CACHE_VERSION = 2  # also: label indices uint8/int16 by the number of labels (was int8)
 MAX_FOREGROUND_POINTS = 20_000
 
 
@@ -56,10 +57,17 @@ class PreprocessedCase:
         return self.label_path is not None
 
 
+def label_index_dtype(spec: DatasetSpec) -> type:
+    """The smallest type holding every label index: uint8 up to 256 declared labels, else int16."""
+    return np.uint8 if len(spec.label_values) <= 256 else np.int16
+
+
 def label_to_index(label: np.ndarray, spec: DatasetSpec) -> np.ndarray:
-    """Map label values (e.g. 0, 1, 2, 4) to indices 0..L-1 of ``spec.label_values``."""
-    lookup = np.zeros(max(spec.label_values) + 1, dtype=np.int8)
-    lookup[list(spec.label_values)] = np.arange(len(spec.label_values), dtype=np.int8)
+    """Map label values (e.g. 0, 1, 2, 4) to indices 0..L-1 of ``spec.label_values`` (declared values are at most
+    ``MAX_LABEL_VALUE``, so the lookup table stays small)."""
+    dtype = label_index_dtype(spec)
+    lookup = np.zeros(max(spec.label_values) + 1, dtype=dtype)
+    lookup[list(spec.label_values)] = np.arange(len(spec.label_values), dtype=dtype)
     return lookup[label]
 
 
@@ -105,10 +113,9 @@ def preprocess_cases(
 def _preprocess_one(case: Case, spec: DatasetSpec, cache: Path, normalisation: str,
                     max_bytes: int | None) -> PreprocessedCase:
     fingerprint = _fingerprint(case, normalisation, spec)
-    meta_path = cache / f"{case.case_id}.json"
-    image_path = cache / f"{case.case_id}.npy"
-    label_path = cache / f"{case.case_id}_seg.npy"
-    foreground_path = cache / f"{case.case_id}_fg.npy"
+    entry = cache / case.case_id  # one folder per case: no two cases' file names can collide
+    meta_path, image_path = entry / "meta.json", entry / "image.npy"
+    label_path, foreground_path = entry / "label.npy", entry / "foreground.npy"
     meta = None
     if meta_path.is_file():
         try:
@@ -118,6 +125,9 @@ def _preprocess_one(case: Case, spec: DatasetSpec, cache: Path, normalisation: s
     if meta is None or meta.get("fingerprint") != fingerprint:
         data = load_case(case, spec, max_bytes=max_bytes)
         image = normalise(data.image, data.availability, normalisation)
+        if not np.isfinite(image).all():  # a last guard: training on NaN fails far from the cause
+            raise DatasetError(f"{case.first_image_path}: {normalisation} normalisation of case {case.case_id} gives "
+                               "NaN/Inf values")
         with atomic_path(image_path) as tmp:
             np.save(tmp, image)
         has_foreground = False
@@ -137,7 +147,7 @@ def _preprocess_one(case: Case, spec: DatasetSpec, cache: Path, normalisation: s
                 "spacing": list(data.geometry.spacing), "shape": list(data.geometry.shape), "text": data.text}
         write_json(meta_path, meta)  # written last: it marks the entry complete
     else:  # a cached case still has to fit today's memory budget
-        check_memory_budget(case.first_image_path, tuple(meta["shape"]), max_bytes)
+        check_case_memory(case, max_bytes)
     return PreprocessedCase(
         case_id=case.case_id, image_path=image_path, label_path=label_path if meta["labelled"] else None,
         foreground_path=foreground_path if meta["foreground"] else None,

@@ -21,7 +21,7 @@ SPLIT_KEYS = ("train", "val", "test")
 def make_splits(
     case_ids: list[str], labelled_ids: set[str], *, seed: int, val_fraction: float = 0.2,
     test_fraction: float = 0.2, labelled_ratio: float | None = None, labelled_count: int | None = None,
-    groups: dict[str, str] | None = None,
+    groups: dict[str, str] | None = None, label_groups: dict[str, str] | None = None,
 ) -> dict:
     """Partition cases into train/val/test and the training cases into labelled/unlabelled.
 
@@ -31,6 +31,9 @@ def make_splits(
 
     ``groups`` (case id → group, e.g. the individual of each eye image) keeps every group on one side: whole
     groups are drawn for test and validation until their case counts are reached (ContIG splits by individual).
+    ``label_groups`` (case id → group, e.g. ACDC's patient of each frame) makes the labelled draw take whole
+    groups: ``labelled_count`` and ``labelled_ratio`` then count groups (SS-Net's "7 labelled" are 7 patients, both
+    frames each). Cases absent from a mapping are their own group; without the mappings every case is one.
 
     Returns:
         ``{"seed", "train", "val", "test", "labelled", "unlabelled", ...}`` with sorted case-id lists.
@@ -39,7 +42,8 @@ def make_splits(
         raise DatasetError("give data.labelled_ratio or data.labelled_count, not both")
     if groups is not None:
         return _grouped_splits(case_ids, labelled_ids, groups, seed=seed, val_fraction=val_fraction,
-                               test_fraction=test_fraction, labelled_ratio=labelled_ratio, labelled_count=labelled_count)
+                               test_fraction=test_fraction, labelled_ratio=labelled_ratio, labelled_count=labelled_count,
+                               label_groups=label_groups)
     ids = sorted(case_ids)
     with_label = [case_id for case_id in ids if case_id in labelled_ids]
     without_label = [case_id for case_id in ids if case_id not in labelled_ids]
@@ -51,7 +55,12 @@ def make_splits(
         raise DatasetError(
             f"only {len(shuffled)} labelled cases: not enough for {n_val} validation + {n_test} test cases and training")
     test, val, train_labelled = shuffled[:n_test], shuffled[n_test:n_test + n_val], shuffled[n_test + n_val:]
-    n_train = len(train_labelled) + len(without_label)
+    group_of = label_groups or {}
+    units: dict[str, list[str]] = {}  # the labelled draw's units, in draw order: cases, or groups of cases
+    for case_id in train_labelled:
+        units.setdefault(group_of.get(case_id, case_id), []).append(case_id)
+    n_train = len(units) + len({group_of.get(c, c) for c in without_label} - set(units))
+    what = "groups (data.labelled_count counts groups)" if label_groups else "cases"
     if labelled_count is not None:
         keep = labelled_count
     elif labelled_ratio is not None:
@@ -59,12 +68,13 @@ def make_splits(
             raise DatasetError(f"data.labelled_ratio must be in (0, 1], got {labelled_ratio}")
         keep = max(1, int(math.floor(labelled_ratio * n_train + 0.5)))
     else:
-        keep = len(train_labelled)
-    if keep > len(train_labelled):
-        raise DatasetError(f"asked for {keep} labelled training cases, only {len(train_labelled)} have labels")
-    order = [train_labelled[i] for i in np.random.default_rng([seed, 1]).permutation(len(train_labelled))]
-    labelled = sorted(order[:keep])
-    unlabelled = sorted(set(order[keep:]) | set(without_label))
+        keep = len(units)
+    if keep > len(units):
+        raise DatasetError(f"asked for {keep} labelled training {what}, only {len(units)} have labels")
+    names = list(units)
+    order = [names[i] for i in np.random.default_rng([seed, 1]).permutation(len(names))]
+    labelled = sorted(case_id for unit in order[:keep] for case_id in units[unit])
+    unlabelled = sorted({case_id for unit in order[keep:] for case_id in units[unit]} | set(without_label))
     return {
         "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction,
         "labelled_ratio": labelled_ratio, "labelled_count": labelled_count,
@@ -74,7 +84,7 @@ def make_splits(
 
 
 def _grouped_splits(case_ids, labelled_ids, groups, *, seed, val_fraction, test_fraction, labelled_ratio,
-                    labelled_count) -> dict:
+                    labelled_count, label_groups) -> dict:
     """:func:`make_splits` by group: held-out groups are drawn among groups with a labelled case, then the
     training cases (all of the remaining groups) are partitioned into labelled/unlabelled by case as usual."""
     ids = sorted(case_ids)
@@ -95,7 +105,8 @@ def _grouped_splits(case_ids, labelled_ids, groups, *, seed, val_fraction, test_
     if (targets["test"] or targets["val"]) and not any(c in labelled_ids for c in train):
         raise DatasetError(f"only {len(scored)} labelled groups: not enough for validation, test and training")
     inner = make_splits(sorted(train), {c for c in train if c in labelled_ids}, seed=seed, val_fraction=0.0,
-                        test_fraction=0.0, labelled_ratio=labelled_ratio, labelled_count=labelled_count)
+                        test_fraction=0.0, labelled_ratio=labelled_ratio, labelled_count=labelled_count,
+                        label_groups=label_groups)
     inner.update(val_fraction=val_fraction, test_fraction=test_fraction, grouped=True,
                  val=sorted(held["val"]), test=sorted(held["test"]))
     return inner

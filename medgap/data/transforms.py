@@ -23,6 +23,7 @@ def normalise(image: np.ndarray, availability: np.ndarray, scheme: str = "zscore
         if scheme == "none":
             out[channel] = values
             continue
+        values = values.astype(np.float64)  # finite float32 voxels near 3e38 overflow float32 sums and differences
         if scheme == "minmax":
             low, high = float(values.min()), float(values.max())
             out[channel] = (values - low) / max(high - low, 1e-8)

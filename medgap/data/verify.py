@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medgap.data.cases import discover_cases, load_case
+from medgap.data.cases import discover_cases, load_case, load_genetics
 from medgap.data.classification import load_class_labels
 from medgap.data.dataset_json import DatasetSpec, load_dataset_json
 from medgap.errors import DatasetError
@@ -32,6 +32,7 @@ class VerifyReport:
     shapes: list[tuple[int, ...]] = field(default_factory=list)
     spacings: list[tuple[float, ...]] = field(default_factory=list)
     label_counts: Counter = field(default_factory=Counter)  # label value -> cases containing it
+    region_counts: Counter = field(default_factory=Counter)  # region name -> cases containing it
     genetics: dict[str, int] = field(default_factory=dict)  # modality -> cases having it
 
     @property
@@ -56,6 +57,7 @@ def verify_dataset(dataset_dir: str | os.PathLike, *, max_bytes: int | None = No
         missing = [case.case_id for case in cases if case.text_path is None]
         if missing:
             report.problems.append(f"{dataset_dir / 'textTr'}: no report for {len(missing)} case(s), e.g. {missing[0]}")
+    _check_genetics_ids(report, dataset_dir, spec, [case.case_id for case in cases])
     first_files: list[Path] = []  # per entry of report.shapes: the case's first image file (dimension check)
     for done, case in enumerate(cases, start=1):
         report.availability[tuple(bool(a) for a in case.availability)] += 1
@@ -78,12 +80,37 @@ def verify_dataset(dataset_dir: str | os.PathLike, *, max_bytes: int | None = No
             report.labelled += 1
             values = np.unique(data.label)
             report.label_counts.update(int(v) for v in values)
+            report.region_counts.update(name for name, members in (spec.regions or {}).items()
+                                        if np.isin(values, members).any())
             if len(values) == 1 and values[0] == 0:
                 report.warnings.append(f"{case.label_path}: label map is empty (background only)")
         if progress is not None:
             progress(done, len(cases))
     _check_dimensions(report, first_files)
     return report
+
+
+def _check_genetics_ids(report: VerifyReport, dataset_dir: Path, spec: DatasetSpec, case_ids: list[str]) -> None:
+    """A genetics table whose ids match no case (or individual) would leave every case without that modality."""
+    from medgap.data.genetics import case_groups
+
+    try:
+        tables = load_genetics(dataset_dir / "genetics")
+        individual = case_groups(dataset_dir, spec.genetics, case_ids) or {}
+    except DatasetError as error:
+        report.problems.append(str(error))
+        return
+    keys = {individual.get(case_id, case_id) for case_id in case_ids}
+    what = "individual ids of individuals.csv" if individual else "case ids of imagesTr"
+    for name, rows in tables.items():
+        unmatched = sorted(set(rows) - keys)
+        path = dataset_dir / "genetics" / f"{name}.csv"
+        if rows and len(unmatched) == len(rows):
+            report.problems.append(f"{path}: none of its {len(rows)} ids matches the {what} "
+                                   f"(first id {unmatched[0]!r}, e.g. {sorted(keys)[0]!r} expected)")
+        elif unmatched:
+            report.warnings.append(f"{path}: {len(unmatched)} of {len(rows)} ids match no case "
+                                   f"(e.g. {unmatched[0]!r}); those rows are not used")
 
 
 def _check_dimensions(report: VerifyReport, first_files: list[Path]) -> None:
@@ -100,8 +127,12 @@ def _check_dimensions(report: VerifyReport, first_files: list[Path]) -> None:
     report.spacings = [report.spacings[i] for i in keep]
 
 
-def format_report(report: VerifyReport) -> str:
-    """Human-readable summary: counts, the modality-availability matrix, geometry, then every warning and problem."""
+def format_report(report: VerifyReport, *, first_problem_elsewhere: bool = False) -> str:
+    """Human-readable summary: counts, the modality-availability matrix, geometry, then every warning and problem.
+
+    ``first_problem_elsewhere``: the caller prints the first problem itself (the CLI's one-line error), so the
+    list holds only the others instead of repeating it.
+    """
     lines = []
     spec = report.spec
     if spec is not None:
@@ -127,14 +158,24 @@ def format_report(report: VerifyReport) -> str:
                 names, title = dict(enumerate(spec.classes)), "classes (cases in each)"
             else:
                 names, title = {value: name for name, value in spec.labels.items()}, "labels (cases containing each)"
+            if any(isinstance(v, list) for v in spec.raw.get("labels", {}).values()):  # nnU-Net region-based:
+                names, title = {}, "label values (cases containing each)"       # values have no names
             lines.append(f"{title}: " + ", ".join(
                 f"{names.get(v, v)}={c}" for v, c in sorted(report.label_counts.items())))
+        if spec.regions and report.labelled:
+            lines.append("regions (cases containing each): " + ", ".join(
+                f"{name}={report.region_counts.get(name, 0)}" for name in spec.regions))
         if report.genetics:
             lines.append("genetics: " + ", ".join(f"{m} {c}/{report.cases}" for m, c in report.genetics.items()))
     if report.warnings:
         lines.append(f"{len(report.warnings)} warning(s):")
         lines += [f"  - {warning}" for warning in report.warnings]
-    if report.problems:
+    if report.problems and first_problem_elsewhere:
+        others = report.problems[1:]
+        lines.append(f"{len(report.problems)} problem(s); the first is the error line below"
+                     + (", the others:" if others else ""))
+        lines += [f"  - {problem}" for problem in others]
+    elif report.problems:
         lines.append(f"{len(report.problems)} problem(s):")
         lines += [f"  - {problem}" for problem in report.problems]
     else:

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from medgap.atomic import write_json, write_text
-from medgap.data.pipeline import prepare_data
-from medgap.evaluation.evaluate import load_run_config, load_trained_method
+from medgap.evaluation.evaluate import load_run, load_run_config, load_trained_method
+from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.inference.predict import predict_case
+from medgap.methods.amvlm_ssmis import AMVLMSegmentation
 from medgap.metrics import dice, jaccard
 from medgap.metrics.stats import paired_ttest
 
@@ -33,9 +34,7 @@ def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str =
     """Predict ``split`` with the run's U-Net and score it in both conventions; writes ``amvlm_scores.csv``
     (per image: dice, iou) and ``amvlm_scores.json`` (pooled + per-image means) into the run folder."""
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=(split,))
-    method = load_trained_method(run_dir, config, data.spec, checkpoint)
+    config, data, method = load_run(run_dir, split, checkpoint)
     counts = np.zeros(3, np.int64)  # pooled TP, FP, FN
     mask_counts = np.zeros(3, np.int64)  # the same for the text-guided mask alone (methods that have one)
     rows = []
@@ -44,7 +43,7 @@ def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str =
         truth = np.asarray(case.label()) > 0
         counts += [(prediction & truth).sum(), (prediction & ~truth).sum(), (~prediction & truth).sum()]
         rows.append({"case": case.case_id, "dice": dice(prediction, truth), "iou": jaccard(prediction, truth)})
-        if hasattr(method, "encoders") and case.text is not None:
+        if isinstance(method, AMVLMSegmentation) and method.has_text_mask and case.text is not None:
             mask = text_mask_probability(method, case) > 0.5
             mask_counts += [(mask & truth).sum(), (mask & ~truth).sum(), (~mask & truth).sum()]
     tp, fp, fn = (float(c) for c in counts)
@@ -87,7 +86,7 @@ def comparison_table(scores: dict[str, list[dict]], reference: str | None = None
     header = ["Method", "seeds", "Dice (paper)", "mIoU (paper)", "Dice (LViT)", "IoU (LViT)"]
     if reference:
         header.append(f"p vs {reference}")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for label, runs in scores.items():
         cells = [label, str(len(runs))]
         for key in ("paper_dice", "paper_miou", "lvit_dice", "lvit_iou"):
@@ -96,9 +95,9 @@ def comparison_table(scores: dict[str, list[dict]], reference: str | None = None
         if reference:
             test = paired_ttest(seed_averaged_dice(scores[reference]), seed_averaged_dice(runs)) \
                 if label != reference else None
-            cells.append("—" if test is None else f"{test['p']:.3g}{'*' if test['significant'] else ''}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            cells.append(p_value_cell(test, missing="—"))
+        rows.append(cells)
+    return markdown_table(header, rows)
 
 
 @torch.no_grad()
@@ -111,14 +110,13 @@ def plot_text_guided(run_dir: str | os.PathLike, path: str | os.PathLike, cases:
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=(split,))
-    method = load_trained_method(run_dir, config, data.spec, checkpoint)
+    config, data, method = load_run(run_dir, split, checkpoint)
     chosen = [c for c in data.split_cases(split) if np.asarray(c.label()).any()][:cases]
     figure, axes = plt.subplots(len(chosen), 4, figsize=(10, 2.7 * len(chosen)), squeeze=False)
     for row, case in zip(axes, chosen):
         image = torch.from_numpy(np.array(case.image(), np.float32))[None]
-        mask = text_mask_probability(method, case) if hasattr(method, "encoders") else None
+        mask = text_mask_probability(method, case) \
+            if isinstance(method, AMVLMSegmentation) and method.has_text_mask else None
         prediction = predict_case(method, case, config)
         panels = [(image[0, 0].numpy(), "\n".join(_wrap(case.text or "", 38))), (mask, "text-guided mask"),
                   (prediction, "prediction"), (np.asarray(case.label()), "ground truth")]

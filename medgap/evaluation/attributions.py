@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medgap.optional import require
+
 ALGORITHMS = ("integrated_gradients", "ig_noise_tunnel", "deeplift")
 
 
@@ -57,6 +59,7 @@ class PersonLoss(nn.Module):
 def attribute(explainer: nn.Module, person: torch.Tensor, algorithm: str, steps: int = 50,
               noise_samples: int = 10, noise_std: float = 0.1) -> torch.Tensor:
     """Attributions ``(F,)`` of one person's genetic input ``(F,)`` to the explainer output, zero baseline."""
+    require("captum", "genetic attributions")
     from captum.attr import DeepLift, IntegratedGradients, NoiseTunnel
 
     inputs, baseline = person[None].float(), torch.zeros_like(person[None]).float()

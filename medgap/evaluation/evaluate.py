@@ -6,19 +6,21 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
 
 from medgap.atomic import write_json
 from medgap.config import ExperimentConfig, config_from_dict
-from medgap.data.pipeline import prepare_data
+from medgap.data.pipeline import PreparedData, prepare_data
 from medgap.data.preprocess import index_to_label
-from medgap.errors import RunFolderError
+from medgap.errors import ConfigError, RunFolderError
 from medgap.evaluation.plots import plot_overlay
-from medgap.evaluation.reports import summary_table, write_results
+from medgap.evaluation.reports import distance_unit, metric_notes, summary_table, write_results
 from medgap.inference.predict import predict_case
-from medgap.methods import build_method
+from medgap.methods.base import ClassificationMethod, Method, SegmentationMethod
+from medgap.registry import build_method
 from medgap.metrics import EMPTY_MASK_POLICY, SegmentationMetrics, label_to_masks
 from medgap.training.checkpoint import load_checkpoint, load_model_state
 
@@ -40,16 +42,40 @@ def load_trained_method(run_dir: str | os.PathLike, config: ExperimentConfig, sp
     return method.eval()
 
 
+class LoadedRun(NamedTuple):
+    config: ExperimentConfig
+    data: PreparedData
+    method: Method
+
+
+def load_run(run_dir: str | os.PathLike, split: str | tuple[str, ...] | None = None,
+             checkpoint: str = "best") -> LoadedRun:
+    """A finished run's config, its prepared data (only ``split``: one name, several, or None for the config's
+    ``evaluation.split``; the run's own ``splits.json`` is read, never rewritten) and its method with
+    ``checkpoints/<checkpoint>.pt`` loaded, in eval mode."""
+    config = load_run_config(run_dir)
+    splits = (split,) if isinstance(split, str) else tuple(split or (config.evaluation.split,))
+    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=splits)
+    return LoadedRun(config, data, load_trained_method(run_dir, config, data.spec, checkpoint))
+
+
 def evaluate_run(run_dir: str | os.PathLike, *, split: str | None = None, checkpoint: str = "best",
                  progress: Callable[[int, int], None] | None = None) -> dict:
-    """Score the run's ``split`` (default: the config's, normally ``test``) and write
-    ``results.md/.csv/.json``, ``per_case.csv``, ``plots/overlay.png``; add the numbers to ``summary.json``."""
+    """Score a segmentation run's ``split`` (default: the config's, normally ``test``) and write
+    ``results.md/.csv/.json``, ``per_case.csv``, ``plots/overlay.png``; add the numbers to ``summary.json``.
+    A classification run is scored by :func:`~medgap.evaluation.subsets.evaluate_subsets` on the modalities each
+    case has (accuracy)."""
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config, data, method = load_run(run_dir, split, checkpoint)
     split = split or config.evaluation.split
-    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=(split,))
+    if isinstance(method, ClassificationMethod):  # accuracy over the modalities each case has
+        from medgap.evaluation.subsets import evaluate_subsets
+
+        return evaluate_subsets(run_dir, subsets="available", split=split, checkpoint=checkpoint, progress=progress)
+    if not isinstance(method, SegmentationMethod):
+        raise ConfigError(f"{run_dir}: method {config.method.name} is a {method.kind} method; evaluate the run that "
+                          "reuses its weights")
     spec = data.spec
-    method = load_trained_method(run_dir, config, spec, checkpoint)
     evaluation = config.evaluation
     scores = SegmentationMetrics(hd95_definition=evaluation.hd95_definition, empty_penalty=evaluation.empty_penalty,
                                  voxel_units_too=evaluation.voxel_units_too)
@@ -69,15 +95,12 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str | None = None, checkp
 
     metrics = scores.metric_columns
     aggregated = scores.aggregate()
-    unit = "mm"
+    unit = distance_unit(spec.file_ending)
     intro = [
         f"Run `{run_dir}` — method **{config.method.name}**, dataset **{spec.name}**, checkpoint `{checkpoint}.pt`, "
         f"split `{split}` ({len(cases)} cases).",
         "",
-        f"Mean ± std over cases. HD95 definition: {evaluation.hd95_definition}; distances in {unit} "
-        "from the voxel spacing.",
-        f"Empty-mask policy: {EMPTY_MASK_POLICY['description']} Configured penalty for HD95/ASD when exactly one "
-        f"mask is empty: {'none (NaN, counted apart)' if evaluation.empty_penalty is None else evaluation.empty_penalty}.",
+        *metric_notes(evaluation.hd95_definition, evaluation.empty_penalty, unit),
     ]
     table = summary_table(aggregated, metrics, unit)
     paths = write_results(run_dir, title=f"{config.name or config.method.name}: {split} results", intro=intro,

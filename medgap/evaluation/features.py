@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from medgap.evaluation.plots import _save, plt
+from medgap.methods.base import ClassificationMethod, SegmentationMethod
 
 
 @torch.inference_mode()
@@ -29,7 +30,7 @@ def pooled_features(method, cases, config, max_items: int = 200) -> tuple[np.nda
 
     method.eval()
     device = next(method.parameters()).device
-    if getattr(method, "task", "segmentation") == "classification":
+    if isinstance(method, ClassificationMethod):
         image, availability = whole_images(cases[:max_items], config.data.patch_size)
     else:  # one patch per case around the tumour/foreground (where the modalities differ most)
         patches, masks = [], []
@@ -66,7 +67,7 @@ def plot_shared_specific(method, cases, config, path: str | os.PathLike, *, seed
     silhouette_defined = 2 <= groups <= points - 1
     scores = {} if silhouette_defined else {"note": f"silhouette undefined for {points} points in {groups} "
                                                     "modalities (needs 2 <= modalities <= points - 1)"}
-    spec = method.targets.spec if hasattr(method, "targets") else method.spec
+    spec = method.targets.spec if isinstance(method, SegmentationMethod) else method.spec
     names = channel_names or spec.channel_names
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     colours = plt.get_cmap("tab10")

@@ -1,4 +1,8 @@
-"""Paper-style result tables: Markdown for reading, CSV/JSON for tools."""
+"""Paper-style result tables: Markdown for reading, CSV/JSON for tools.
+
+Every Markdown table medgap writes (run results, modality subsets, comparisons, the ``reproduce`` pages) is built
+by :func:`markdown_table`, and every p-value cell by :func:`p_value_cell`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medgap.atomic import write_json, write_text
+from medgap.data.io import PILLOW_ENDINGS
 
 # (record key, column title, scale) — Dice/Jaccard as percentages as the papers print them.
 METRIC_COLUMNS = {
@@ -21,6 +26,25 @@ METRIC_COLUMNS = {
     "asd_vox": ("ASD (vox)", 1.0),
 }
 
+# 2-D image formats that carry no voxel spacing: their surface distances are in pixels, not mm.
+
+
+def distance_unit(file_ending: str) -> str:
+    """Unit of HD95/ASD for a dataset's ``file_ending``: ``px`` for PNG/TIFF (no spacing stored), else ``mm``."""
+    return "px" if file_ending.lower() in PILLOW_ENDINGS else "mm"
+
+
+def metric_notes(hd95_definition: str, empty_penalty: float | None, unit: str) -> list[str]:
+    """The lines every result table carries: how cases are averaged, the HD95 definition, the empty-mask policy."""
+    from medgap.metrics import EMPTY_MASK_POLICY
+
+    return [
+        f"Mean ± std over cases. HD95 definition: {hd95_definition}; distances in {unit} "
+        + ("from the voxel spacing." if unit == "mm" else "(the image files store no spacing)."),
+        f"Empty-mask policy: {EMPTY_MASK_POLICY['description']} Configured penalty for HD95/ASD when exactly one "
+        f"mask is empty: {'none (NaN, counted apart)' if empty_penalty is None else empty_penalty}.",
+    ]
+
 
 def mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -28,10 +52,19 @@ def mean_std(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> st
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured Markdown table (cells as given, ``str()`` of non-strings), ending in a newline."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def p_value_cell(test: dict | None, digits: int = 3, missing: str = "–") -> str:
+    """The cell of a test result of :func:`medgap.metrics.paired_ttest`: ``p`` to ``digits`` significant digits,
+    ``*`` when significant (p < 0.05); ``missing`` when there is no test or p is NaN."""
+    if not test or math.isnan(test["p"]):
+        return missing
+    return f"{test['p']:.{digits}g}{'*' if test['significant'] else ''}"
 
 
 def summary_table(aggregated: list[dict], metrics: Sequence[str], unit: str = "mm",

@@ -19,16 +19,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from medgap.atomic import write_json, write_text
-from medgap.data.classification import whole_images
-from medgap.data.pipeline import PreparedData, prepare_data
 from medgap.data.preprocess import index_to_label
 from medgap.errors import MedgapError, RunFolderError
-from medgap.evaluation.evaluate import load_run_config, load_trained_method
-from medgap.evaluation.reports import markdown_table, records_to_csv, write_results
+from medgap.evaluation.evaluate import load_run, load_run_config
+from medgap.evaluation.reports import distance_unit, markdown_table, p_value_cell, records_to_csv, write_results
+from medgap.inference.classify import predict_classes
 from medgap.inference.predict import predict_case
+from medgap.methods.base import ClassificationMethod, SegmentationMethod
+from medgap.methods.shaspec import SharedSpecificEncoder
 from medgap.metrics import SegmentationMetrics, aggregate, label_to_masks, paired_ttest
 
 PRESENT, MISSING = "●", "○"
@@ -48,34 +48,6 @@ def subset_symbol(subset: Sequence[bool]) -> str:
     return "".join(PRESENT if present else MISSING for present in subset)
 
 
-@torch.inference_mode()
-def predict_classes(method, cases, config, device=None, subset: Sequence[bool] | None = None,
-                    batch_size: int = 256) -> np.ndarray:
-    """Predicted class indices ``(len(cases),)`` of whole images, with only ``subset`` modalities kept."""
-    device = device or next(method.parameters()).device
-    predictions = []
-    for start in range(0, len(cases), batch_size):
-        image, availability = whole_images(cases[start:start + batch_size], config.data.patch_size)
-        if subset is not None:
-            availability = availability & torch.tensor(subset)
-        image = image * availability.reshape(*availability.shape, *[1] * (image.ndim - 2))
-        logits = method.predict_logits(image.to(device), availability.to(device))
-        predictions.append(logits.argmax(1).cpu().numpy())
-    return np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
-
-
-def classification_scores(method, data: PreparedData, config, split: str, device=None,
-                          limit: int | None = None) -> dict[str, float]:
-    """``{"accuracy": ...}`` over the labelled cases of ``split`` (the loop's validation for classifiers)."""
-    method.eval()
-    cases = [case for case in data.split_cases(split) if case.case_id in data.class_labels][: limit or None]
-    if not cases:
-        return {"accuracy": float("nan")}
-    predicted = predict_classes(method, cases, config, device)
-    truth = np.array([data.class_labels[case.case_id] for case in cases])
-    return {"accuracy": float((predicted == truth).mean())}
-
-
 def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequence[str]] = "all",
                      split: str | None = None, checkpoint: str = "best",
                      progress: Callable[[int, int], None] | None = None, feature_plot: bool = True) -> dict:
@@ -89,11 +61,12 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
         ``{"table", "aggregated", "records", "paths", "task", "split", "checkpoint", "seed", "name"}``.
     """
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config, data, method = load_run(run_dir, split, checkpoint)
     split = split or config.evaluation.split
-    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=(split,))
     spec = data.spec
-    method = load_trained_method(run_dir, config, spec, checkpoint)
+    if not isinstance(method, (ClassificationMethod, SegmentationMethod)):
+        raise MedgapError(f"{run_dir}: method {config.method.name} is a {method.kind} method; evaluate the run that "
+                          "reuses its weights")
     cases = data.split_cases(split)
     if not cases:
         raise RunFolderError(f"{run_dir}: the {split} split is empty")
@@ -117,7 +90,7 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
         return label is not None or bool(np.all(case.availability[np.asarray(subset)]))
 
     skipped: dict[str, int] = {}  # per subset: held-out cases lacking one of its modalities (not scored)
-    if spec.task == "classification":
+    if isinstance(method, ClassificationMethod):
         cases = [case for case in cases if case.case_id in data.class_labels]
         records = []
         for subset in chosen:
@@ -158,22 +131,23 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
     intro = [f"Run `{run_dir}` — method **{config.method.name}**, dataset **{spec.name}**, checkpoint "
              f"`{checkpoint}.pt`, split `{split}` ({len(cases)} cases), seed {config.trainer.seed}.", "",
              f"{PRESENT} present, {MISSING} missing (zeroed and marked missing at inference). "
-             + ("Accuracy (%) over cases." if spec.task == "classification" else
-                f"Mean over cases; Dice (%) and HD95 ({evaluation.hd95_definition}, mm).")]
+             + ("Accuracy (%) over cases." if method.kind == "classification" else
+                f"Mean over cases; Dice (%) and HD95 ({evaluation.hd95_definition}, "
+                f"{distance_unit(spec.file_ending)}).")]
     if any(skipped.values()):
         intro += ["", "Not scored (the case lacks a modality of the subset): "
                   + ", ".join(f"{symbol} {count}" for symbol, count in skipped.items() if count) + " cases."]
     paths = write_results(run_dir, title=f"{config.name or config.method.name}: modality subsets", intro=intro,
                           table_markdown=table, aggregated=aggregated, records=records, stem="subsets",
-                          extra={"task": spec.task, "split": split, "checkpoint": checkpoint,
+                          extra={"task": method.kind, "split": split, "checkpoint": checkpoint,
                                  "seed": config.trainer.seed, "name": config.name, "subsets": subsets,
                                  "skipped_cases": skipped,
                                  "channel_names": list(spec.channel_names)})
-    if feature_plot and hasattr(method, "encoder") and hasattr(method.encoder, "specific"):
+    if feature_plot and isinstance(getattr(method, "encoder", None), SharedSpecificEncoder):
         from medgap.evaluation.features import plot_shared_specific
 
         paths["features"] = plot_shared_specific(method, cases, config, run_dir / "plots" / "features_tsne.png")
-    return {"table": table, "aggregated": aggregated, "records": records, "task": spec.task, "split": split,
+    return {"table": table, "aggregated": aggregated, "records": records, "task": method.kind, "split": split,
             "checkpoint": checkpoint, "seed": config.trainer.seed, "name": config.name or config.method.name,
             "channel_names": list(spec.channel_names), "paths": {k: str(v) for k, v in paths.items()}}
 
@@ -308,7 +282,7 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             csv_row[f"p:{name}"] = tests[name]["p"] if tests[name] else math.nan
             csv_row[f"mean_diff:{name}"] = tests[name]["mean_diff"] * 100 if tests[name] else math.nan
         numbers.append(values)
-        rows.append(row + [_fmt(v) for v in values] + [_p(tests[name]) for name in names[1:]])
+        rows.append(row + [_fmt(v) for v in values] + [p_value_cell(tests[name]) for name in names[1:]])
         csv_rows.append(csv_row)
     means = [_nanmean(column) for column in zip(*numbers)]
     rows.append(["**Average**"] + [""] * (len(channel_names) - 1) + [_fmt(v) for v in means] + [""] * (len(names) - 1))
@@ -324,9 +298,3 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     write_json(out_dir / "compare.json", {"runs": [str(r) for r in run_dirs], "labels": labels, "rows": csv_rows,
                                           "average": dict(zip(header[len(channel_names):], means))})
     return {"table": table, "rows": csv_rows, "path": str(out_dir / "compare.md")}
-
-
-def _p(test: dict | None) -> str:
-    if not test or math.isnan(test["p"]):
-        return "–"
-    return f"{test['p']:.3g}{'*' if test['significant'] else ''}"

@@ -63,13 +63,14 @@ def predict_case(method, case: PreprocessedCase, config: ExperimentConfig, avail
 
 
 def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                   *, progress: Callable[[int, int, str], None] | None = None) -> list[Path]:
+                   *, overwrite: bool = False, progress: Callable[[int, int, str], None] | None = None) -> list[Path]:
     """Predict every case ``CASE_XXXX<ending>`` of ``input_dir`` into ``output_dir/CASE<ending>``.
 
     Absent channel files are missing modalities (zero-filled, and passed as the availability mask to methods
     that model them). Predictions carry the affine and header of the case's first present channel. The output
-    folder may not be the input folder or the run's dataset folder or lie inside them, and an input file is never
-    overwritten.
+    folder may not be the input folder or the run's dataset folder or lie inside them, an input file is never
+    overwritten, and an existing file of the output folder only with ``overwrite`` (checked before anything is
+    written). Temporary files a killed earlier prediction left beside its targets are removed.
     """
     spec = method.targets.spec
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
@@ -83,7 +84,15 @@ def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLik
     images = discover_images(input_dir, spec)
     if not images:
         raise MedgapError(f"{input_dir}: no files named CASE_XXXX{spec.file_ending}")
+    targets = {case_id: output_dir / f"{case_id}{spec.file_ending}" for case_id in images}
+    existing = [target for target in targets.values() if os.path.lexists(target)]
+    if existing and not overwrite:
+        raise MedgapError(f"{existing[0]}: prediction would replace an existing file ({len(existing)} in "
+                          f"{output_dir}); use --overwrite or another output folder")
     output_dir.mkdir(parents=True, exist_ok=True)
+    for target in targets.values():  # atomic_path's temporaries from a killed run (the rename never happened)
+        for stale in output_dir.glob(f".{target.name}.*.tmp{spec.file_ending}"):
+            stale.unlink()
     written = []
     max_bytes = int(config.data.max_image_mib * 2**20)
     window = inference_patch(config)
@@ -97,10 +106,10 @@ def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLik
                                f"{data.geometry.shape}, but the run's inference patch {window} is {len(window)}-D")
         image = normalise(data.image, data.availability, config.data.normalisation)
         label, _ = predict_array(method, image, data.availability, config, name=str(case.first_image_path))
-        target = output_dir / f"{case_id}{spec.file_ending}"
+        target = targets[case_id]
         if target.resolve() in {Path(p).resolve() for p in paths if p is not None}:
             raise MedgapError(f"{target}: refusing to overwrite an input file")
-        write_image(target, label.astype(np.uint8 if label.max() < 256 else np.int16), data.geometry)
+        write_image(target, label.astype(np.uint8 if label.max() < 256 else np.uint16), data.geometry)
         written.append(target)
         if progress is not None:
             progress(done, len(images), case_id)

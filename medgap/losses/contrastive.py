@@ -1,7 +1,7 @@
-"""InfoNCE variants: ContIG's weighted cross-modal loss and SimCLR's NT-Xent.
+"""Contrastive losses: InfoNCE (positives on the diagonal; CLIP's symmetric form, ContIG's weighted form, AMVLM's
+terms) and SimCLR's NT-Xent.
 
-Both L2-normalise the embeddings and use cosine similarity / temperature as logits; the positive of each row is
-its partner with the same index.
+The positive of row i is its partner with the same index; logits are similarity / temperature.
 """
 
 from __future__ import annotations
@@ -10,12 +10,28 @@ import torch
 import torch.nn.functional as F
 
 
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, alpha: float = 0.5,
+             similarity: torch.Tensor | None = None) -> torch.Tensor:
+    """InfoNCE with positives on the diagonal: row i of ``a (B, d)`` belongs with row i of ``b (B, d)``.
+
+    ``L = α · CE(a→b) + (1 − α) · CE(b→a)`` with logits ``s_ij / τ``, ``s_ij = a_iᵀ b_j`` (or a given
+    ``similarity (B, B)``), each CE the mean over the batch. α = 0.5 is the symmetric CLIP loss, α = 1 one
+    direction only (a→b, rows), α = 0.75 ContIG's weighting. The embeddings are used as given (normalise first
+    for cosine similarities).
+    """
+    logits = (a @ b.T if similarity is None else similarity) / temperature
+    target = torch.arange(len(logits), device=logits.device)
+    rows = F.cross_entropy(logits, target)
+    if alpha == 1:
+        return rows
+    return alpha * rows + (1 - alpha) * F.cross_entropy(logits.T, target)
+
+
 def cross_modal_infonce(z_image: torch.Tensor, z_other: torch.Tensor, temperature: float = 0.1,
                         alpha: float = 0.75) -> torch.Tensor:
-    """ContIG's pairwise loss (Taleb et al. 2022, Eq. 1–3; official τ 0.1, α 0.75).
-
-    ``L = α · CE(v→g) + (1 − α) · CE(g→v)`` with logits ``s_ij = <z_v_i, z_g_j> / τ`` over the batch (row i's
-    positive is column i; only cross-modal logits, no image–image or genetics–genetics negatives).
+    """ContIG's pairwise loss (Taleb et al. 2022, Eq. 1–3; official τ 0.1, α 0.75): :func:`info_nce` of the
+    L2-normalised projections, ``α · CE(v→g) + (1 − α) · CE(g→v)`` (only cross-modal logits, no image–image or
+    genetics–genetics negatives).
 
     Args:
         z_image: ``(N, D)`` image projections; z_other: ``(N, D)`` projections of the same N individuals' modality.
@@ -23,10 +39,7 @@ def cross_modal_infonce(z_image: torch.Tensor, z_other: torch.Tensor, temperatur
     Returns:
         scalar, mean over the N rows.
     """
-    z_image, z_other = F.normalize(z_image, dim=1), F.normalize(z_other, dim=1)
-    logits = z_image @ z_other.T / temperature  # (N, N)
-    target = torch.arange(len(logits), device=logits.device)
-    return alpha * F.cross_entropy(logits, target) + (1 - alpha) * F.cross_entropy(logits.T, target)
+    return info_nce(F.normalize(z_image, dim=1), F.normalize(z_other, dim=1), temperature, alpha)
 
 
 def nt_xent(z_first: torch.Tensor, z_second: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:

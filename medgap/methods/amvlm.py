@@ -39,60 +39,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError, MedgapError
-from medgap.methods.base import StepOutput
+from medgap.losses.contrastive import info_nce
+from medgap.methods.base import PretrainingMethod, StepOutput
+from medgap.methods.options import AMVLMOptions
 from medgap.nets.text import PretrainedTextEncoder, TextEncoder, WordTokenizer
 from medgap.nets.vit import ViT
 from medgap.training.ema import make_teacher, update_teacher
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "amvlm"
-    # encoders (official: ViT-B/16 at 224², Bio_ClinicalBERT; CPU-sized here)
-    vit_patch_size: int = 8
-    vit_width: int = 128
-    vit_depth: int = 4
-    vit_heads: int = 4
-    text_width: int = 128
-    text_depth: int = 2
-    text_heads: int = 4
-    max_words: int = 20
-    text_encoder_path: str = ""        # a local Hugging Face folder (e.g. CXR-BERT); empty = small transformer
-    embed_dim: int = 64                 # d of the projection heads (official 128)
-    projection_hidden: int = 256        # official 2048
-    temperature: float = 0.07
-    # components (ablation switches)
-    css: bool = True
-    pdt: bool = True
-    icl: bool = True
-    icl_ema: bool = True                # encode the augmented view with an EMA copy (official)
-    ema_decay: float = 0.995
-    # loss weights (official defaults)
-    weight_coarse: float = 1.0
-    weight_css: float = 0.5
-    weight_icl_coarse: float = 0.1
-    weight_icl_fine: float = 0.1
-    # the augmented view
-    rotation_degrees: float = 20.0
-    intensity_jitter: float = 0.1
+Config = AMVLMOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 # ----------------------------------------------------------------------------------------------- losses
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, similarity: torch.Tensor | None = None,
-             symmetric: bool = True) -> torch.Tensor:
-    """InfoNCE with positives on the diagonal: ``a (B, d)``, ``b (B, d)`` (or a given ``similarity (B, B)``).
-
-    ``symmetric`` averages a→b and b→a (CLIP); otherwise only a→b (rows).
-    """
-    logits = (a @ b.T if similarity is None else similarity) / temperature
-    target = torch.arange(len(logits), device=logits.device)
-    loss = F.cross_entropy(logits, target)
-    return 0.5 * (loss + F.cross_entropy(logits.T, target)) if symmetric else loss
-
-
 def token_matching_loss(similarity: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
     """The CSS loss of one direction (L_V2T or L_T2V) from ``similarity (B, N, N)``, ``[i, p, k] = sim(q_i^p, m_i^k)``.
 
@@ -136,8 +97,9 @@ def pdt_similarity(mu_a, sigma_a, mu_b, sigma_b, eps: float = 1e-4, max_ratio: f
 
 
 # ----------------------------------------------------------------------------------------------- modules
-class ProjectionHead(nn.Module):
-    """Linear → BatchNorm → ReLU → Linear (official: width → 2048 → 128); applies to ``(..., width)``."""
+class TokenProjectionHead(nn.Module):
+    """Linear → BatchNorm → ReLU → Linear (official: width → 2048 → 128) over CLS and token embeddings
+    ``(..., width)`` (unlike :class:`medgap.nets.encoders.ProjectionHead`: BatchNorm, any leading shape)."""
 
     def __init__(self, width: int, hidden: int, out: int):
         super().__init__()
@@ -217,8 +179,8 @@ class AMVLMEncoders(nn.Module):
         else:
             self.text = TextEncoder(tokenizer, method.text_width, method.text_depth, method.text_heads)
         d = method.embed_dim
-        self.image_projection = ProjectionHead(method.vit_width, method.projection_hidden, d)
-        self.text_projection = ProjectionHead(self.text.width, method.projection_hidden, d)
+        self.image_projection = TokenProjectionHead(method.vit_width, method.projection_hidden, d)
+        self.text_projection = TokenProjectionHead(self.text.width, method.projection_hidden, d)
         if self.pdt:
             self.image_pdt, self.text_pdt = PDTHead(d), PDTHead(d)
 
@@ -277,12 +239,11 @@ def augment_view(image: torch.Tensor, generator: torch.Generator | None = None, 
 
 
 # ----------------------------------------------------------------------------------------------- the method
-class AMVLMPretraining(nn.Module):
+class AMVLMPretraining(PretrainingMethod):
     """Pretraining as a method of the generic loop: ``training_step`` returns the AMVLM loss for a batch of
     ``image (B, C, H, W)`` and ``text`` (B reports); validation scores image→report retrieval."""
 
-    task = "pretraining"
-    output = "softmax"
+    downstream = "use its run in method amvlm_ssmis (method.pretrained_run)"
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec, tokenizer: WordTokenizer | None = None):
         super().__init__()
@@ -309,14 +270,15 @@ class AMVLMPretraining(nn.Module):
         """Every enabled loss term (unweighted) for one batch; ``view`` = the augmented images (ICL)."""
         method, tau = self.config, self.config.temperature
         images, reports = self.encoders.encode_image(image), self.encoders.encode_text(texts)
-        terms = {"coarse": info_nce(images.cls, reports.cls, tau, self.encoders.similarity(images, reports))}
+        terms = {"coarse": info_nce(images.cls, reports.cls, tau,
+                                    similarity=self.encoders.similarity(images, reports))}
         if method.css:
             terms["v2t"] = self._css(images, reports, self.patch_to_words)
             terms["t2v"] = self._css(reports, images, self.words_to_patches)
         if method.icl and view is not None:
             cls_view, patches_view = self._encode_view(view)
             online = images.cls_projected  # same space as the view encoder (projection, no PDT head)
-            terms["icl_coarse"] = info_nce(online, cls_view, tau, symmetric=False)
+            terms["icl_coarse"] = info_nce(online, cls_view, tau, alpha=1.0)  # one direction
             # [i, p, j] = sim(v_i^cls, v_{j,a}^p): for each (i, p) the positive is j = i
             logits = torch.einsum("id,jpd->ipj", online, patches_view) / tau
             target = torch.arange(len(image), device=image.device)[:, None].expand(-1, logits.shape[1])
@@ -368,16 +330,12 @@ class AMVLMPretraining(nn.Module):
             student = nn.ModuleDict({"image": self.encoders.image, "image_projection": self.encoders.image_projection})
             update_teacher(self.view_encoder, student, self.config.ema_decay, step)
 
-    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
-        raise MedgapError("amvlm is a pretraining method (no segmentation); use its run in method "
-                          "amvlm_ssmis (method.pretrained_run)")
-
     @torch.no_grad()
-    def validation_scores(self, data, config: ExperimentConfig, device) -> dict[str, float]:
-        """Image→report and report→image top-1 retrieval over the validation cases (a retrieved report counts as
+    def validation_scores(self, data, config: ExperimentConfig, device=None, split: str = "val") -> dict[str, float]:
+        """Image→report and report→image top-1 retrieval over the ``split`` cases (a retrieved report counts as
         correct when its text equals the true one: several images share "No lung infection found.")."""
         self.eval()
-        cases = [case for case in data.split_cases("val") if case.text is not None]
+        cases = [case for case in data.split_cases(split) if case.text is not None]
         cases = cases[: config.trainer.val_max_cases or None]
         if len(cases) < 2:
             return {"retrieval_top1": float("nan")}
@@ -406,10 +364,32 @@ def method_seed(cases: list[str], step: int) -> int:
 
 def _image_size(config: ExperimentConfig) -> int:
     size = config.data.patch_size
-    if len(size) != 2 or size[0] != size[1]:
+    if len(size) != 2 or (config.method.vit_image_size is None and size[0] != size[1]):
         raise ConfigError(f"AMVLM needs square 2-D images: data.patch_size must be [S, S] (the image size), got {size}")
-    return int(size[0])
+    side = int(config.method.vit_image_size or size[0])
+    if side % config.method.vit_patch_size:
+        key = "method.vit_image_size" if config.method.vit_image_size else "data.patch_size"
+        raise ConfigError(f"{key}: the ViT's image side {side} is not divisible by method.vit_patch_size "
+                          f"{config.method.vit_patch_size}")
+    return side
+
+
+def check_whole_images(config: ExperimentConfig, spec: DatasetSpec) -> None:
+    """Refuse training patches smaller than the images: a report describes the whole image, and a crop would be
+    paired with findings it may not show. The fix keeps the ViT small: whole images, resized inside the ViT."""
+    from medgap.data.io import read_image
+
+    first = next(iter(sorted((spec.path.parent / "imagesTr").glob(f"*{spec.file_ending}"))), None)
+    if first is None:
+        return
+    shape = read_image(first)[0].shape[-2:]
+    if any(side > patch for side, patch in zip(shape, config.data.patch_size)):
+        raise ConfigError(
+            f"{first}: images are {shape[0]}x{shape[1]} but data.patch_size is {config.data.patch_size}; AMVLM pairs "
+            f"each whole image with its report: set data.patch_size=[{shape[0]},{shape[1]}] (and "
+            f"method.vit_image_size={_image_size(config)} to keep the ViT at its size: images are resized to it)")
 
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> AMVLMPretraining:
+    check_whole_images(config, spec)
     return AMVLMPretraining(config, spec)

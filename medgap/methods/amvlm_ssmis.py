@@ -33,48 +33,27 @@ student U-Net only (no report needed at test time).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig, load_config
+from medgap.config import ExperimentConfig, load_config
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError, MedgapError
 from medgap.losses import SegmentationLoss
+from medgap.losses.contrastive import info_nce
 from medgap.methods import amvlm
-from medgap.methods.amvlm import AMVLMEncoders, info_nce
+from medgap.methods.amvlm import AMVLMEncoders
 from medgap.methods.base import SegmentationMethod, StepOutput
+from medgap.methods.options import AMVLMSSMISOptions
 from medgap.nets import build_net
 from medgap.training.ema import make_teacher, update_teacher
 from medgap.training.ramps import consistency_weight
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "amvlm_ssmis"
-    pretrained_run: str = ""            # run folder of an `amvlm` pretraining; empty = untrained encoders
-    pretrained_checkpoint: Literal["last", "best"] = "last"
-    encoder: dict[str, Any] = field(default_factory=dict)  # amvlm.Config options when pretrained_run is empty
-    text_guidance: bool = True          # fuse the text-guided mask into the pseudo labels
-    text_guided_loss: bool = True       # L_tg
-    use_report: bool = True             # false: the mask queries a learned vector, not the report (vision only)
-    fusion: Literal["mean", "max"] = "max"  # how the teacher and the text mask combine (see fuse_pseudo_label)
-    text_weight: float = 0.5            # β of the "mean" fusion rule
-    weight_tg: float = 0.1
-    weight_mask: float = 1.0
-    mask_channels: int = 16
-    ema_decay: float = 0.99
-    consistency: float = 1.0            # final λ
-    consistency_rampup: float = 40.0    # in units of rampup_unit steps
-    rampup_unit: int = 10
-    noise_std: float = 0.1
-    dice_weight: float = 0.5
-    ce_weight: float = 0.5
-    predict_with: Literal["student", "teacher"] = "student"
+Config = AMVLMSSMISOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 def fuse_pseudo_label(teacher_probability: torch.Tensor, text_mask: torch.Tensor | None,
@@ -155,6 +134,11 @@ class AMVLMSegmentation(SegmentationMethod):
         if hasattr(self, "encoders"):
             self.encoders.eval()
         return self
+
+    @property
+    def has_text_mask(self) -> bool:
+        """Whether the text-guided mask generator exists (``text_guidance`` or ``text_guided_loss`` on)."""
+        return hasattr(self, "encoders")
 
     def text_mask(self, image: torch.Tensor, texts: list[str] | None):
         """``(mask logits (B, H, W), dense embeddings (B, d, H, W), report CLS (B, d))`` for each image and *its*

@@ -14,33 +14,22 @@ the whole split (not averaged per batch); kappa picks ``best.pt``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import CheckpointError, ConfigError
 from medgap.methods.base import ClassificationMethod, StepOutput
+from medgap.methods.options import ImageClassifierOptions
 from medgap.nets.encoders import ResNetEncoder
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "image_classifier"
-    pretrained: str | None = None  # run folder of a contig/simclr run
-    pretrained_checkpoint: Literal["best", "last"] = "last"
-    linear_probe: bool = False
-    ordinal: bool = True
-    backbone_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    backbone_blocks: int = 1
-    input_scale: float = 1 / 255  # 8-bit photographs, data.normalisation: none
-    stem_stride: int = 1  # 2 = quarter of the compute (CPU-scale experiments)
+Config = ImageClassifierOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 def load_pretrained_encoder(encoder: nn.Module, run_dir: str, checkpoint: str = "last") -> None:
@@ -112,15 +101,14 @@ class ImageClassifier(ClassificationMethod):
         """Quadratic-weighted kappa and accuracy over every labelled case of ``split`` at once."""
         from sklearn.metrics import cohen_kappa_score
 
-        from medgap.data.classification import whole_images
+        from medgap.data.classification import whole_image_batches
 
         self.eval()
         cases = [case for case in data.split_cases(split) if case.case_id in data.class_labels]
         if not cases:
             return {"kappa": float("nan"), "accuracy": float("nan")}
         predicted = []
-        for start in range(0, len(cases), 128):
-            image, availability = whole_images(cases[start:start + 128], config.data.patch_size)
+        for _, image, availability in whole_image_batches(cases, config.data.patch_size, 128):
             if device is not None:
                 image, availability = image.to(device), availability.to(device)
             predicted.append(self.predict_logits(image, availability).argmax(1).cpu().numpy())

@@ -22,38 +22,21 @@ individual through ``individuals.csv``), so the generic loader needs no genetics
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 import numpy as np
 import torch
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.data.views import random_views
 from medgap.errors import ConfigError, DatasetError
 from medgap.losses.contrastive import cross_modal_infonce
-from medgap.methods.base import StepOutput
+from medgap.methods.base import PretrainingMethod, StepOutput
+from medgap.methods.options import ContIGOptions
 from medgap.nets.encoders import ProjectionHead, ResNetEncoder, genetic_mlp
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "contig"
-    modalities: list[str] = field(default_factory=list)  # genetics/<name>.csv; empty = every modality present
-    aggregation: Literal["outer", "inner"] = "outer"
-    temperature: float = 0.1
-    alpha: float = 0.75
-    backbone_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    backbone_blocks: int = 1
-    input_scale: float = 1 / 255  # 8-bit photographs, data.normalisation: none
-    stem_stride: int = 1  # 2 = quarter of the compute (CPU-scale experiments)
-    genetic_hidden: list[int] = field(default_factory=list)  # [] = identity (official default)
-    projection_hidden: int = 256  # official 2048
-    projection_dim: int = 128
-    rotation_degrees: float = 20.0  # the paper's random rotation (flips come from data.augmentation); 0 = off
-    val_batch_size: int = 64
+Config = ContIGOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 class GeneticTables(nn.Module):
@@ -96,8 +79,8 @@ class GeneticTables(nn.Module):
         return values, present
 
 
-class ContIG(nn.Module):
-    task = "pretraining"
+class ContIG(PretrainingMethod):
+    downstream = "fine-tune it with method.name=image_classifier (method.pretrained: its run folder)"
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         super().__init__()
@@ -155,15 +138,15 @@ class ContIG(nn.Module):
     def validation_scores(self, data, config: ExperimentConfig, device=None, split: str = "val") -> dict[str, float]:
         """Negated contrastive loss over the split in fixed chunks (no labels needed; higher is better), and the
         mean image→genetics top-1 retrieval accuracy within chunks over modalities."""
-        from medgap.data.classification import whole_images
+        from medgap.data.classification import whole_image_batches
 
         self.eval()
-        cases, size = data.split_cases(split), self.options.val_batch_size
-        chunks = [cases[start:start + size] for start in range(0, len(cases), size)]
-        chunks = [chunk for chunk in chunks if len(chunk) >= 2]  # one leftover case has no negatives
-        loss_sum, retrieval = 0.0, []
-        for chunk in chunks:
-            image, _ = whole_images(chunk, config.data.patch_size)
+        batches = whole_image_batches(data.split_cases(split), config.data.patch_size, self.options.val_batch_size)
+        loss_sum, retrieval, count = 0.0, [], 0
+        for chunk, image, _ in batches:
+            if len(chunk) < 2:  # one leftover case has no negatives
+                continue
+            count += len(chunk)
             image = image.to(device) if device is not None else image
             genetics, present = self.tables.lookup([c.case_id for c in chunk])
             loss, _ = self.contrastive_loss(image, genetics, present)
@@ -176,15 +159,8 @@ class ContIG(nn.Module):
                 z_v = nn.functional.normalize(self.image_heads[name](features[rows]), dim=1)
                 z_g = nn.functional.normalize(self.genetic_heads[name](self.genetic_encoders[name](genetics[m][rows])), dim=1)
                 retrieval.append(float(((z_v @ z_g.T).argmax(1) == torch.arange(len(z_v), device=z_v.device)).float().mean()))
-        count = sum(len(chunk) for chunk in chunks)
         return {"neg_contrastive_loss": -loss_sum / count if count else float("nan"),
                 "retrieval_top1": float(np.mean(retrieval)) if retrieval else float("nan")}
-
-    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
-        raise ConfigError("contig is a pretraining method: fine-tune it with method.name=image_classifier")
-
-    def on_after_optimizer_step(self, step: int) -> None:
-        """No EMA or schedule of its own."""
 
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> ContIG:

@@ -25,33 +25,19 @@ norm (the U-Net default) has no such coupling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.losses import SegmentationLoss
 from medgap.methods.base import SegmentationMethod, StepOutput
+from medgap.methods.options import MeanTeacherOptions
 from medgap.nets import build_net
 from medgap.training.ema import make_teacher, update_teacher
 from medgap.training.ramps import consistency_weight
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "mean_teacher"
-    ema_decay: float = 0.99
-    consistency: float = 0.1          # final λ (SSL4MIS default)
-    consistency_rampup: float = 200.0  # ramp-up length in units of ``rampup_unit`` steps
-    rampup_unit: int = 150            # official code: λ evaluated at iter // 150
-    noise_std: float = 0.1            # teacher input noise σ, clamped to ±2σ
-    teacher_mode: Literal["train", "eval"] = "train"  # SSL4MIS: train (own dropout, batch-statistics BN)
-    consistency_on: Literal["unlabelled", "all"] = "unlabelled"  # SSL4MIS: the unlabelled half of the batch
-    dice_weight: float = 1.0
-    ce_weight: float = 1.0
-    predict_with: Literal["student", "teacher"] = "student"
+Config = MeanTeacherOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 class MeanTeacher(SegmentationMethod):

@@ -11,39 +11,13 @@ exact resume holds) and is the same whatever device the batch is on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 import zlib
 
 import numpy as np
 import torch
 
 from medgap.errors import ConfigError
-
-
-@dataclass
-class ModalityDropoutOptions:
-    """Method options (the YAML ``method:`` section) of methods that train with dropped modalities.
-
-    Attributes:
-        modality_dropout: ``none`` (train on what the case has), ``random`` (non-dedicated: per sample keep
-            k ~ U{1..m} of its m available modalities, never none) or ``fixed`` (dedicated: keep only
-            ``keep_modalities``).
-        keep_modalities: channel names kept in ``fixed`` mode (names from ``dataset.json`` channel_names).
-        full_modality_steps: warm-up steps trained with every available modality before dropping starts
-            (the official ShaSpec schedule trains 80k of 180k iterations with all modalities).
-        sparse_modalities, sparse_keep_ratio: SMIL-style training sets: only a ``sparse_keep_ratio`` fraction
-            of the training cases keep ``sparse_modalities`` (e.g. audio in 10 % of AV-MNIST); the others never
-            see them. Which cases keep them is a fixed function of (seed, case id), so every epoch agrees;
-            validation and evaluation are not affected.
-    """
-
-    modality_dropout: Literal["none", "random", "fixed"] = "random"
-    keep_modalities: list[str] = field(default_factory=list)
-    full_modality_steps: int = 0
-    sparse_modalities: list[str] = field(default_factory=list)
-    sparse_keep_ratio: float = 1.0
+from medgap.methods.options import ModalityDropoutOptions
 
 
 def random_subset(availability: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

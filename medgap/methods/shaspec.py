@@ -36,38 +36,25 @@ nnU-Net-style encoder of :mod:`medgap.nets.unet` instead of a weight-standardise
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError
 from medgap.losses import SegmentationLoss
 from medgap.methods.base import ClassificationMethod, SegmentationMethod, StepOutput
-from medgap.methods.modality_dropout import ModalityDropoutOptions, ModalityDropper, apply_availability
+from medgap.methods.modality_dropout import ModalityDropper, apply_availability
+from medgap.methods.options import ShaSpecOptions
 from medgap.nets import UNetDecoder, UNetEncoder
 from medgap.nets.heads import ClassificationHead, pool_features, pooled_width
 
 
-@dataclass
-class Config(MethodConfig, ModalityDropoutOptions):
-    name: str = "shaspec"
-    dao_weight: float = 0.1  # α in Eq. 9 (best in the paper's sensitivity study)
-    dco_weight: float = 0.02  # β in Eq. 9
-    dao_loss: Literal["l1", "mse", "kl", "ce"] = "l1"
-    missing_feature: Literal["mean", "copy"] = "mean"  # paper Eq. 4 / official code
-    dice_weight: float = 1.0
-    ce_weight: float = 1.0
-    region_bce: Literal["mean", "sum"] = "sum"  # official: BCE summed over the regions, Dice averaged
-    head_hidden: int = 64  # classification: FC–dropout–FC width
-    head_dropout: float = 0.5
-    head_pooling: Literal["mean", "max", "flatten"] = "mean"  # classification: how each fused map becomes a vector
-
+Config = ShaSpecOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 # Third seed word of the copy-source draw: a stream of its own, apart from the dropper's (seed, step) draw.
 COPY_SOURCE_STREAM = 1

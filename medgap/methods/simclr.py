@@ -8,38 +8,22 @@ downstream classifier loads either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
-from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.data.views import random_views
-from medgap.errors import ConfigError
 from medgap.losses.contrastive import nt_xent
-from medgap.methods.base import StepOutput
+from medgap.methods.base import PretrainingMethod, StepOutput
+from medgap.methods.options import SimCLROptions
 from medgap.nets.encoders import ProjectionHead, ResNetEncoder
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "simclr"
-    temperature: float = 0.1
-    backbone_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    backbone_blocks: int = 1
-    input_scale: float = 1 / 255  # 8-bit photographs, data.normalisation: none
-    stem_stride: int = 1  # 2 = quarter of the compute (CPU-scale experiments)
-    projection_hidden: int = 256
-    projection_dim: int = 128
-    rotation_degrees: float = 20.0
-    min_scale: float = 0.6
-    colour_jitter: float = 0.3
-    val_batch_size: int = 64
+Config = SimCLROptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
-class SimCLR(nn.Module):
-    task = "pretraining"
+class SimCLR(PretrainingMethod):
+    downstream = "fine-tune it with method.name=image_classifier (method.pretrained: its run folder)"
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         super().__init__()
@@ -65,24 +49,17 @@ class SimCLR(nn.Module):
     @torch.no_grad()
     def validation_scores(self, data, config: ExperimentConfig, device=None, split: str = "val") -> dict[str, float]:
         """Negated NT-Xent over the split in fixed chunks with fixed views (higher is better)."""
-        from medgap.data.classification import whole_images
+        from medgap.data.classification import whole_image_batches
 
         self.eval()
-        cases, size, total, count = data.split_cases(split), self.options.val_batch_size, 0.0, 0
-        for index, start in enumerate(range(0, len(cases), size)):
-            chunk = cases[start:start + size]
+        total, count = 0.0, 0
+        batches = whole_image_batches(data.split_cases(split), config.data.patch_size, self.options.val_batch_size)
+        for index, (chunk, image, _) in enumerate(batches):
             if len(chunk) < 2:
                 continue
-            image, _ = whole_images(chunk, config.data.patch_size)
             total += float(self.loss(image.to(device) if device is not None else image, index)) * len(chunk)
             count += len(chunk)
         return {"neg_nt_xent": -total / count if count else float("nan")}
-
-    def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
-        raise ConfigError("simclr is a pretraining method: fine-tune it with method.name=image_classifier")
-
-    def on_after_optimizer_step(self, step: int) -> None:
-        """Nothing to update."""
 
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> SimCLR:

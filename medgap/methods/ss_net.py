@@ -24,38 +24,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError
 from medgap.losses import SegmentationLoss
 from medgap.methods.base import SegmentationMethod, StepOutput
+from medgap.methods.options import SSNetOptions
 from medgap.nets import build_net
 from medgap.training.ramps import consistency_weight
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "ss_net"
-    consistency: float = 1.0           # c: final λ (LA 1.0, ACDC 0.1)
-    consistency_rampup: float = 40.0   # R in units of ``rampup_unit`` steps (LA 40, ACDC 200)
-    rampup_unit: int = 150             # official: λ evaluated at iter // 150
-    vat_xi: float = 10.0               # ξ, the finite-difference step of the power iteration
-    vat_epsilon: float = 10.0          # ε, the perturbation's L2 norm per sample (LA 10, ACDC 6)
-    vat_distance: Literal["auto", "dice_all", "dice_per_class"] = "auto"  # auto: 3-D dice_all, 2-D per class
-    contrastive_weight: float = 0.1    # the 0.1 in front of L_cl_l + L_cl_u
-    memory_size: int = 32              # features kept per class
-    memory_classes: Literal["foreground", "all"] = "foreground"  # official: no background prototypes
-    embedding_dim: int = 32            # projection/prediction head width
-    max_voxels: int | None = None      # voxels per stream sampled for L_cl each step (None = all, as the paper)
-    dice_weight: float = 1.0
-    ce_weight: float = 1.0
+Config = SSNetOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,24 +6,17 @@ at the input, which the data layer already does; unlabelled samples in a batch a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
-from medgap.config import ExperimentConfig, MethodConfig
+from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.losses import SegmentationLoss
 from medgap.methods.base import SegmentationMethod, StepOutput
+from medgap.methods.options import SupervisedOptions
 from medgap.nets import build_net
 
 
-@dataclass
-class Config(MethodConfig):
-    name: str = "supervised"
-    dice_weight: float = 1.0
-    ce_weight: float = 1.0
-    region_bce: Literal["mean", "sum"] = "mean"  # BraTS-style regions: mean or sum of the per-region BCE terms
+Config = SupervisedOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 class Supervised(SegmentationMethod):

@@ -7,9 +7,6 @@ the same subsets at the same steps for the same seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
@@ -17,17 +14,13 @@ from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
 from medgap.methods import supervised
 from medgap.methods.base import ClassificationMethod, StepOutput
-from medgap.methods.modality_dropout import ModalityDropoutOptions, ModalityDropper, apply_availability
+from medgap.methods.modality_dropout import ModalityDropper, apply_availability
+from medgap.methods.options import ZeroFillingOptions
 from medgap.nets import UNetEncoder
 from medgap.nets.heads import ClassificationHead, pool_features, pooled_width
 
 
-@dataclass
-class Config(supervised.Config, ModalityDropoutOptions):
-    name: str = "zero_filling"
-    head_hidden: int = 64  # classification datasets: FC–dropout–FC on the pooled encoder features
-    head_dropout: float = 0.5
-    head_pooling: Literal["mean", "max", "flatten"] = "mean"  # how the bottleneck map becomes a vector
+Config = ZeroFillingOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
 
 
 class ZeroFilling(supervised.Supervised):

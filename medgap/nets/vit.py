@@ -8,6 +8,7 @@ mask), so this is a plain pre-norm ViT in ~40 lines. CPU-sized by default (64² 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -15,7 +16,8 @@ class ViT(nn.Module):
     """Patch embedding + learned position embedding + pre-norm transformer encoder.
 
     Args:
-        image_size: square input side (pixels); must be divisible by ``patch_size``.
+        image_size: square input side (pixels); must be divisible by ``patch_size``. Images of another size are
+            resized to it (bilinear, antialiased), as the official AMVLM pipeline resizes every image to 224².
         in_channels: image channels.
         patch_size: patch side; the token grid is ``image_size // patch_size`` on each side.
         width, depth, heads: transformer size (ViT-B/16 is 768, 12, 12).
@@ -26,7 +28,7 @@ class ViT(nn.Module):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not divisible by patch_size {patch_size}")
-        self.grid = image_size // patch_size
+        self.image_size, self.grid = image_size, image_size // patch_size
         self.width = width
         self.patch_embed = nn.Conv2d(in_channels, width, patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
@@ -38,6 +40,9 @@ class ViT(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``image (B, C, H, W)`` → ``cls (B, width)``, ``patches (B, P, width)`` with P = grid², row-major."""
+        if image.shape[-2:] != (self.image_size, self.image_size):  # the position embedding fixes the token grid
+            image = F.interpolate(image, size=(self.image_size,) * 2, mode="bilinear", align_corners=False,
+                                  antialias=True)                                # (B, C, image_size, image_size)
         tokens = self.patch_embed(image).flatten(2).transpose(1, 2)             # (B, P, width)
         tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], 1) + self.pos_embed
         tokens = self.norm(self.blocks(tokens))

@@ -146,6 +146,9 @@ def _worker_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-dir", required=True)
     parser.add_argument("--smoke", type=int, default=None)
     args = parser.parse_args(argv)
+    from medgap.reproduce.runner import exit_with_parent
+
+    exit_with_parent()  # a killed `reproduce --jobs` takes its workers with it
     try:
         run_one(args.paper, args.run_name, budget=args.budget, seeds=args.seeds, work_dir=args.work_dir,
                 smoke=args.smoke)

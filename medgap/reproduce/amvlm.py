@@ -21,6 +21,7 @@ import numpy as np
 from medgap.atomic import write_json
 from medgap.data.splits import make_splits
 from medgap.data.synthetic import generate
+from medgap.evaluation.reports import markdown_table
 from medgap.reproduce.runner import Claim, Context, Report, Run
 
 RATIOS = (0.25, 0.5)
@@ -322,9 +323,9 @@ def report(context: Context) -> Report:
 
     # (5) pretraining: retrieval and the uncertainty analysis
     pre = {run.tags["variant"]: context.results[run.run_dir] for run in context.select(kind="pretraining")}
-    lines = ["| pretraining | CSS | ICL | PDT | retrieval top-1 (val) | final L_coarse | final L_V2T | "
-             "spread over 4 equivalent reports | relative | spread over 4 matching images | relative |",
-             "|" + "---|" * 11]
+    header = ["pretraining", "CSS", "ICL", "PDT", "retrieval top-1 (val)", "final L_coarse", "final L_V2T",
+              "spread over 4 equivalent reports", "relative", "spread over 4 matching images", "relative"]
+    rows = []
     for variant, switches in PRETRAINING.items():
         result = pre[variant]
         flags = ["no" if switches.get(f"method.{k}") is False else "yes" for k in ("css", "icl", "pdt")]
@@ -334,7 +335,7 @@ def report(context: Context) -> Report:
         for key in ("image_to_reports", "report_to_images"):
             spread, relative = _spread(result["multiplicity"], key) if result["multiplicity"] else (math.nan,) * 2
             cells += [f"{spread:.3f}", f"{relative:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
     examples = {"with PDT (sim')": pre["full"]["multiplicity"], "without PDT (cosine)": pre["nopdt"]["multiplicity"]}
     uncertainty = context.plots_dir / "uncertainty.png"
     if all(examples.values()):
@@ -349,7 +350,7 @@ def report(context: Context) -> Report:
         f"the last logged step; chance level is log {sizes['pretrain_batch']} = "
         f"{math.log(sizes['pretrain_batch']):.2f} for L_coarse (batch) and log P = {math.log(_patches(sizes)):.2f} for "
         "L_V2T (P patches per image): a loss at chance means that term has not started to learn.\n\n"
-        + "\n".join(lines) + "\n"
+        + markdown_table(header, rows)
         + (f"\n![similarity of one image to 4 equivalent reports and of one report to 4 images, with and without "
            f"PDT]({context.paper}/{uncertainty.name})\n" if uncertainty.is_file() and all(examples.values()) else ""))
     if all(examples.values()):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from medgap.data.synthetic import generate
+from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.metrics.stats import paired_ttest
 from medgap.reproduce.runner import Claim, Context, Report, Run
 
@@ -148,26 +149,16 @@ def runs(budget: dict, seeds: list[int], data: dict[str, Path], root: Path) -> l
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
-def _load(run_dir: Path, splits=("train", "val", "test"), checkpoint: str = "best"):
-    from medgap.data.pipeline import prepare_data
-    from medgap.evaluation.evaluate import load_run_config, load_trained_method
-
-    config = load_run_config(run_dir)
-    data = prepare_data(config.data, config.trainer.seed, run_dir, write_splits=False, only_splits=splits)
-    return config, data, load_trained_method(run_dir, config, data.spec, checkpoint)
-
-
 @torch.no_grad()
 def _evaluate_grading(run_dir: Path) -> dict:
     """Test images: (true grade, predicted grade) each, and the split-level kappa/accuracy."""
-    from medgap.data.classification import whole_images
+    from medgap.data.classification import whole_image_batches
+    from medgap.evaluation.evaluate import load_run
 
-    config, data, method = _load(run_dir, ("test",))
+    config, data, method = load_run(run_dir, "test")
     cases = [case for case in data.split_cases("test") if case.case_id in data.class_labels]
     per_case = {}
-    for start in range(0, len(cases), 128):
-        chunk = cases[start:start + 128]
-        image, availability = whole_images(chunk, config.data.patch_size)
+    for chunk, image, availability in whole_image_batches(cases, config.data.patch_size, 128):
         for case, grade in zip(chunk, method.predict_logits(image, availability).argmax(1).tolist()):
             per_case[case.case_id] = [data.class_labels[case.case_id], grade]
     scores = method.validation_scores(data, config, None, split="test")
@@ -177,12 +168,11 @@ def _evaluate_grading(run_dir: Path) -> dict:
 
 @torch.no_grad()
 def _image_features(encoder, data, config, split: str) -> tuple[list, np.ndarray]:
-    from medgap.data.classification import whole_images
+    from medgap.data.classification import whole_image_batches
 
     encoder.eval()
-    cases, features = data.split_cases(split), []
-    for start in range(0, len(cases), 128):
-        features.append(encoder(whole_images(cases[start:start + 128], config.data.patch_size)[0]).numpy())
+    cases = data.split_cases(split)
+    features = [encoder(image).numpy() for _, image, _ in whole_image_batches(cases, config.data.patch_size, 128)]
     return cases, np.concatenate(features) if features else np.zeros((0, encoder.out_features))
 
 
@@ -243,7 +233,9 @@ def _analyse_encoder(encoder, config, data, plot_path: Path, title: str) -> dict
 
 
 def _evaluate_pretraining(run_dir: Path, attribute: bool, budget: dict) -> dict:
-    config, data, method = _load(run_dir, checkpoint=PRETRAINED_CHECKPOINT)
+    from medgap.evaluation.evaluate import load_run
+
+    config, data, method = load_run(run_dir, ("train", "val", "test"), PRETRAINED_CHECKPOINT)
     result = _analyse_encoder(method.encoder, config, data, run_dir / "analysis" / "gwas_manhattan.png",
                               f"GWAS on {run_dir.name} image features (PCA 10, INT)")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -361,7 +353,7 @@ def _test(context: Context, fraction: float, init: str, reference: str) -> dict 
 def _p(test: dict | None) -> str:
     if test is None or math.isnan(test["p"]):
         return "–"
-    return f"{test['mean_diff']:+.3f} (p={test['p']:.2g}{'*' if test['significant'] else ''})"
+    return f"{test['mean_diff']:+.3f} (p={p_value_cell(test, digits=2)})"
 
 
 def _cell(values: list[float], digits: int = 3) -> str:
@@ -427,10 +419,8 @@ def report(context: Context) -> Report:
     header = ["initialisation", *[f"{round(f * 100)} % ({labelled[f]} images)" for f in FRACTIONS]]
 
     def kappa_table(mode: str, inits) -> str:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += [f"| {INITS[init][0]} | " + " | ".join(_cell(kappa[(mode, init, f)]) for f in FRACTIONS) + " |"
-                  for init in inits]
-        return "\n".join(lines)
+        rows = [[INITS[init][0], *[_cell(kappa[(mode, init, f)]) for f in FRACTIONS]] for init in inits]
+        return markdown_table(header, rows).rstrip("\n")
 
     finetuned = {(init, f): kappa[("finetune", init, f)] for init in INITS for f in FRACTIONS}
     _kappa_plot(finetuned, plots / "kappa_vs_labels.png")
@@ -445,35 +435,33 @@ def report(context: Context) -> Report:
     # paired t-tests
     comparisons = [("contig_outer", "simclr"), ("contig_outer", "random"), ("simclr", "random"),
                    ("contig_outer", "contig_inner"), *[("contig_outer", s) for s in SINGLE]]
-    lines = ["| comparison | " + " | ".join(f"{round(f * 100)} %" for f in FRACTIONS) + " |",
-             "|" + "---|" * (len(FRACTIONS) + 1)]
-    tests = {}
+    rows, tests = [], {}
     for a, b in comparisons:
         for fraction in FRACTIONS:
             tests[(a, b, fraction)] = _test(context, fraction, a, b)
-        lines.append(f"| {INITS[a][0]} − {INITS[b][0]} | "
-                     + " | ".join(_p(tests[(a, b, f)]) for f in FRACTIONS) + " |")
+        rows.append([f"{INITS[a][0]} − {INITS[b][0]}", *[_p(tests[(a, b, f)]) for f in FRACTIONS]])
     sections.append("### Paired t-tests\n\nMean difference in per-image squared grade error (negative = the first "
                     "initialisation errs less), test images paired by (seed, image); * p < 0.05.\n\n"
-                    + "\n".join(lines) + "\n")
+                    + markdown_table(["comparison", *[f"{round(f * 100)} %" for f in FRACTIONS]], rows))
 
     # (2) attributions
     attributions = pretraining["contig_outer"]["attributions"]
-    lines = ["| modality | features (causal) | people explained | algorithm | precision@k, k = causal | "
-             "hypergeometric p | precision@10 | random ranking |", "|---|---|---|---|---|---|---|---|"]
+    rows = []
     for modality, result in attributions.items():
         for algorithm in ("integrated_gradients", "ig_noise_tunnel", "deeplift"):
             exact, ten = _precision(result, algorithm), result[algorithm].get("10")
             ten = "–" if ten is None else f"{ten['precision']:.2f}"
-            lines.append(f"| {modality} | {result['features']} ({result['causal']}) | {result['explained_people']} | "
-                         f"{algorithm} | {exact['precision']:.2f} | {exact['p']:.2g} | "
-                         f"{ten} | {exact['random']:.3f} |")
+            rows.append([modality, f"{result['features']} ({result['causal']})", result["explained_people"], algorithm,
+                         f"{exact['precision']:.2f}", f"{exact['p']:.2g}", ten, f"{exact['random']:.3f}"])
     images = [f"![{m} importance](contig/attr_{m}.png)" for m in attributions if (plots / f"attr_{m}.png").is_file()]
     sections.append("### Attributions\n\nContIG (all modalities, outer): mean |attribution| per genetic feature over "
                     "test people, each explained against a reference batch of validation people (τ 1, α 0.5, zero "
                     "baseline); precision@k = share of truly causal SNPs / genes / PGS among the top k (k = number "
                     "of causal features, and 10), beside the expectation of a random ranking; hypergeometric p = "
-                    "chance of at least as many causal features in a random top k.\n\n" + "\n".join(lines) + "\n\n"
+                    "chance of at least as many causal features in a random top k.\n\n"
+                    + markdown_table(["modality", "features (causal)", "people explained", "algorithm",
+                                      "precision@k, k = causal", "hypergeometric p", "precision@10",
+                                      "random ranking"], rows) + "\n"
                     + "\n".join(images) + "\n")
 
     # (3) GWAS
@@ -481,41 +469,41 @@ def report(context: Context) -> Report:
                     ("random", "random init (untrained)")]
     header = ["image features", "individuals", "loci p<5e-8 (causal SNPs in them)",
               "loci Bonferroni (causal)", "loci p<1e-5 (causal)", "min p", "all people: loci p<5e-8 (causal)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
 
-    def gwas_row(label: str, g: dict, everyone: dict | None) -> str:
+    def gwas_row(label: str, g: dict, everyone: dict | None) -> list:
         cells = [f"{g[f'loci_{t}']} ({g[f'causal_recovered_{t}']})" for t in ("genome_wide", "bonferroni", "suggestive")]
         tail = f"{everyone['loci_genome_wide']} ({everyone['causal_recovered_genome_wide']}), n={everyone['individuals']}" \
             if everyone else "–"
-        return f"| {label} | {g['individuals']} | " + " | ".join(cells) + f" | {g['min_p']:.1e} | {tail} |"
+        return [label, g["individuals"], *cells, f"{g['min_p']:.1e}", tail]
 
     for init, label in feature_sets:
-        lines.append(gwas_row(label, pretraining[init]["gwas_heldout"], pretraining[init]["gwas_all"]))
-    lines.append(gwas_row("true traits (positive control)", control, None))
+        rows.append(gwas_row(label, pretraining[init]["gwas_heldout"], pretraining[init]["gwas_all"]))
+    rows.append(gwas_row("true traits (positive control)", control, None))
     sections.append(
         "### GWAS on image features\n\nPer-person image features (mean over a person's eyes) → PCA 10 → inverse-rank "
         f"normalisation → per-SNP linear regression on all {control['snps']} common SNPs with 4 genotype PCs as "
         f"covariates; loci = significant SNPs merged within 50 kb; in brackets the causal SNPs (of "
         f"{control['causal_snps']}) within 50 kb of a locus. Main columns: held-out (validation + test) people, whom "
         "no pretraining saw; last column: all people (optimistic for ContIG, which saw the training people's "
-        "genotypes).\n\n" + "\n".join(lines) + "\n\n"
+        "genotypes).\n\n" + markdown_table(header, rows) + "\n"
         + "\n".join(f"![GWAS Manhattan, {label}](contig/gwas_{init}.png)" for init, label in feature_sets) + "\n")
 
     # diagnostic: linear probe of the frozen features
-    lines = ["| encoder | " + " | ".join(f"R² {p}" for p in PROBES) + " | validation retrieval top-1 (last step) |",
-             "|" + "---|" * (len(PROBES) + 2)]
+    rows = []
     for init, (label, _, _) in INITS.items():
         probe = pretraining[init]["probe_r2"]
         validation = pretraining[init].get("validation") or {}
         last = str(max(map(int, validation))) if validation else None
         retrieval = validation.get(last, {}).get("retrieval_top1")
-        lines.append(f"| {label} | " + " | ".join(f"{probe[p]:.2f}" for p in PROBES)
-                     + f" | {'–' if retrieval is None else f'{retrieval:.3f}'} |")
+        rows.append([label, *[f"{probe[p]:.2f}" for p in PROBES], "–" if retrieval is None else f"{retrieval:.3f}"])
     sections.append("### What the frozen features encode\n\nRidge regression from the frozen per-image features "
                     "(train images) to the hidden quantities, R² on the test images: the three genetic traits "
                     "(`disc`, `vessel`, `pigment`), the non-genetic per-eye lesion count, and the grade (which "
                     "depends on `vessel` and on the lesion load). ContIG can only learn what genetics predicts; "
-                    "image-only SSL learns whatever varies between images.\n\n" + "\n".join(lines) + "\n")
+                    "image-only SSL learns whatever varies between images.\n\n"
+                    + markdown_table(["encoder", *[f"R² {p}" for p in PROBES],
+                                      "validation retrieval top-1 (last step)"], rows))
 
     claims = _claims(context, finetuned, tests, attributions, pretraining, control)
     sizes = BUDGETS[context.budget]

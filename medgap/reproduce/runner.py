@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ from typing import Any, Callable
 
 from medgap.atomic import write_json, write_text
 from medgap.errors import ConfigError
+from medgap.evaluation.reports import markdown_table
 
-CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The shipped configs: package data in an installed wheel; in the repository medgap/configs links to configs/.
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass
@@ -100,7 +103,8 @@ def load_run_config(run: Run):
 
     path = run.config_path
     if not path.is_file():
-        raise ConfigError(f"{path}: config not found (medgap reproduce needs the repository's configs/ folder)")
+        raise ConfigError(f"{path}: config not found (medgap reproduce reads the configs shipped in "
+                          "medgap/configs, a link to the repository's configs/ folder)")
     return load_config(path, [f"{key}={json.dumps(value, default=str)}" for key, value in run.overrides.items()])
 
 
@@ -166,7 +170,7 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
             results[run.run_dir], seconds[run.run_dir] = finished
             reused += 1
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, PARENT_ENV: str(os.getpid())}
     waiting = [run for run in runs if run.run_dir not in results]
     running, failed, started = {}, None, 0
     while waiting or running:
@@ -204,6 +208,46 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
     return results, float(sum(seconds.values())), reused
 
 
+PARENT_ENV = "MEDGAP_PARENT_PID"  # set for reproduce --jobs workers: the process whose death ends them
+
+
+def exit_with_parent(parent: int | None = None, *, kernel_signal: bool = True, interval: float = 1.0) -> None:
+    """End this worker when the process that started it dies (a killed ``reproduce --jobs`` must not leave runs
+    training unseen). Two layers: on Linux the kernel sends SIGTERM when the parent dies (``PR_SET_PDEATHSIG``);
+    everywhere a daemon thread checks every ``interval`` seconds that the parent still lives."""
+    import signal
+    import threading
+
+    parent = parent or int(os.environ.get(PARENT_ENV, 0) or 0) or os.getppid()
+    if kernel_signal and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def orphaned() -> bool:
+        if os.getppid() != parent:  # re-parented: the parent is gone
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(interval)
+        os._exit(143)  # as SIGTERM would: nothing of a half-finished run is worth saving (it resumes from last.pt)
+
+    if orphaned():  # died before we looked
+        os._exit(143)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def machine() -> str:
     import torch
 
@@ -213,11 +257,9 @@ def machine() -> str:
 
 
 def claims_table(claims: list[Claim]) -> str:
-    lines = ["| claim (paper) | reproduced here? | our numbers | why, if not |", "|---|---|---|---|"]
-    for claim in claims:
-        verdict = {True: "**yes**", False: "**no**", None: "not measurable"}[claim.holds]
-        lines.append(f"| {claim.text} | {verdict} | {claim.evidence} | {claim.explanation} |")
-    return "\n".join(lines) + "\n"
+    verdicts = {True: "**yes**", False: "**no**", None: "not measurable"}
+    return markdown_table(["claim (paper)", "reproduced here?", "our numbers", "why, if not"],
+                          [[claim.text, verdicts[claim.holds], claim.evidence, claim.explanation] for claim in claims])
 
 
 def write_page(path: Path, *, title: str, command: str, context: Context, report: Report, seconds: float,

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from medgap.data.synthetic import generate
+from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.evaluation.subsets import all_subsets, subset_symbol
 from medgap.metrics.stats import paired_ttest
 from medgap.reproduce.runner import Claim, Context, Report, Run
@@ -183,19 +184,8 @@ def _test(a: dict[tuple, dict], b: dict[tuple, dict]) -> dict | None:
     return paired_ttest([a[k] for k in common], [b[k] for k in common]) if len(common) > 1 else None
 
 
-def _p(test: dict | None) -> str:
-    if not test or math.isnan(test["p"]):
-        return "–"
-    return f"{test['p']:.3g}{'*' if test['significant'] else ''}"
-
-
 def _fmt(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.2f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
 def _channels(context: Context) -> list[str]:
@@ -220,7 +210,7 @@ def _non_dedicated(context: Context) -> tuple[str, dict]:
             values += [*per, _nanmean(per)]
         test = _test(scores["shaspec"].get(symbol, {}), scores["zerofill"].get(symbol, {}))
         numbers[("test", symbol)] = test
-        rows.append(list(symbol) + [_fmt(v) for v in values] + [_p(test)])
+        rows.append(list(symbol) + [_fmt(v) for v in values] + [p_value_cell(test)])
     average = {m: {s: _nanmean(numbers[(m, sym)][s] for sym in symbols) for s in (*STRUCTURES, "mean")}
                for m in METHODS}
     pooled = {m: {} for m in METHODS}  # every (subset, seed, case) as one pair: the average row's test
@@ -229,7 +219,8 @@ def _non_dedicated(context: Context) -> tuple[str, dict]:
             pooled[m].update({(symbol, *key): value for key, value in scores[m].get(symbol, {}).items()})
     numbers["average"], numbers["test_average"] = average, _test(pooled["shaspec"], pooled["zerofill"])
     rows.append(["**Average**"] + [""] * (len(channels) - 1)
-                + [_fmt(average[m][s]) for m in METHODS for s in (*STRUCTURES, "mean")] + [_p(numbers["test_average"])])
+                + [_fmt(average[m][s]) for m in METHODS for s in (*STRUCTURES, "mean")]
+                + [p_value_cell(numbers["test_average"])])
     seeds = sorted({run.tags["seed"] for run in context.select(table="non-dedicated")})
     cases = len(next(iter(scores["shaspec"].values()), {}))
     text = (f"One model per method for all 15 subsets (each training step keeps k ~ U{{1..4}} random modalities per "
@@ -237,7 +228,7 @@ def _non_dedicated(context: Context) -> tuple[str, dict]:
             f"● present, ○ missing (zeroed and marked missing at inference). p: two-sided paired t-test of the "
             f"per-case mean Dice over ET/TC/WT, ShaSpec vs zero-filling, cases paired by (seed, case); the average "
             f"row pools all 15 subsets' pairs; * p < 0.05.\n\n")
-    return text + _table(header, rows), numbers
+    return text + markdown_table(header, rows), numbers
 
 
 def _dedicated(context: Context, table1: dict) -> tuple[str, dict]:
@@ -257,17 +248,17 @@ def _dedicated(context: Context, table1: dict) -> tuple[str, dict]:
             values += [*per, _nanmean(per)]
         test = _test(scores["shaspec"], scores["zerofill"])
         numbers[("test", keep)] = test
-        rows.append(list(symbol) + ["dedicated"] + [_fmt(v) for v in values] + [_p(test)])
+        rows.append(list(symbol) + ["dedicated"] + [_fmt(v) for v in values] + [p_value_cell(test)])
         reference = [table1[(m, symbol)][s] for m in METHODS for s in (*STRUCTURES, "mean")]
         rows.append(list(symbol) + ["non-dedicated (Table 1 row)"] + [_fmt(v) for v in reference]
-                    + [_p(table1[("test", symbol)])])
+                    + [p_value_cell(table1[("test", symbol)])])
     text = ("One model per method trained with only the listed modalities (`method.modality_dropout: fixed`), "
             "scored on that subset; the non-dedicated models' row of the table above is repeated for comparison. "
             "Dice (%), test split, mean over (seed, case); p: paired t-test of per-case mean Dice, ShaSpec vs "
             "zero-filling. A dedicated model without T1c can still place much of the enhancing tumour here: the "
             "synthetic enhancing rim is the outer shell of the tumour core, so the core's shape on the other "
             "sequences gives it away (in BraTS it does not).\n\n")
-    return text + _table(header, rows), numbers
+    return text + markdown_table(header, rows), numbers
 
 
 def _classification(context: Context) -> tuple[str, dict]:
@@ -286,14 +277,14 @@ def _classification(context: Context) -> tuple[str, dict]:
             protocol = symbol == subset_symbol([True] * len(channels))
             cells = [f"**{_fmt(accuracy[m])}**" if protocol else _fmt(accuracy[m]) for m in METHODS]
             rows.append([f"{round(ratio * 100)} %", " ".join(symbol) + (" (protocol)" if protocol else ""), *cells,
-                         f"{accuracy['shaspec'] - accuracy['zerofill']:+.2f}", _p(test)])
+                         f"{accuracy['shaspec'] - accuracy['zerofill']:+.2f}", p_value_cell(test)])
     seeds = sorted({run.tags["seed"] for run in runs})
     cases = len(next(iter(_scores(context, table="classification", ratio=RATIOS[0], method="shaspec").values())))
     text = (f"Test accuracy (%) over {cases} (seed, case) pairs (seeds {seeds}). Only the given share of the "
             "training cases keeps the spectrogram (a fixed draw per case); validation and test cases keep both. "
             "The SMIL/AV-MNIST protocol is the row with both modalities (bold); the single-modality rows are "
             "extra. p: paired t-test of per-case correctness, ShaSpec vs zero-filling; * p < 0.05.\n\n")
-    return text + _table(header, rows), numbers
+    return text + markdown_table(header, rows), numbers
 
 
 # ----------------------------------------------------------------------------------------------- plots
@@ -372,23 +363,23 @@ def _features_section(context: Context) -> str:
              "Pooled bottleneck features of the test cases, one point per (case, present modality), embedded by "
              "t-SNE and coloured by modality (the paper's visualisation). Silhouette by modality in the feature "
              "space: near 0 or below = modalities mixed (what DAO asks of the shared encoder), near 1 = separated "
-             "(what DCO asks of the specific encoders).", "",
-             "| data | run | points | silhouette, shared r | silhouette, specific s |", "|---|---|---|---|---|"]
-    images = []
+             "(what DCO asks of the specific encoders).", ""]
+    rows, images = [], []
     for run in context.runs:
         result = context.results[run.run_dir]
         if not result or not result.get("tsne"):
             continue
         data = "brain tumour" if run.tags["table"] == "non-dedicated" else "digits-av"
         scores = result["silhouettes"]
-        lines.append(f"| {data} | `{run.run_dir.name}` | {scores['points']} | {scores['silhouette_shared']:.2f} | "
-                     f"{scores['silhouette_specific']:.2f} |")
+        rows.append([data, f"`{run.run_dir.name}`", scores["points"], f"{scores['silhouette_shared']:.2f}",
+                     f"{scores['silhouette_specific']:.2f}"])
         target = context.plots_dir / f"tsne_{run.run_dir.name}.png"
         if Path(result["tsne"]).is_file():
             shutil.copyfile(result["tsne"], target)
         if target.is_file():
             images.append(f"![t-SNE, {data}]({context.paper}/{target.name})")
-    return "\n".join(lines + [""] + images) + "\n"
+    table = markdown_table(["data", "run", "points", "silhouette, shared r", "silhouette, specific s"], rows)
+    return "\n".join(lines + [table] + images) + "\n"
 
 
 def _silhouettes(context: Context) -> list[tuple[str, dict]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from medgap.data.synthetic import generate
+from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.metrics.stats import paired_ttest
 from medgap.reproduce.runner import Claim, Context, Report, Run, load_run_config
 
@@ -173,7 +174,7 @@ def report(context: Context) -> Report:
     sections, claims, means = [], [], {}
     for dataset, (generator, paper_name, _) in DATASETS.items():
         header = ["labelled", "method", *[label for _, _, label in METRICS], "p vs lower bound"]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        rows = []
         for ratio, method in [(r, m) for r in RATIOS for m in METHODS[:3]] + [(None, "supervised_upper")]:
             chosen = context.select(dataset=dataset, method=method, ratio=ratio)
             results = [context.results[run.run_dir] for run in chosen]
@@ -181,16 +182,14 @@ def report(context: Context) -> Report:
             means[(dataset, ratio, method)] = float(np.nanmean(per_seed["dice"]))
             test = None if method in ("supervised_lower", "supervised_upper") else \
                 _test(context, dataset, ratio, method, "supervised_lower")
-            p = "–" if test is None or math.isnan(test["p"]) else \
-                f"{test['p']:.3g}{'*' if test['significant'] else ''}"
             labelled = (f"{round(ratio * 100)} % ({results[0]['labelled']} of {results[0]['train']})"
                         if ratio is not None else f"all {results[0]['train']}")
-            lines.append("| " + " | ".join([labelled, LABELS[method],
-                                             *[_cell(per_seed[m], scale) for m, scale, _ in METRICS], p]) + " |")
+            rows.append([labelled, LABELS[method], *[_cell(per_seed[m], scale) for m, scale, _ in METRICS],
+                         p_value_cell(test)])
         sections.append(f"### `{generator}` ({paper_name}-like)\n\nMean ± std over seeds of the per-seed mean over "
                         "test cases (Dice/Jaccard/95HD/ASD averaged over foreground structures per case). p: paired "
                         "t-test of per-case Dice against the lower bound, cases paired by (seed, case); * p < 0.05.\n\n"
-                        + "\n".join(lines) + "\n")
+                        + markdown_table(header, rows))
         for ratio in RATIOS:
             lower, teacher, ssnet = (means[(dataset, ratio, m)] for m in METHODS[:3])
             test = _test(context, dataset, ratio, "ss_net", "supervised_lower")

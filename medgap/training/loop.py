@@ -1,6 +1,7 @@
 """The one generic training loop, on Lightning Fabric.
 
-Methods supply ``training_step`` (and optionally ``on_after_optimizer_step``); everything else lives here:
+Methods supply ``training_step``, ``validation_scores`` and optionally ``on_after_optimizer_step`` (the contract
+of :mod:`medgap.methods.base`); the loop knows no kind of method or task. Everything else lives here:
 devices/precision/strategy (Fabric: ``--devices``, ``--num-nodes``, ``--strategy ddp`` come straight from it),
 the two-stream loader, optimiser and schedule, logging, periodic validation choosing ``best.pt``, atomic
 checkpoints and exact resume. Only rank 0 writes the run folder.
@@ -22,14 +23,13 @@ from lightning_fabric import Fabric
 from medgap.atomic import write_json, write_text
 from medgap.config import ExperimentConfig, config_to_dict, load_config, save_config
 from medgap.data.pipeline import PreparedData, prepare_data, training_loader
-from medgap.data.preprocess import index_to_label
 from medgap.errors import MedgapError, TrainingError
-from medgap.inference.predict import predict_case
-from medgap.methods import build_method
 from medgap.progress import progress_bar
-from medgap.metrics import dice, label_to_masks
+from medgap.registry import build_method
 from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from medgap.training.run_folder import RunLock, environment, prepare_run_folder, read_jsonl
+from medgap.training.loggers import TrainingLog, check_loggers
+from medgap.training.run_folder import (RunLock, environment, prepare_run_folder, read_jsonl,
+                                       remove_unstarted_run, with_absolute_paths)
 from medgap.training.schedules import build_optimizer, build_scheduler
 
 
@@ -41,14 +41,22 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
           overwrite: bool = False, console=None) -> dict:
     """Train ``config`` into ``run_dir``; returns the summary written to ``summary.json``."""
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    given, config = config.data.dataset_dir, with_absolute_paths(config)  # config.yaml names the data absolutely
     trainer = config.trainer
+    check_loggers(trainer.loggers)  # a missing TensorBoard is reported before anything is written
     fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
                     strategy=trainer.strategy, precision=trainer.precision)
     fabric.launch()
-    _rank_zero_first(fabric, lambda: prepare_run_folder(run_dir, resume=resume, overwrite=overwrite,
-                                                        dataset_dir=config.data.dataset_dir))
-    with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
-        return _train(fabric, config, run_dir, resume, console)
+    _rank_zero_first(fabric, lambda: prepare_run_folder(
+        run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir,
+        provenance={"dataset_dir_as_given": given, "working_directory": os.getcwd()}))
+    try:
+        with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
+            return _train(fabric, config, run_dir, resume, console)
+    except MedgapError:
+        if fabric.is_global_zero and not resume:  # bad data/config: leave no half-made run folder behind
+            remove_unstarted_run(run_dir)
+        raise
 
 
 def _rank_zero_first(fabric: Fabric, action):
@@ -94,7 +102,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     start_step, best = 0, {"metric": -math.inf, "step": None}
     checkpoints = run_dir / "checkpoints"
     if resume:
-        state = load_checkpoint(checkpoints / "last.pt")
+        state = load_checkpoint(checkpoints / "last.pt", resume=True)
         load_model_state(method, state["model"], checkpoints / "last.pt")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -110,41 +118,38 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
 
     loader = training_loader(data, config.data, seed, rank=fabric.global_rank, world_size=fabric.world_size,
                              start_step=start_step)
-    log_path = run_dir / "metrics.jsonl"
     running: dict[str, list[float]] = {}
     started = time.perf_counter()
-    progress = progress_bar("train", console, with_status=True) if rank_zero and trainer.progress else None
     method.train()
-    with progress or nullcontext():
-        task = progress.add_task("train", total=trainer.max_steps, completed=start_step, status="") if progress else None
+    with TrainingLog(config, run_dir, enabled=rank_zero, console=console, start_step=start_step) as log:
         batches = iter(loader)
         for step in range(start_step, trainer.max_steps):
             batch = _to_device(next(batches), fabric.device)
             output = model.training_step(batch, step)
             if not torch.isfinite(output.loss):
-                raise TrainingError(
-                    f"step {step + 1}: loss is {float(output.loss.detach())} (NaN/Inf); training stopped, "
-                    f"last good checkpoint kept at {checkpoints / 'last.pt'}")
+                kept = (f"last good checkpoint kept at {checkpoints / 'last.pt'}" if (checkpoints / "last.pt").is_file()
+                        else "no checkpoint had been written yet")
+                raise TrainingError(f"step {step + 1}: loss is {float(output.loss.detach())} (NaN/Inf); training "
+                                    f"stopped, {kept}")
             optimisation_step(fabric, model, optimizer, scheduler, output.loss, config.optim.grad_clip)
             method.on_after_optimizer_step(step)
             done = step + 1
             for key, value in {"loss": float(output.loss.detach()), **output.logs}.items():
                 running.setdefault(key, []).append(value)
-            if progress:
-                progress.update(task, completed=done, status=f"loss {running['loss'][-1]:.4f}")
+            log.step(done, running["loss"][-1])
             if done % trainer.log_every == 0 or done == trainer.max_steps:
                 row = {"step": done, "lr": scheduler.get_last_lr()[0],
                        **{k: float(np.mean(v)) for k, v in running.items()},
                        "elapsed_s": round(time.perf_counter() - started, 3)}
                 running = {}
-                if rank_zero:
-                    _append_jsonl(log_path, row)
+                log.write(row)
             if done % trainer.val_every == 0 or done == trainer.max_steps:
                 scores = validate(method, data, config, fabric.device)
                 method.train()
+                log.validation(done, scores)
                 if rank_zero:
-                    _append_jsonl(log_path, {"step": done, **{f"val_{k}": v for k, v in scores.items()}})
                     metric_name, metric = next(iter(scores.items()))  # first entry selects (higher is better)
+                    best.setdefault("name", metric_name)  # names the summary key even if no score is finite
                     if metric > best["metric"]:
                         best = {"metric": metric, "step": done, "name": metric_name}
                         save_checkpoint(checkpoints / "best.pt",
@@ -155,12 +160,13 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                                                                              fabric.world_size))
                 fabric.barrier()
 
+    if rank_zero and best["step"] is None:  # no validation score ever (no validation cases): the final weights
+        save_checkpoint(checkpoints / "best.pt", {"model": method.state_dict(), "step": trainer.max_steps})
     summary = {
         "run_dir": str(run_dir), "name": config.name, "method": config.method.name,
         "dataset": data.spec.name, "steps": trainer.max_steps, "seed": seed,
         # named after the selecting score (the method's first validation score: dice, kappa, neg_contrastive_loss ...)
-        f"best_val_{best.get('name') or ('accuracy' if data.spec.task == 'classification' else 'dice')}":
-            best["metric"] if best["step"] is not None else None,
+        f"best_val_{best.get('name') or 'score'}": best["metric"] if best["step"] is not None else None,
         "best_step": best["step"],
         "train_seconds_this_session": round(time.perf_counter() - started, 1),
         "resumed_from_step": start_step if resume else None,
@@ -169,9 +175,9 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     }
     if rank_zero:
         write_json(run_dir / "summary.json", summary)
-        from medgap.evaluation.plots import plot_training_curves
+        from medgap.training.curves import plot_training_curves
 
-        plot_training_curves(log_path, run_dir / "plots" / "training_curves.png")
+        plot_training_curves(run_dir / "metrics.jsonl", run_dir / "plots" / "training_curves.png")
     fabric.barrier()
     return summary
 
@@ -188,32 +194,15 @@ def optimisation_step(fabric: Fabric, model, optimizer, scheduler, loss: torch.T
 
 @torch.inference_mode()
 def validate(method, data: PreparedData, config: ExperimentConfig, device) -> dict[str, float]:
-    """Mean Dice per structure over the validation cases (whole volumes, sliding window); accuracy for
-    classification datasets. The first entry of the result selects ``best.pt`` (higher is better)."""
+    """The method's validation scores on the val split (eval mode, no autograd); the first entry selects
+    ``best.pt`` (higher is better)."""
     method.eval()
-    if hasattr(method, "validation_scores"):  # methods that do not segment (pretraining) supply their own score
-        return method.validation_scores(data, config, device)
-    if data.spec.task == "classification":
-        from medgap.evaluation.subsets import classification_scores
-
-        return classification_scores(method, data, config, "val", device, limit=config.trainer.val_max_cases)
-    cases = data.split_cases("val")[: config.trainer.val_max_cases or None]
-    spec = data.spec
-    per_structure: dict[str, list[float]] = {name: [] for name in spec.output_names}
-    for case in cases:
-        prediction = predict_case(method, case, config, device=device)
-        truth = index_to_label(np.asarray(case.label()), spec)
-        predicted_masks = label_to_masks(prediction, spec.regions, spec.labels)
-        true_masks = label_to_masks(truth, spec.regions, spec.labels)
-        for name in per_structure:
-            per_structure[name].append(dice(predicted_masks[name], true_masks[name]))
-    means = {name: float(np.mean(values)) if values else float("nan") for name, values in per_structure.items()}
-    return {"dice": float(np.nanmean(list(means.values()))) if cases else float("nan"),
-            **{f"dice_{name}": value for name, value in means.items()}}
+    return method.validation_scores(data, config, device, "val")
 
 
 # Keys that may change between a run and its resumption without changing what is computed.
-_RESUME_MAY_CHANGE = {"trainer.progress", "trainer.log_every", "data.num_workers", "data.cache_dir", "run_dir"}
+_RESUME_MAY_CHANGE = {"trainer.progress", "trainer.loggers", "trainer.log_every", "data.num_workers", "data.cache_dir",
+                      "run_dir"}
 
 
 def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
@@ -222,7 +211,8 @@ def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved, given = _flatten(config_to_dict(load_config(saved_path))), _flatten(config_to_dict(config))
+    saved = _flatten(config_to_dict(with_absolute_paths(load_config(saved_path))))  # older runs: relative paths
+    given = _flatten(config_to_dict(config))
     changed = [f"{key} {saved.get(key)!r} -> {given.get(key)!r}" for key in sorted(set(saved) | set(given))
                if key not in _RESUME_MAY_CHANGE and saved.get(key) != given.get(key)]
     if changed:
@@ -257,11 +247,6 @@ def _prepare_with_progress(config, seed, run_dir, console) -> PreparedData:
 def _to_device(batch: dict, device) -> dict:
     return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
             for key, value in batch.items()}
-
-
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
 
 
 def _truncate_log(path: Path, step: int) -> None:

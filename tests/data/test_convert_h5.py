@@ -93,3 +93,56 @@ def test_acdc_converter_stacks_volumes_and_slices_along_the_last_axis(tmp_path):
     assert splits["val"] == ["patient002_frame01"] and splits["test"] == ["patient003_frame01"]
     with pytest.raises(DatasetError, match="not empty"):
         converter("acdc_h5").convert(source, out)
+
+
+def test_converter_options_from_the_cli(la_source, tmp_path, capsys):
+    """A small LA pilot needs val_count below the default 8: options reach the converter, typed by its signature."""
+    from medgap.cli import main
+
+    source, _ = la_source
+    out = tmp_path / "Dataset010_LA"
+    assert main(["convert", "la-h5", str(source), str(out), "--option", "val_count=2", "--option", "seed=3",
+                 "--option", "spacing=1,1,2.5"]) == 0
+    splits = json.loads((out / "splits.json").read_text())
+    assert len(splits["val"]) == 2 and len(splits["train"]) == 2 and splits["seed"] == 3
+    spec = load_dataset_json(out)
+    assert load_case(discover_cases(out, spec)[0], spec).geometry.spacing == pytest.approx((1, 1, 2.5))
+    capsys.readouterr()
+    for option, message in (
+            ("val_cont=2", "--option val_cont: unknown option of la_h5 (known: val_count=8, seed=0, "
+                           "spacing=0.625,0.625,0.625)"),
+            ("val_count=two", "--option val_count: 'two' is not an integer"),
+            ("spacing=1,x,1", "--option spacing: '1,x,1' is not comma-separated numbers"),
+            ("val_count", "--option 'val_count': expected NAME=VALUE")):
+        assert main(["convert", "la_h5", str(source), str(tmp_path / "again"), "--option", option]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "again").exists()
+
+
+def test_acdc_frames_are_grouped_by_patient_for_the_labelled_draw(tmp_path):
+    """SSL4MIS ships both frames of each patient (patient001_frame01, patient001_frame12): labelled_count: 2 must
+    label both frames of 2 patients, never one frame of a patient and not the other."""
+    from medgap.config import DataConfig
+    from medgap.data.pipeline import prepare_data
+
+    source = tmp_path / "ACDC"
+    rng = np.random.default_rng(2)
+    frames = {p: [f"patient{p:03d}_frame01", f"patient{p:03d}_frame{10 + p:02d}"] for p in range(1, 9)}
+    for cases in frames.values():
+        for case in cases:
+            write_h5(source / "data" / f"{case}.h5", rng.normal(size=(2, 6, 5)).astype(np.float32),
+                     rng.integers(0, 4, (2, 6, 5)).astype(np.uint8))
+    (source / "train_slices.list").write_text("".join(f"{c}_slice_{k}\n" for p in range(1, 7) for c in frames[p]
+                                                      for k in (0, 1)))
+    (source / "val.list").write_text("\n".join(frames[7]) + "\n")
+    (source / "test.list").write_text("\n".join(frames[8]) + "\n")
+    out = converter("acdc_h5").convert(source, tmp_path / "Dataset011_ACDC")
+    spec = load_dataset_json(out)
+    assert spec.groups == {case: f"patient{p:03d}" for p, cases in frames.items() for case in cases}
+    for seed in range(4):
+        data = prepare_data(DataConfig(dataset_dir=str(out), labelled_count=2, num_workers=0), seed,
+                            tmp_path / f"run{seed}", only_splits=("val",))
+        labelled = data.splits["labelled"]
+        assert len(labelled) == 4 and len({spec.groups[c] for c in labelled}) == 2
+        assert sorted(labelled + data.splits["unlabelled"]) == sorted(c for p in range(1, 7) for c in frames[p])

@@ -79,3 +79,58 @@ def test_missing_description_names_the_file(tmp_path):
     table.write_text("\n".join(table.read_text().splitlines()[:-1]))
     with pytest.raises(DatasetError, match="Train_text.csv: no Description for covid_3.png"):
         converter("lvit").convert(source, tmp_path / "out")
+
+
+def fake_monuseg(root: Path) -> Path:
+    """MoNuSeg as LViT ships it: colour tiles, ``Test_Folder/img/*.tif`` beside ``labelcol/*.png`` masks."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for folder, names, ending in (("Train_Folder", ["TCGA-A1", "TCGA-A2"], ".png"),
+                                  ("Test_Folder", ["TCGA-T1", "TCGA-T2", "TCGA-T3"], ".tif")):
+        (root / folder / "img").mkdir(parents=True)
+        (root / folder / "labelcol").mkdir(parents=True)
+        rows = [["Image", "Description"]]
+        for name in names:
+            Image.fromarray(rng.integers(0, 255, (12, 10, 3)).astype(np.uint8)).save(root / folder / "img" / f"{name}{ending}")
+            mask = np.zeros((12, 10), np.uint8)
+            mask[2:5, 3:7] = 255
+            write_png(root / folder / "labelcol" / f"{name}.png", mask)
+            rows.append([f"{name}.png", f"Nuclei of {name}."])
+        stem = folder.split("_")[0]
+        write_xlsx(root / folder / f"{stem}_text.xlsx", rows)
+    return root
+
+
+def test_monuseg_tif_test_images_are_converted(tmp_path):
+    from PIL import Image
+
+    source = fake_monuseg(tmp_path / "MoNuSeg")
+    out = converter("lvit").convert(source, tmp_path / "out")
+    splits = json.loads((out / "splits.json").read_text())
+    assert splits["test"] == ["TCGA-T1", "TCGA-T2", "TCGA-T3"] and splits["source"] == "MoNuSeg"
+    spec = load_dataset_json(out)
+    data = load_case({c.case_id: c for c in discover_cases(out, spec)}["TCGA-T2"], spec)
+    with Image.open(source / "Test_Folder" / "img" / "TCGA-T2.tif") as tile:
+        luminance = np.asarray(tile.convert("L"), dtype=np.float32)
+    np.testing.assert_array_equal(data.image[0], luminance)
+    assert int(data.label.sum()) == 3 * 4
+
+
+def test_unreadable_image_type_is_refused_not_skipped(tmp_path):
+    source = fake_monuseg(tmp_path / "MoNuSeg")
+    (source / "Test_Folder" / "img" / "TCGA-T4.jp2").write_bytes(b"\0")
+    (source / "Test_Folder" / "img" / "._TCGA-T1.tif").write_bytes(b"\0")  # macOS junk is skipped
+    with pytest.raises(DatasetError, match=r"TCGA-T4.jp2: not an image type the converter reads"):
+        converter("lvit").convert(source, tmp_path / "out")
+
+
+def test_case_name_in_two_folders_and_output_inside_source_are_refused(tmp_path):
+    source = fake_lvit(tmp_path / "src", qata=True)
+    with pytest.raises(DatasetError, match="must not be inside the source folder"):
+        converter("lvit").convert(source, source / "converted")
+    assert not (source / "converted").exists()
+    for part, name in (("img", "covid_1.png"), ("labelcol", "mask_covid_1.png")):
+        (source / "Test_Folder" / part / name).write_bytes((source / "Train_Folder" / part / name).read_bytes())
+    with pytest.raises(DatasetError, match=r"Test_Folder/img/covid_1.png: case name 'covid_1' also used by .*Train_Folder"):
+        converter("lvit").convert(source, tmp_path / "out")

@@ -41,7 +41,7 @@ def test_medgap_regions_extension_derives_class_order():
     ({"channel_names": {"x": "A"}, "labels": {"background": 0}, "file_ending": ".nii.gz"}, "channel indices"),
     ({"channel_names": {"0": "A"}, "labels": {"tumour": 1}, "file_ending": ".nii.gz"}, "background with value 0"),
     ({"channel_names": {"0": "A"}, "labels": {"background": 0, "t": "one"}, "file_ending": ".nii.gz"}, "integer"),
-    ({"channel_names": {"0": "A"}, "labels": {"background": 0}, "file_ending": ".mha"}, "not supported"),
+    ({"channel_names": {"0": "A"}, "labels": {"background": 0}, "file_ending": ".mnc"}, "not supported"),
     ({"channel_names": {"0": "A"}, "labels": {"background": 0, "t": 1}, "file_ending": ".nii.gz",
       "regions": {"R": [1, 7]}}, "not declared"),
     ([1, 2], "JSON object"),

@@ -63,9 +63,29 @@ def test_sscore_zscored_per_file_and_burden_min_carriers(tmp_path):
     np.testing.assert_array_equal(burden_h5, burden)
     with pytest.raises(DatasetError, match=r"burden.csv: no gene has >= 4 carriers among 3 individuals"):
         read_burden(tmp_path / "burden.csv", min_carriers=4)  # refused, rather than a burden.csv of ids only
-    (tmp_path / "bad.sscore").write_text("#FID\tIID\tSCORE_SUM\nf\tP0\t1\n")
-    with pytest.raises(DatasetError, match="bad.sscore"):
+    (tmp_path / "bad.sscore").write_text("#FID\tIID\tALLELE_CT\tNAMED_ALLELE_DOSAGE_SUM\nf\tP0\t10\t1\n")
+    with pytest.raises(DatasetError, match="bad.sscore: expected columns IID and score columns"):
         read_sscore([tmp_path / "bad.sscore"])
+
+
+@pytest.mark.parametrize("header, names", [
+    # several scores in one run (plink2 --score-col-nums 3-5)
+    ("#FID\tIID\tALLELE_CT\tNAMED_ALLELE_DOSAGE_SUM\tSCORE1_AVG\tSCORE2_AVG", ["multi:SCORE1", "multi:SCORE2"]),
+    # named columns from a PGS Catalog scoring file read with header-read
+    ("#IID\tALLELE_CT\tNAMED_ALLELE_DOSAGE_SUM\tPGS000018_AVG\tPGS000039_AVG", ["multi:PGS000018", "multi:PGS000039"]),
+    # cols=scoresums,-scoreavgs: sums only; PLINK's allele-dosage total is not a score
+    ("#FID\tIID\tALLELE_CT\tNAMED_ALLELE_DOSAGE_SUM\tSCORE1_SUM\tSCORE2_SUM", ["multi:SCORE1", "multi:SCORE2"]),
+])
+def test_sscore_reads_every_score_column(tmp_path, header, names):
+    rows = [("P0", 0.1, 7.0), ("P1", 0.3, 1.0), ("P2", 0.8, 4.0)]
+    lead = "" if header.startswith("#IID") else "f\t"
+    (tmp_path / "multi.sscore").write_text(header + "\n" + "".join(
+        f"{lead}{iid}\t20\t5\t{a}\t{b}\n" for iid, a, b in rows))
+    (tmp_path / "single.sscore").write_text("#FID\tIID\tSCORE1_AVG\nf\tP2\t3\nf\tP0\t1\nf\tP1\t2\n")
+    ids, found, values = read_sscore([tmp_path / "multi.sscore", tmp_path / "single.sscore"])
+    assert ids.tolist() == ["P0", "P1", "P2"] and found.tolist() == [*names, "single"]
+    raw = np.array([[0.1, 7, 1], [0.3, 1, 2], [0.8, 4, 3]])
+    np.testing.assert_allclose(values, (raw - raw.mean(0)) / raw.std(0), rtol=1e-5)
 
 
 def _eye_dataset(root, individuals=6):

@@ -40,3 +40,32 @@ def test_persisted_split_is_checked(tmp_path):
         load_splits(path, IDS)
     path.write_text('{"train": ["c00", "c01"], "val": ["c02"], "test": ["c03"]}')
     assert load_splits(path, IDS)["labelled"] == ["c00", "c01"]
+
+
+def test_split_without_groups_is_unchanged():
+    """The split every existing run folder holds (computed with the code before label groups existed)."""
+    ids = [f"case_{i:03d}" for i in range(10)]
+    split = make_splits(ids, set(ids), seed=3, labelled_count=3)
+    assert split["val"] == ["case_000", "case_002"] and split["test"] == ["case_006", "case_009"]
+    assert split["labelled"] == ["case_001", "case_004", "case_007"]
+    assert split["unlabelled"] == ["case_003", "case_005", "case_008"]
+
+
+def test_label_groups_label_both_frames_of_a_patient():
+    """ACDC: two frames per patient; SS-Net's "7 labelled" are patients, so labelled_count counts groups."""
+    ids = [f"patient{p:03d}_frame{f:02d}" for p in range(1, 11) for f in (1, 12)]
+    patients = {case: case.split("_")[0] for case in ids}
+    for seed in range(5):
+        split = make_splits(ids, set(ids), seed=seed, val_fraction=0.2, test_fraction=0.2, labelled_count=3,
+                            groups=patients, label_groups=patients)
+        for part in ("train", "val", "test", "labelled", "unlabelled"):  # every patient on one side, both frames
+            assert all(case.replace("frame01", "frame12") in split[part] for case in split[part] if "frame01" in case)
+        assert len(split["labelled"]) == 6 and len({patients[c] for c in split["labelled"]}) == 3
+        assert len(split["train"]) == 12
+    ratio = make_splits(ids, set(ids), seed=0, val_fraction=0.0, test_fraction=0.0, labelled_ratio=0.25,
+                        label_groups=patients)
+    assert len(ratio["labelled"]) == 6  # 25 % of 10 patients, rounded half up: 3 patients, 6 frames
+    with pytest.raises(DatasetError, match=r"asked for 11 labelled training groups \(data.labelled_count counts "
+                                           r"groups\), only 10 have labels"):
+        make_splits(ids, set(ids), seed=0, val_fraction=0.0, test_fraction=0.0, labelled_count=11,
+                    label_groups=patients)

@@ -49,7 +49,7 @@ def test_folder_is_a_valid_nnunet_dataset(datasets, name):
     assert spec.raw["synthetic"]["seed"] == 0 and spec.raw["synthetic"]["test_cases"] == 1
     for subset, count in (("Tr", 3), ("Ts", 1)):
         ids = cases_of(folder, subset)
-        assert ids == [f"{generator.case_prefix}_{index:03d}" for index in range(count)]
+        assert ids == [generator.case_id(index, subset) for index in range(count)]
         assert len(list((folder / f"images{subset}").glob("*.nii.gz"))) == count * spec.num_channels
         for case_id in ids:
             images, (label, label_geometry) = load_case(folder, subset, case_id, spec.num_channels)
@@ -59,6 +59,7 @@ def test_folder_is_a_valid_nnunet_dataset(datasets, name):
                 assert geometry.matches(label_geometry) and image.shape == label.shape
                 assert image.dtype == np.float32 and image.min() >= 0.0 and image.max() > 100.0
             assert np.allclose(np.abs(np.diag(label_geometry.affine)[:3]), label_geometry.spacing)
+    assert not set(cases_of(folder, "Tr")) & set(cases_of(folder, "Ts"))  # held-out cases have their own names
     # Label files are stored as uint8, images as float32.
     import nibabel as nib
 
@@ -70,8 +71,8 @@ def test_folder_is_a_valid_nnunet_dataset(datasets, name):
 def test_brain_tumour_dataset_json(datasets):
     spec = load_dataset_json(datasets["brain-tumour"])
     assert spec.channel_names == ("FLAIR", "T1", "T1c", "T2")
-    assert spec.labels == {"background": 0, "necrotic": 1, "edema": 2, "enhancing": 4}
-    assert spec.regions == {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
+    assert spec.raw["labels"] == {"background": 0, "WT": [1, 2, 3], "TC": [2, 3], "ET": [3]}  # nnU-Net v2 regions
+    assert spec.regions == {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)} and spec.regions_class_order == (1, 2, 3)
     images, (label, geometry) = load_case(datasets["brain-tumour"], "Tr", "BrainTumour_000", 4)
     assert geometry.spacing == (3.0, 3.0, 3.0) and max(label.shape) <= 96
     # Skull-stripped like BraTS: zero outside the brain, and the corners are background.
@@ -85,7 +86,7 @@ def _region_means(folder, case_id):
     flair, t1, t1c, t2 = (image for image, _ in images)
     normal = (label == 0) & (t1 > 0)
     wm = normal & (t1 > np.quantile(t1[normal], 2 / 3)) & (t2 < np.quantile(t2[normal], 1 / 3))
-    regions = {"ET": label == 4, "NCR": label == 1, "ED": label == 2, "WM": wm}
+    regions = {"ET": label == 3, "NCR": label == 2, "ED": label == 1, "WM": wm}
     return {contrast: {region: float(image[mask].mean()) for region, mask in regions.items() if mask.any()}
             for contrast, image in zip(("FLAIR", "T1", "T1c", "T2"), (flair, t1, t1c, t2))}
 
@@ -162,7 +163,7 @@ def test_deterministic_per_case(tmp_path, name):
     other = generate(name, tmp_path / "other", cases=2, seed=1, test_cases=1, **options)
     prefix = GENERATORS[name].case_prefix
     for subset, index in (("Tr", 0), ("Tr", 1), ("Ts", 0)):
-        case_id = f"{prefix}_{index:03d}"
+        case_id = f"{prefix}_{index:03d}" if subset == "Tr" else f"{prefix}_test{index:03d}"
         [(a, _)], (label_a, _) = load_case(two, subset, case_id, 1)
         [(b, _)], (label_b, _) = load_case(three, subset, case_id, 1)
         [(c, _)], _ = load_case(other, subset, case_id, 1)
@@ -170,7 +171,7 @@ def test_deterministic_per_case(tmp_path, name):
         assert a.shape != c.shape or not np.array_equal(a, c)
     # Held-out cases come from another stream than training cases.
     [(train, _)], _ = load_case(two, "Tr", f"{prefix}_000", 1)
-    [(test, _)], _ = load_case(two, "Ts", f"{prefix}_000", 1)
+    [(test, _)], _ = load_case(two, "Ts", f"{prefix}_test000", 1)  # never a training case's name
     assert train.shape != test.shape or not np.array_equal(train, test)
 
 

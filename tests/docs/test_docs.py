@@ -42,6 +42,14 @@ def test_every_page_links_to_files_that_exist():
                 assert (page.parent / target).exists(), f"{page.relative_to(ROOT)}: broken link {target}"
 
 
+def test_pages_stand_alone():
+    """A page may point only into the repository: no absolute machine paths, no specs kept beside it."""
+    outside = re.compile(r"(?<![\w.])/(?:work|home|tmp|Users)/|\.\./shared/|\bspecs/")
+    for page in PAGES:
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            assert not outside.search(line), f"{page.relative_to(ROOT)}:{number}: points outside the repository: {line}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in PAGES if fast_blocks(p)], ids=lambda p: str(p.relative_to(ROOT)))
 def test_shell_blocks_run(page, tmp_path):

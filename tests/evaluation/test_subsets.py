@@ -145,8 +145,7 @@ def test_feature_plot_of_a_one_case_split_notes_the_undefined_silhouette(tmp_pat
     rng = np.random.default_rng(0)
     monkeypatch.setattr(features, "pooled_features", lambda *args: (
         rng.normal(size=(modalities, 8)), rng.normal(size=(modalities, 8)), np.arange(modalities)))
-    method = SimpleNamespace(targets=SimpleNamespace(spec=SimpleNamespace(
-        channel_names=tuple(f"M{i}" for i in range(modalities)))))
+    method = SimpleNamespace(spec=SimpleNamespace(channel_names=tuple(f"M{i}" for i in range(modalities))))
     path = features.plot_shared_specific(method, [], None, tmp_path / "tsne.png")
     saved = json.loads(path.with_suffix(".json").read_text())
     assert path.stat().st_size > 1000 and saved["points"] == modalities

@@ -15,11 +15,11 @@ from medgap.methods.amvlm import (
     CrossAttention,
     Embeddings,
     augment_view,
-    info_nce,
     pdt_similarity,
     token_matching_loss,
     w2_distance,
 )
+from medgap.losses.contrastive import info_nce
 from medgap.nets.text import WordTokenizer
 
 TAU = 0.5
@@ -275,3 +275,40 @@ def test_vision_only_mask_ignores_the_report(tiny_chest):
 
     with pytest.raises(ConfigError, match="use_report"):
         build_ssmis(tiny_chest, "method.use_report=false")
+
+
+def test_vit_resizes_other_image_sizes_to_its_own():
+    from medgap.nets.vit import ViT
+
+    torch.manual_seed(0)
+    vit = ViT(image_size=16, in_channels=1, patch_size=8, width=16, depth=1, heads=2).eval()
+    large = torch.rand(2, 1, 40, 40)
+    resized = F.interpolate(large, size=(16, 16), mode="bilinear", align_corners=False, antialias=True)
+    cls, patches = vit(large)
+    assert patches.shape == (2, 4, 16)
+    torch.testing.assert_close(cls, vit(resized)[0])
+
+
+def qata_like_config(folder, *overrides):
+    return load_config(None, ["method.name=amvlm", f"data.dataset_dir={folder}", "method.vit_width=16",
+                              "method.vit_depth=1", "method.text_width=16", "method.text_depth=1",
+                              "method.embed_dim=8", "method.projection_hidden=16", "data.labelled_batch_size=4",
+                              "data.num_workers=0", "data.augmentation.flip_axes=[]", "trainer.max_steps=2",
+                              "trainer.val_every=2", "trainer.progress=false", *overrides])
+
+
+def test_images_larger_than_the_patch_are_refused_up_front_with_the_fix(tiny_chest, tmp_path):
+    """A converted QaTa set has 224² images; the shipped config's patch is 64² (here: 32² images, 16² patch)."""
+    from medgap.errors import ConfigError
+    from medgap.training.loop import train
+
+    with pytest.raises(ConfigError, match=r"CXR_000_0000.png: images are 32x32 but data.patch_size is \[16, 16\]; "
+                                          r"AMVLM pairs each whole image with its report: set "
+                                          r"data.patch_size=\[32,32\] \(and method.vit_image_size=16 "):
+        train(qata_like_config(tiny_chest, "data.patch_size=[16,16]"), tmp_path / "refused")
+    assert not (tmp_path / "refused" / "checkpoints").exists()  # before any step
+
+    # the fix as the message gives it: whole 32² images, a ViT of 16² (validation on whole images works too)
+    summary = train(qata_like_config(tiny_chest, "data.patch_size=[32,32]", "method.vit_image_size=16"),
+                    tmp_path / "fixed")
+    assert summary["steps"] == 2 and 0.0 <= summary["best_val_retrieval_top1"] <= 1.0

@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from medgap.data.dataset_json import load_dataset_json, write_dataset_json
 from medgap.data.io import write_png
-from medgap.losses.contrastive import cross_modal_infonce, nt_xent
+from medgap.losses.contrastive import cross_modal_infonce, info_nce, nt_xent
 
 
 def test_cross_modal_infonce_matches_hand_computation_on_3x2_toy_batch():
@@ -29,6 +30,27 @@ def test_cross_modal_infonce_matches_hand_computation_on_3x2_toy_batch():
     # By hand: v→g row CEs ≈ 1.247, 17.36, 0.853 (mean 6.487); g→v column CEs ≈ 2.93, 10.00, 0.20 (mean 4.378);
     # 0.75 · 6.487 + 0.25 · 4.378 ≈ 5.96.
     assert expected == pytest.approx(5.966, abs=5e-3)
+
+
+def test_info_nce_weights_the_two_directions_by_alpha():
+    """α·CE(rows) + (1 − α)·CE(columns) on a non-symmetric 3×3 similarity, against a hand-written softmax."""
+    similarity = torch.tensor([[0.9, 0.1, -0.3], [0.4, 0.2, 0.0], [-0.5, 0.7, 0.6]])
+    tau = 0.5
+
+    def cross_entropy(matrix):
+        return sum(-math.log(math.exp(matrix[i][i] / tau) / sum(math.exp(x / tau) for x in matrix[i]))
+                   for i in range(3)) / 3
+
+    rows, columns = cross_entropy(similarity.tolist()), cross_entropy(similarity.T.tolist())
+    unused = torch.zeros(3, 2)
+    symmetric = info_nce(unused, unused, tau, similarity=similarity).item()
+    assert symmetric == pytest.approx(0.5 * (rows + columns), rel=1e-6)
+    assert info_nce(unused, unused, tau, alpha=1.0, similarity=similarity).item() == pytest.approx(rows, rel=1e-6)
+    assert info_nce(unused, unused, tau, alpha=0.75, similarity=similarity).item() == pytest.approx(
+        0.75 * rows + 0.25 * columns, rel=1e-6)
+    a, b = torch.randn(4, 5), torch.randn(4, 5)  # ContIG's loss is InfoNCE of the L2-normalised projections
+    normalised = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    assert torch.equal(cross_modal_infonce(a, b, 0.1, 0.75), info_nce(*normalised, 0.1, 0.75))
 
 
 def test_nt_xent_matches_definition():

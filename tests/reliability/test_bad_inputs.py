@@ -11,10 +11,13 @@ import copy
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -168,6 +171,22 @@ def png_value(relative: str, value: int):
     return corrupt
 
 
+def replace_with(relative: str, make):
+    """Replace a file by what ``make(path)`` creates there (a symlink, a FIFO)."""
+    def corrupt(root: Path):
+        (root / relative).unlink()
+        make(root / relative)
+    return corrupt
+
+
+def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A 60-byte PNG whose header declares ``width × height`` 1-bit pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
 def both(*corruptions):
     def corrupt(root: Path):
         for corruption in corruptions:
@@ -194,6 +213,8 @@ VERIFY_ROWS = [
      r"imagesTr/CXR_000_0000\.png: not a readable PNG \(image file is truncated"),
     ("garbage-png", "digits-av", overwrite("imagesTr/Digit_0360_0001.png", b"\x89PNG garbage"), [],
      r"imagesTr/Digit_0360_0001\.png: not a readable PNG \(cannot identify image file 'Digit_0360_0001\.png'\)"),
+    ("png-decompression-bomb", "chest-xray-text", overwrite("imagesTr/CXR_000_0000.png", bomb_png()), [],
+     r"imagesTr/CXR_000_0000\.png: PNG refused as a decompression bomb \(Image size \(10000000000 pixels\) exceeds"),
     ("complex-voxels", "atrium-3d",
      remap_nifti(f"{AT}_0000.nii.gz", lambda a, m: nib.Nifti1Image(a.astype(np.complex64), m)), [],
      rf"{AT}_0000\.nii\.gz: unsupported voxel type complex64"),
@@ -224,10 +245,16 @@ VERIFY_ROWS = [
     ("label-value-not-in-dataset-json", "cardiac-2d",
      rewrite_nifti("labelsTr/Cardiac_001.nii.gz", lambda a, m: (set_voxel(a, 7), m)), [],
      r"labelsTr/Cardiac_001\.nii\.gz: label value\(s\) \[7\] not declared in dataset\.json"),
-    ("brats-label-3-undeclared", "brain-tumour",
-     rewrite_nifti("labelsTr/BrainTumour_000.nii.gz", lambda a, m: (set_voxel(a, 3), m)), [],
-     r"labelsTr/BrainTumour_000\.nii\.gz: label value\(s\) \[3\] not declared in dataset\.json "
-     r"\(declared \[0, 1, 2, 4\]"),
+    ("brats-label-4-undeclared", "brain-tumour",  # nnU-Net v2 region labels are 0-3: BraTS's raw 4 is refused
+     rewrite_nifti("labelsTr/BrainTumour_000.nii.gz", lambda a, m: (set_voxel(a, 4), m)), [],
+     r"labelsTr/BrainTumour_000\.nii\.gz: label value\(s\) \[4\] not declared in dataset\.json "
+     r"\(declared \[0, 1, 2, 3\]"),
+    # issue 21 item 6: 65537 used to wrap through int16 to 1 (a declared value); 2**40 sized a 1 TiB lookup
+    ("label-value-beyond-int16", "atrium-3d",
+     remap_nifti("labelsTr/Atrium_001.nii.gz", lambda a, m: nib.Nifti1Image(set_voxel(a.astype(np.int32), 65537), m)),
+     [], r"labelsTr/Atrium_001\.nii\.gz: label value\(s\) \[65537\] not declared in dataset\.json"),
+    ("declared-label-value-2-to-40", "atrium-3d", edit_json("dataset.json", lambda raw: raw["labels"].update(huge=2**40)),
+     [], r"dataset\.json: label 'huge' has value 1099511627776, above 32767 \(the largest label value medgap accepts\)"),
     ("png-label-255", "chest-xray-text", png_value("labelsTr/CXR_001.png", 255), [],
      r"labelsTr/CXR_001\.png: label value\(s\) \[255\] not declared"),
     ("class-not-in-dataset-json", "digits-av",
@@ -260,10 +287,28 @@ VERIFY_ROWS = [
      r"genetics/burden\.csv:2: NaN/Inf value for case 'F\d+'"),
     ("report-not-utf8", "chest-xray-text", overwrite("textTr/CXR_001.txt", "Bilateral infection, ß".encode("latin-1")),
      [], r"textTr/CXR_001\.txt: report is not UTF-8 text"),
-    ("image-over-memory-budget", "atrium-3d", lambda root: None, ["--max-image-mib", "0.01"],
-     rf"{AT}_0000\.nii\.gz: image of shape \(16, 16, 16\) needs 0\.0156 MiB, over the memory budget of 0\.01 MiB"),
-    ("png-over-memory-budget", "chest-xray-text", lambda root: None, ["--max-image-mib", "0.001"],
-     r"imagesTr/CXR_000_0000\.png: image of shape \(32, 32\) needs 0\.00391 MiB, over the memory budget"),
+    # issue 21 item 2: a name that is there but cannot be read is not a missing modality / an unlabelled case
+    ("dangling-symlink-channel", "brain-tumour", replace_with(f"{BT}_0001.nii.gz", lambda p: p.symlink_to("gone")),
+     [], rf"{BT}_0001\.nii\.gz: dangling symlink \(its target gone does not exist\)"),
+    ("symlink-loop-label", "atrium-3d", replace_with("labelsTr/Atrium_001.nii.gz", lambda p: p.symlink_to(p.name)),
+     [], r"labelsTr/Atrium_001\.nii\.gz: cannot be read \(Too many levels of symbolic links\)"),
+    ("fifo-label", "cardiac-2d", replace_with("labelsTr/Cardiac_001.nii.gz", os.mkfifo), [],
+     r"labelsTr/Cardiac_001\.nii\.gz: expected a file, found a FIFO"),
+    ("folder-as-channel", "atrium-3d", replace_with(f"{AT}_0000.nii.gz", Path.mkdir), [],
+     rf"{AT}_0000\.nii\.gz: expected a file, found a folder"),
+    # the whole case counts: 16³ voxels × (4 + 4 float32 channel as stored and copied, 2 × 4 stacked and normalised,
+    # 8 one channel in float64 while normalised, 1 + 2 + 1 label as stored, int16 and index map) = 112 KiB
+    ("case-over-memory-budget", "atrium-3d", lambda root: None, ["--max-image-mib", "0.01"],
+     rf"{AT}_0000\.nii\.gz: case Atrium_000 needs 0\.109 MiB to load \(1 channel file\(s\) and a label, as stored and "
+     r"as float32 copies\), over the memory budget of 0\.01 MiB"),
+    ("png-over-memory-budget", "chest-xray-text", lambda root: None, ["--max-image-mib", "0.001"],  # 32² × 25 bytes
+     r"imagesTr/CXR_000_0000\.png: case CXR_000 needs 0\.0244 MiB to load \(1 channel file\(s\) and a label"),
+    # issue 21 item 4: four channels and a float64 label; each file alone fits the budget as float32 (0.0986 MiB),
+    # the case needs 27·33·29 voxels × (4·8 + 4·8 + 8 + 8 + 3) bytes
+    ("case-with-float64-label-over-budget", "brain-tumour",
+     remap_nifti("labelsTr/BrainTumour_000.nii.gz", lambda a, m: nib.Nifti1Image(a.astype(np.float64), m)),
+     ["--max-image-mib", "0.2"], rf"{BT}_0000\.nii\.gz: case BrainTumour_000 needs 2\.05 MiB to load \(4 channel "
+     r"file\(s\) and a label"),
 ]
 
 
@@ -306,23 +351,36 @@ def test_several_problems_are_listed_and_summarised_in_one_line(synthetic, tmp_p
 # (id, dataset, corruption of the dataset copy, config changes, extra CLI arguments, stderr pattern)
 TRAIN_ROWS = [
     ("config-unknown-key", "atrium-3d", None, {"trainer": {"max_stepz": 1}}, [],
-     r"tiny\.yaml: unknown key 'trainer\.max_stepz' \(known: max_steps, val_every, "),
+     r"tiny\.yaml: unknown key 'trainer\.max_stepz' \(did you mean 'trainer\.max_steps'\?\)"),
     ("config-wrong-type", "atrium-3d", None, {"data": {"patch_size": 16}}, [],
      r"tiny\.yaml: data\.patch_size must be"),
     ("override-wrong-type", "atrium-3d", None, {}, ["trainer.max_steps=many"],
-     r"tiny\.yaml: trainer\.max_steps must be int, got 'many' \(str\)"),
+     r"override 'trainer\.max_steps=many': trainer\.max_steps must be int, got 'many' \(str\)"),
     ("override-unknown-key", "atrium-3d", None, {}, ["model.featurez=[4]"], r"unknown key 'model\.featurez'"),
     ("config-not-yaml", "atrium-3d", None, b"data: [unclosed", [],
      r"tiny\.yaml: not valid YAML \(line 1: expected ',' or ']', but got '<stream end>'\)"),
+    # issue 21 item 9: nine levels of nine aliases (9**9 values once copied) under a dict-typed key; a second
+    # trainer: block; a list that contains itself
+    ("config-billion-laughs", "atrium-3d", None, ("method:\n  name: contig\n  encoder:\n    l0: &l0 [lol, lol, lol, lol, "
+     "lol, lol, lol, lol, lol]\n" + "".join(f"    l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)))
+     .encode(), [], r"tiny\.yaml: not valid YAML \(aliases expand to more than 100000 values\)"),
+    ("config-duplicate-section", "atrium-3d", None, b"trainer:\n  max_steps: 1\ndata:\n  num_workers: 0\ntrainer:\n"
+     b"  val_every: 1\n", [], r"tiny\.yaml: not valid YAML \(line 5: duplicate key 'trainer' \(first on line 1\)\)"),
+    ("config-duplicate-key", "atrium-3d", None, b"trainer:\n  max_steps: 1\n  max_steps: 5000\n", [],
+     r"tiny\.yaml: not valid YAML \(line 3: duplicate key 'max_steps' \(first on line 2\)\)"),
+    ("config-recursive-alias", "atrium-3d", None, b"model:\n  features: &f [4, *f]\n", [],
+     r"tiny\.yaml: not valid YAML \(a recursive alias"),
     ("config-not-utf8", "atrium-3d", None, b"name: r\xe9sum\xe9\n", [], r"tiny\.yaml: not UTF-8 text"),
     ("truncated-nifti", "atrium-3d", truncate("labelsTr/Atrium_002.nii.gz"), {}, [],
      r"labelsTr/Atrium_002\.nii\.gz: corrupt or truncated NIfTI"),
-    ("image-over-memory-budget", "atrium-3d", None, {"data": {"max_image_mib": 0.01}}, [],
-     r"imagesTr/Atrium_00\d_0000\.nii\.gz: image of shape \(16, 16, 16\) needs 0\.0156 MiB, over the memory budget"),
+    ("case-over-memory-budget", "atrium-3d", None, {"data": {"max_image_mib": 0.01}}, [],
+     r"imagesTr/Atrium_00\d_0000\.nii\.gz: case Atrium_00\d needs 0\.109 MiB to load .* over the memory budget"),
     ("2d-case-for-3d-patches", "atrium-3d",
      both(rewrite_nifti(f"{AT}_0000.nii.gz", lambda a, m: (a[:, :, 0], m)),
           rewrite_nifti("labelsTr/Atrium_000.nii.gz", lambda a, m: (a[:, :, 0], m))), {}, [],
      rf"{AT}_0000\.nii\.gz: 2-D image \(16, 16\), but data\.patch_size \[16, 16, 16\] is 3-D"),
+    ("fifo-label", "atrium-3d", replace_with("labelsTr/Atrium_002.nii.gz", os.mkfifo), {}, [],
+     r"labelsTr/Atrium_002\.nii\.gz: expected a file, found a FIFO"),
     ("run-folder-inside-dataset", "atrium-3d", None, {}, ["--run-dir", "{dataset}/imagesTr/run"],
      r"imagesTr/run: run folder must not be the dataset folder .*atrium-3d, inside it or contain it"),
     ("run-folder-is-dataset", "atrium-3d", None, {}, ["--run-dir", "{dataset}", "--overwrite"],
@@ -362,9 +420,8 @@ def test_one_line_and_status_2_from_a_real_process(synthetic, tmp_path):
     result = subprocess.run([sys.executable, "-m", "medgap.cli", "train", str(config)], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"error: {config}: unknown key 'trainer.max_stepz' (known: max_steps, "
-                                          "val_every, val_max_cases, log_every, checkpoint_every, seed, accelerator, "
-                                          "devices, num_nodes, strategy, precision, progress)"]
+    assert result.stderr.splitlines() == [f"error: {config}: unknown key 'trainer.max_stepz' (did you mean "
+                                          "'trainer.max_steps'?)"]
 
 
 # ------------------------------------------------------------------------------------------ predict
@@ -379,6 +436,8 @@ PREDICT_ROWS = [
      r"inputs/Atrium_002_0000\.nii\.gz: 2-D image \(16, 16\), but the run's inference patch \[16, 16, 16\] is 3-D"),
     ("case-id-with-dotdot", rename("Atrium_000_0000.nii.gz", "x..y_0000.nii.gz"), "pred",
      r"inputs/x\.\.y_0000\.nii\.gz: case id 'x\.\.y' is not allowed"),
+    ("dangling-symlink-input", replace_with("Atrium_001_0000.nii.gz", lambda p: p.symlink_to("gone")), "pred",
+     r"inputs/Atrium_001_0000\.nii\.gz: dangling symlink \(its target gone does not exist\)"),
     ("output-is-input-folder", None, "{inputs}", r"inputs: output folder must not be the input folder or inside it"),
     ("output-inside-input-folder", None, "{inputs}/pred",
      r"inputs/pred: output folder must not be the input folder or inside it"),

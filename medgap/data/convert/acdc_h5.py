@@ -9,7 +9,10 @@ written ``(H, W, Z)`` (slices along the last axis), which medgap's 2-D slice-wis
 The h5 files carry no voxel size: distances are then in voxels unless ``spacing`` is given (ACDC is about
 1.5 × 1.5 × 10 mm, varying per patient). An h5 ``spacing`` attribute on ``image`` (``(Z, H, W)``) wins.
 
-``splits.json``: train/val/test = the lists as published (70/10/20 patients in SS-Net's split).
+``splits.json``: train/val/test = the lists as published (70/10/20 patients in SS-Net's split). Cases named
+``patient###_frame##`` (ED and ES of one patient) are grouped by patient in ``dataset.json`` ``groups``, so a
+labelled draw (``data.labelled_count: 7``, SS-Net's 7 labelled patients) labels both frames of 7 patients and a
+new split never puts one frame in training and the other in test.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ from medgap.errors import DatasetError
 DESCRIPTION = "ACDC h5 (SSL4MIS/SS-Net: data/<case>.h5 volumes, data/slices/<case>_slice_<k>.h5, *.list)"
 LABELS = {"background": 0, "RV": 1, "myocardium": 2, "LV": 3}  # as the synthetic cardiac-2d set
 _SLICE = re.compile(r"^(?P<case>.+)_slice_(?P<index>\d+)$")
+_FRAME = re.compile(r"^(?P<patient>.+)_frame\d+$")  # SSL4MIS names each ED/ES volume patient###_frame##
+
+
+def patient_groups(cases: list[str]) -> dict[str, str]:
+    """``{"patient001_frame01": "patient001", ...}`` for the cases named by frame."""
+    return {case: match["patient"] for case in cases if (match := _FRAME.match(case))}
 
 
 def _h5_spacing(path: Path) -> tuple[float, float, float] | None:
@@ -98,6 +107,7 @@ def convert(source: str | os.PathLike, out_dir: str | os.PathLike, *,
     if all(splits.values()):
         write_json(out / "splits.json", {"source": "ACDC train/val/test lists as published", **splits,
                                          "labelled": splits["train"], "unlabelled": []})
+    groups = patient_groups(cases)
     write_dataset_json(out, {"name": "ACDC", "channel_names": {"0": "cineMRI"}, "labels": LABELS,
-                             "file_ending": ".nii.gz", "numTraining": len(cases)})
+                             "file_ending": ".nii.gz", "numTraining": len(cases), **({"groups": groups} if groups else {})})
     return out

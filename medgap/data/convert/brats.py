@@ -7,9 +7,13 @@ Source layout (any depth below ``source``; BraTS 2018 nests cases under ``HGG/``
 
 Cases with a ``_seg`` file go to ``imagesTr``/``labelsTr``, cases without (the challenge's validation data) to
 ``imagesTs``. An absent sequence file stays absent (a missing modality). The enhancing-tumour label is 4 in
-BraTS 2018–2021 and 3 in BraTS 2023-style relabelled sets; it is detected from the label files (or given) and
-written into ``dataset.json`` as the regions WT = {1, 2, ET}, TC = {1, ET}, ET = {ET}. ``.nii`` inputs are
-re-saved compressed; ``.nii.gz`` inputs are copied byte for byte.
+BraTS 2018–2021 and 3 in BraTS 2023-style relabelled sets; it is detected from the label files (or given).
+
+Labels are written in nnU-Net v2's own region-based form (as its Dataset137_BraTS2021 conversion does), so one
+folder trains in both tools: consecutive values 1 oedema, 2 necrotic / non-enhancing core, 3 enhancing tumour
+(BraTS's 2, 1 and 4), and ``dataset.json`` ``labels`` ``{"background": 0, "WT": [1, 2, 3], "TC": [2, 3],
+"ET": [3]}`` with ``regions_class_order`` ``[1, 2, 3]``. ``.nii`` images are re-saved compressed; ``.nii.gz``
+images are copied byte for byte.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from medgap.data.cases import check_case_id
+from medgap.data.convert.msd import BRATS_REGIONS
 from medgap.data.dataset_json import write_dataset_json
-from medgap.data.io import read_label
+from medgap.data.io import read_label, write_nifti
 from medgap.errors import DatasetError, MedgapError
 
 DESCRIPTION = "BraTS 2018-2021 case folders (*_flair/_t1/_t1ce/_t2/_seg.nii.gz) -> FLAIR/T1/T1c/T2, regions WT/TC/ET"
@@ -61,6 +66,14 @@ def _write(source: Path, target: Path) -> None:
         import nibabel as nib
 
         nib.save(nib.load(source), target)
+
+
+def write_nnunet_label(source: Path, target: Path, enhancing: int) -> None:
+    """BraTS labels (1 necrotic, 2 oedema, ``enhancing``) → nnU-Net v2's consecutive 2, 1, 3, same geometry."""
+    label, geometry = read_label(source)
+    renumber = np.zeros(max(int(label.max()), enhancing) + 1, np.uint8)
+    renumber[[1, 2, enhancing]] = [2, 1, 3]
+    write_nifti(target, renumber[label], geometry.affine, geometry.header)
 
 
 def detect_enhancing_label(label_paths: list[Path]) -> int:
@@ -106,13 +119,11 @@ def convert(source: str | os.PathLike, out_dir: str | os.PathLike, *, enhancing_
             if path is not None:
                 _write(path, out_dir / f"images{part}" / f"{case_id}_{channel:04d}.nii.gz")
         if part == "Tr":
-            _write(labelled[case_id], out_dir / "labelsTr" / f"{case_id}.nii.gz")
+            write_nnunet_label(labelled[case_id], out_dir / "labelsTr" / f"{case_id}.nii.gz", enhancing)
             training += 1
     write_dataset_json(out_dir, {
         "name": name, "channel_names": {str(i): n for i, n in enumerate(CHANNEL_NAMES)},
-        "labels": {"background": 0, "necrotic": 1, "edema": 2, "enhancing": enhancing},
-        "regions": {"WT": [1, 2, enhancing], "TC": [1, enhancing], "ET": [enhancing]},
-        "file_ending": ".nii.gz", "numTraining": training,
-        "converted_from": {"format": "brats", "source": str(source)},
+        "labels": BRATS_REGIONS, "regions_class_order": [1, 2, 3], "file_ending": ".nii.gz", "numTraining": training,
+        "converted_from": {"format": "brats", "source": source.name, "enhancing_label": enhancing},
     })
     return out_dir

@@ -3,7 +3,8 @@
 LViT (Li et al., IEEE TMI 2023) distributes each data set as::
 
     SOURCE/Train_Folder/img/covid_1.png      SOURCE/Train_Folder/labelcol/mask_covid_1.png   (QaTa-COV19)
-    SOURCE/Train_Folder/img/TCGA-xx.png      SOURCE/Train_Folder/labelcol/TCGA-xx.png        (MoNuSeg)
+    SOURCE/Train_Folder/img/TCGA-xx.png      SOURCE/Train_Folder/labelcol/TCGA-xx.png        (MoNuSeg;
+    SOURCE/Test_Folder/img/TCGA-xx.tif       SOURCE/Test_Folder/labelcol/TCGA-xx.png           images may be .tif)
     SOURCE/Train_Folder/Train_text.xlsx      columns ``Image`` (the mask file name) and ``Description``
     SOURCE/Val_Folder/...   SOURCE/Test_Folder/...   (same structure, ``Val_text.xlsx`` / ``Test_text.xlsx``)
 
@@ -11,11 +12,12 @@ A ``.csv`` with the same two columns is accepted instead of the spreadsheet (LVi
 The text row of an image is found by its mask file name (LViT's key), else by the image file name, with or
 without the extension.
 
-Output: ``imagesTr/CASE_0000.png`` (grayscale; colour MoNuSeg tiles are converted to luminance),
+Images may be PNG or TIFF (``.tif``, read with Pillow); any other file in an ``img/`` folder is refused rather
+than skipped, as is a case name that occurs in two folders. Output: ``imagesTr/CASE_0000.png`` (grayscale; colour MoNuSeg tiles are converted to luminance),
 ``labelsTr/CASE.png`` (0/1: LViT masks are 0/255), ``textTr/CASE.txt`` (the Description), ``dataset.json``
 (``"text": true``) and ``splits.json`` with train/val/test = LViT's Train/Val/Test folders. The case id is the
 image file stem. Labelled ratios (25 %, 50 %, few-shot 1 %, 10 %) are drawn later by case id from ``train``
-(``data.labelled_ratio``); unlabelled cases keep their reports.
+(``data.labelled_ratio``); unlabelled cases keep their reports. The output folder must not be inside the source.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from medgap.atomic import write_json, write_text
+from medgap.atomic import is_within, write_json, write_text
 from medgap.data.cases import check_case_id
 from medgap.data.dataset_json import write_dataset_json
-from medgap.data.io import read_image, write_png
+from medgap.data.io import PILLOW_ENDINGS, read_image, write_png
 from medgap.errors import DatasetError
 
 DESCRIPTION = "LViT image-text layout (QaTa-COV19 / MoNuSeg: *_Folder/img, labelcol, *_text.xlsx|csv)"
@@ -112,8 +114,20 @@ def _column_index(letters: str) -> int:
     return index - 1
 
 
+def _images(folder: Path) -> list[Path]:
+    """The image files of an ``img/`` folder; a file of another type is an error (it would be silently lost)."""
+    images = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name.startswith(".") or path.is_dir():  # macOS ._ files, .DS_Store
+            continue
+        if path.suffix not in PILLOW_ENDINGS:
+            raise DatasetError(f"{path}: not an image type the converter reads ({', '.join(PILLOW_ENDINGS)})")
+        images.append(path)
+    return images
+
+
 def _mask_for(image_path: Path, mask_dir: Path) -> Path | None:
-    """QaTa names masks ``mask_<image>``; MoNuSeg uses the image's own name (``.png``)."""
+    """QaTa names masks ``mask_<image>``; MoNuSeg uses the image's own name (``.png``, whatever the image's type)."""
     for name in (f"mask_{image_path.name}", image_path.name, f"{image_path.stem}.png", f"mask_{image_path.stem}.png"):
         if (mask_dir / name).is_file():
             return mask_dir / name
@@ -136,9 +150,12 @@ def convert(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     source, out = Path(source), Path(out_dir)
     if not (source / FOLDERS["train"]).is_dir():
         raise DatasetError(f"{source}: no {FOLDERS['train']}/ (expected LViT's Train_Folder/Val_Folder/Test_Folder)")
+    if is_within(out, source):
+        raise DatasetError(f"{out}: the output folder must not be inside the source folder {source}")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: output folder exists and is not empty")
     splits: dict[str, list[str]] = {}
+    first_seen: dict[str, Path] = {}  # case id → the image that introduced it
     for split, folder_name in FOLDERS.items():
         folder = source / folder_name
         splits[split] = []
@@ -150,15 +167,18 @@ def convert(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
         if table_path is None:
             raise DatasetError(f"{folder}: no {stem}_text.xlsx or {stem}_text.csv")
         table = read_text_table(table_path)
-        for image_path in sorted((folder / "img").glob("*.png")):
+        for image_path in _images(folder / "img"):
+            case_id = check_case_id(image_path.stem, image_path)
+            if case_id in first_seen:
+                raise DatasetError(f"{image_path}: case name {case_id!r} also used by {first_seen[case_id]}")
+            first_seen[case_id] = image_path
             mask_path = _mask_for(image_path, folder / "labelcol")
             if mask_path is None:
                 raise DatasetError(f"{image_path}: no mask in {folder / 'labelcol'}")
             text = _text_for(table, image_path, mask_path)
             if text is None:
                 raise DatasetError(f"{table_path}: no Description for {mask_path.name} (image {image_path.name})")
-            case_id = check_case_id(image_path.stem, image_path)
-            image, _ = read_image(image_path)                    # colour PNGs are read as luminance
+            image, _ = read_image(image_path)                    # colour images are read as luminance
             mask, _ = read_image(mask_path)
             values = np.unique(mask)
             if not set(values.tolist()) <= {0, 1, 255}:
@@ -170,8 +190,8 @@ def convert(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
             write_text(out / "textTr" / f"{case_id}.txt", text + "\n")
             splits[split].append(case_id)
     if not splits["train"]:
-        raise DatasetError(f"{source / FOLDERS['train'] / 'img'}: no .png images")
-    write_json(out / "splits.json", {**splits, "source": str(source), "layout": "lvit"})
+        raise DatasetError(f"{source / FOLDERS['train'] / 'img'}: no images ({', '.join(PILLOW_ENDINGS)})")
+    write_json(out / "splits.json", {**splits, "source": source.resolve().name, "layout": "lvit"})
     write_dataset_json(out, {
         "name": source.name, "description": f"converted from {DESCRIPTION}", "channel_names": {"0": "image"},
         "labels": {"background": 0, "foreground": 1}, "file_ending": ".png",

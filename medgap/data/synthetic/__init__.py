@@ -2,7 +2,7 @@
 
 One generator per task family, each writing the nnU-Net v2 folder layout (see ``docs/datasets.md``):
 
-- ``brain-tumour``: BraTS-like FLAIR/T1/T1c/T2 glioma MRI with labels 1/2/4 and regions WT/TC/ET (ShaSpec).
+- ``brain-tumour``: BraTS-like FLAIR/T1/T1c/T2 glioma MRI, nnU-Net v2 region labels WT/TC/ET (ShaSpec).
 - ``atrium-3d``: LA-challenge-like 3-D MRI of the left atrium (SS-Net 3-D).
 - ``cardiac-2d``: ACDC-like short-axis cine stacks with RV/myocardium/LV (SS-Net 2-D).
 - ``digits-av``: scikit-learn's digit images paired with a digit-dependent spectrogram (ShaSpec classification).

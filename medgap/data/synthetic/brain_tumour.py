@@ -5,8 +5,9 @@ What it imitates:
     anatomy from the MNI ICBM152 2009a template's grey/white-matter maps (shipped with nilearn, no download),
     warped per case by a random small affine and a smooth elastic deformation; relative tissue contrasts of each
     sequence (T1: WM > GM > CSF; T2: CSF > GM > WM; FLAIR: CSF suppressed, GM > WM; T1c ≈ T1 plus enhancing
-    vessels); one glioma per case with BraTS labels 1 (necrotic / non-enhancing core), 2 (oedema) and
-    4 (enhancing tumour), visible as in BraTS so that a missing sequence costs accuracy: the enhancing rim is
+    vessels); one glioma per case with labels 1 (oedema), 2 (necrotic / non-enhancing core) and 3 (enhancing
+    tumour) — BraTS's 2, 1 and 4 renumbered as nnU-Net v2 does (its Dataset137), written as nnU-Net's region-based
+    labels WT = {1, 2, 3}, TC = {2, 3}, ET = {3}, so one folder trains in medgap and nnU-Net — visible as in BraTS so that a missing sequence costs accuracy: the enhancing rim is
     bright only on T1c (on T1, T2 and FLAIR it looks like the necrotic core), oedema is bright on FLAIR and T2
     and slightly dark on T1/T1c, the necrotic core is dark on T1/T1c, bright on T2 and intermediate on FLAIR.
     ~15 % of cases are low-grade (oedema + non-enhancing core only). Oedema spreads along white matter, the
@@ -45,10 +46,11 @@ from medgap.data.synthetic.common import (
     transform_points,
 )
 from medgap.errors import MedgapError
+from medgap.optional import require
 
 CHANNELS = ("FLAIR", "T1", "T1c", "T2")
-LABELS = {"background": 0, "necrotic": 1, "edema": 2, "enhancing": 4}
-REGIONS = {"WT": [1, 2, 4], "TC": [1, 4], "ET": [4]}
+LABELS = {"background": 0, "edema": 1, "necrotic": 2, "enhancing": 3}  # the values painted into label maps
+REGION_LABELS = {"background": 0, "WT": [1, 2, 3], "TC": [2, 3], "ET": [3]}  # dataset.json (nnU-Net v2 regions)
 
 # Mean intensity (0–1000 scale, before the per-case scale) of each tissue on FLAIR, T1, T1c, T2. The orderings,
 # not the numbers, follow clinical MRI. The enhancing rim has no entry: on T1c it is ENHANCING_T1C, on the other
@@ -98,6 +100,7 @@ class _Atlas:
 
 def load_atlas(options: BrainTumourOptions) -> _Atlas:
     """Load the MNI152 template tissue maps from nilearn's bundled data and define the cropped output grid."""
+    require("nilearn", "synth brain-tumour (the MNI152 template)")
     from nilearn import datasets  # heavy import (scikit-learn); only when a brain dataset is generated
 
     # The 1 mm maps load in ~0.1 s each; nilearn's resolution=2 resamples them on every call (~1 s each), so we
@@ -289,11 +292,12 @@ GENERATOR = Generator(
     dataset_name="SyntheticBrainTumour",
     description="Synthetic BraTS-like glioma MRI (FLAIR, T1, T1c, T2) on the MNI152 template; see docs/datasets.md",
     channel_names=CHANNELS,
-    labels=LABELS,
-    regions=REGIONS,
+    labels=REGION_LABELS,
+    regions_class_order=(1, 2, 3),
     options=BrainTumourOptions,
     build=_build,
     default_cases=40,
+    version=3,  # 3: nnU-Net v2 region labels (were BraTS 1/2/4 with a "regions" key)
     reference=("Anatomy: MNI ICBM152 2009a template and tissue maps (Fonov et al., NeuroImage 2011; "
                "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological "
                "Institute, McGill University), as shipped with nilearn"),

@@ -43,10 +43,11 @@ from scipy import ndimage
 from medgap.atomic import write_text
 from medgap.data.dataset_json import write_dataset_json
 from medgap.data.io import write_png
-from medgap.data.synthetic.common import TEST_STREAM, TRAIN_STREAM, _reuse_existing, case_rng, smooth_noise
+from medgap.data.synthetic.common import (TEST_STREAM, TRAIN_STREAM, _reuse_existing, case_name, case_rng,
+                                          smooth_noise)
 from medgap.errors import MedgapError
 
-VERSION = 1
+VERSION = 2  # 2: held-out cases named CXR_test000 (they reused training names)
 LEVELS = ("upper", "middle", "lower")
 SIDES = ("right", "left")  # the patient's side; "right" is on the image's left (radiological convention)
 NUMBERS = ("no", "one", "two", "three", "four")
@@ -190,8 +191,8 @@ class ChestXrayTextGenerator:
     default_cases = 200
     default_test_cases = 20
 
-    def case_id(self, index: int) -> str:
-        return f"{self.case_prefix}_{index:03d}"
+    def case_id(self, index: int, subset: str = "Tr") -> str:
+        return case_name(self.case_prefix, index, subset)
 
     def generate(self, out_dir: str | os.PathLike, cases: int | None = None, seed: int = 0,
                  test_cases: int | None = None, exist_ok: bool = False,
@@ -214,7 +215,7 @@ class ChestXrayTextGenerator:
         for stream, subset, count in ((TRAIN_STREAM, "Tr", cases), (TEST_STREAM, "Ts", test_cases)):
             for index in range(count):
                 image, mask, phrasings = make_case(resolved, case_rng(seed, stream, index))
-                case_id = self.case_id(index)
+                case_id = self.case_id(index, subset)
                 write_png(out_dir / f"images{subset}" / f"{case_id}_0000.png", image)
                 write_png(out_dir / f"labels{subset}" / f"{case_id}.png", mask)
                 write_text(out_dir / f"text{subset}" / f"{case_id}.txt", phrasings[0] + "\n")

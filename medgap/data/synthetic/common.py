@@ -243,9 +243,11 @@ class Generator:
 
     Attributes:
         name: the CLI name (``brain-tumour``).
-        case_prefix: case ids are ``{case_prefix}_{index:03d}``.
+        case_prefix: case ids are ``{case_prefix}_{index:03d}`` (training) and ``{case_prefix}_test{index:03d}``
+            (held out, :func:`case_name`).
         dataset_name, description: written into ``dataset.json``.
-        channel_names, labels, regions: the ``dataset.json`` entries.
+        channel_names, labels, regions, regions_class_order: the ``dataset.json`` entries (``labels`` may be
+            nnU-Net v2 region-based, list-valued, with ``regions_class_order``).
         options: a dataclass of keyword options (spacing, size, ...) with defaults.
         build: ``options → (rng → SyntheticCase)``; loads what every case shares (e.g. an atlas) once.
         default_cases, default_test_cases: sizes when the caller gives none.
@@ -257,17 +259,18 @@ class Generator:
     dataset_name: str
     description: str
     channel_names: tuple[str, ...]
-    labels: dict[str, int]
+    labels: dict[str, int | list[int]]
     options: type
     build: Callable[[Any], Callable[[np.random.Generator], SyntheticCase]]
     default_cases: int
     default_test_cases: int = 4
     regions: dict[str, list[int]] | None = None
+    regions_class_order: tuple[int, ...] | None = None
     reference: str | None = None
-    version: int = 1
+    version: int = 2  # 2: held-out cases named ..._test000 (they reused training names)
 
-    def case_id(self, index: int) -> str:
-        return f"{self.case_prefix}_{index:03d}"
+    def case_id(self, index: int, subset: str = "Tr") -> str:
+        return case_name(self.case_prefix, index, subset)
 
     def dataset_json(self, num_training: int, synthetic: dict) -> dict:
         raw = {
@@ -278,11 +281,19 @@ class Generator:
         }
         if self.regions:
             raw["regions"] = {name: list(values) for name, values in self.regions.items()}
+        if self.regions_class_order:
+            raw["regions_class_order"] = list(self.regions_class_order)
         raw.update({"file_ending": FILE_ENDING, "numTraining": num_training})
         if self.reference:
             raw["reference"] = self.reference
         raw["synthetic"] = synthetic
         return raw
+
+
+def case_name(prefix: str, index: int, subset: str = "Tr") -> str:
+    """``BrainTumour_007`` in ``imagesTr``, ``BrainTumour_test007`` in ``imagesTs``: a held-out case never shares
+    a training case's name, so predictions of both can sit in one folder and be scored against the right label."""
+    return f"{prefix}_{index:03d}" if subset == "Tr" else f"{prefix}_test{index:03d}"
 
 
 # Training cases use stream 0 and held-out cases stream 1, so adding training cases never changes a test case.
@@ -328,7 +339,7 @@ def generate_dataset(
     for stream, subset, count in ((TRAIN_STREAM, "Tr", cases), (TEST_STREAM, "Ts", test_cases)):
         for index in range(count):
             case = make_case(case_rng(seed, stream, index))
-            write_case(out_dir, subset, generator.case_id(index), case)
+            write_case(out_dir, subset, generator.case_id(index, subset), case)
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -386,7 +397,7 @@ def _expected_files(generator: Generator, cases: int, test_cases: int) -> set[Pa
     files = set()
     for subset, count in (("Tr", cases), ("Ts", test_cases)):
         for index in range(count):
-            case_id = generator.case_id(index)
+            case_id = generator.case_id(index, subset)
             files.add(Path(f"labels{subset}") / f"{case_id}{FILE_ENDING}")
             files.update(Path(f"images{subset}") / f"{case_id}_{channel:04d}{FILE_ENDING}"
                          for channel in range(len(generator.channel_names)))

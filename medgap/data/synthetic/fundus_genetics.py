@@ -46,6 +46,7 @@ from medgap.data.dataset_json import write_dataset_json
 from medgap.data.genetics import read_bed, read_burden, read_sscore, write_genetics_csv
 from medgap.data.io import write_png
 from medgap.errors import MedgapError
+from medgap.optional import require
 
 VERSION = 2
 CHANNELS = ("R", "G", "B")
@@ -73,7 +74,7 @@ def simulate_genotypes(individuals: int, options: FundusGeneticsOptions, seed: i
         ``dosages (N, V)`` uint8 diploid counts of the derived allele over biallelic sites, ``chromosome (V,)``,
         ``position (V,)`` bp, ``population (N,)`` 0/1.
     """
-    import msprime
+    msprime = require("msprime", "synth fundus-genetics (coalescent genotypes)")
 
     demography = msprime.Demography()
     for name in ("A", "B", "ANC"):
@@ -326,7 +327,7 @@ class FundusGeneticsGenerator:
         """The raw files a genetics group would hand over: PLINK bed (all common SNPs, and the every-k-th
         subset), one PLINK 2 ``.sscore`` per PGS, and an h5 burden matrix of all genes."""
         import h5py
-        from bed_reader import to_bed
+        to_bed = require("bed_reader", "synth fundus-genetics (PLINK files)").to_bed
 
         common = cohort["common_index"]
         snp_ids = np.array([f"rs{c}_{p}" for c, p in zip(cohort["chromosome"], cohort["position"])])
