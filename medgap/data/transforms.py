@@ -23,19 +23,27 @@ def normalise(image: np.ndarray, availability: np.ndarray, scheme: str = "zscore
         if scheme == "none":
             out[channel] = values
             continue
-        values = values.astype(np.float64)  # finite float32 voxels near 3e38 overflow float32 sums and differences
-        if scheme == "minmax":
-            low, high = float(values.min()), float(values.max())
-            out[channel] = (values - low) / max(high - low, 1e-8)
-            continue
-        mask = values != 0 if scheme == "zscore_nonzero" else np.ones(values.shape, bool)
-        if not mask.any():
-            continue
-        selected = values[mask]
-        mean, std = float(selected.mean()), float(selected.std())
-        normalised = (values - mean) / max(std, 1e-8)
-        out[channel] = np.where(mask, normalised, 0.0) if scheme == "zscore_nonzero" else normalised
+        out[channel] = _normalise_channel(values, scheme)
     return out
+
+
+def _normalise_channel(values: np.ndarray, scheme: str) -> np.ndarray:
+    mask = values != 0 if scheme == "zscore_nonzero" else np.ones(values.shape, bool)
+    if not mask.any():
+        return np.zeros(values.shape, np.float32)
+    selected = values[mask]
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow is detected and redone below
+        if scheme == "minmax":
+            shift, scale = float(selected.min()), float(selected.max()) - float(selected.min())
+        else:
+            shift, scale = float(selected.mean()), float(selected.std())
+        normalised = (values - shift) / max(scale, 1e-8)
+    overflowed = not (np.isfinite([shift, scale]).all() and np.isfinite(normalised).all())
+    if overflowed and values.dtype != np.float64 and np.isfinite(values).all():
+        # finite float32 voxels near 3e38 overflow float32 sums and differences: only such images are normalised
+        # in float64, so every other image normalises exactly as before
+        return _normalise_channel(values.astype(np.float64), scheme)
+    return np.where(mask, normalised, 0.0) if scheme == "zscore_nonzero" else normalised
 
 
 def crop_patch(image: np.ndarray, label: np.ndarray | None, patch_size: tuple[int, ...], rng: np.random.Generator,

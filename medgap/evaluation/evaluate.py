@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import yaml
 
 from medgap.atomic import write_json
-from medgap.config import ExperimentConfig, config_from_dict
+from medgap.config import ExperimentConfig, load_config
 from medgap.data.pipeline import PreparedData, prepare_data
 from medgap.data.preprocess import index_to_label
 from medgap.errors import ConfigError, RunFolderError
@@ -29,7 +28,7 @@ def load_run_config(run_dir: str | os.PathLike) -> ExperimentConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RunFolderError(f"{run_dir}: not a run folder (no config.yaml)")
-    return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, str(path))
+    return load_config(path)  # the hardened loader: no Python objects, duplicate keys or alias bombs
 
 
 def load_trained_method(run_dir: str | os.PathLike, config: ExperimentConfig, spec, checkpoint: str = "best"):
