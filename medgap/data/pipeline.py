@@ -102,6 +102,12 @@ def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: 
             raise DatasetError(f"{data.cases[case.case_id].first_image_path}: {len(case.shape)}-D image {case.shape}, but data.patch_size "
                                f"{list(config.patch_size)} is {len(config.patch_size)}-D")
     train = data.split_cases("train")
+    if config.train_requires_genetics:  # ContIG's inner aggregation: the dataset holds complete individuals only
+        required = set(config.train_requires_genetics)
+        train = [case for case in train if required <= set(data.cases[case.case_id].genetics)]
+        if not train:
+            raise DatasetError(f"{config.dataset_dir}: no training case has every genetic modality of "
+                               f"data.train_requires_genetics {sorted(required)}")
     labelled_ids = set(data.splits["labelled"])
     classes = data.class_labels
     labelled_flags = [case.case_id in labelled_ids and (case.labelled if classes is None else case.case_id in classes)

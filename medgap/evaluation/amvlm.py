@@ -217,3 +217,55 @@ def plot_uncertainty(results: dict[str, dict], path: str | os.PathLike) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def patch_report_auroc(patches: torch.Tensor, report_cls: torch.Tensor, foreground: torch.Tensor) -> dict:
+    """The zero-shot pretraining gate on tensors: does ⟨patch, report⟩ point at the finding, and is it the report?
+
+    Args:
+        patches: ``(B, P, d)`` patch embeddings of B held-out images; report_cls: ``(B, d)`` the CLS embedding of
+            each image's own report; foreground: ``(B, P)`` bool, patches mostly inside the finding's mask.
+
+    Returns:
+        ``auroc_own``: AUROC of s = ⟨patch, own report⟩ for foreground vs background patches (what the text mask
+        sigmoid(s) can find); ``auroc_shuffled``: the same with each image's report replaced by the next image's
+        (what the image alone gives); ``auroc_pair``: over foreground patches, ⟨patch, own report⟩ vs ⟨patch,
+        shuffled report⟩ (0.5 = the report does not matter). NaN where a class is empty.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    own = torch.einsum("bpd,bd->bp", patches, report_cls).flatten().numpy()
+    shuffled = torch.einsum("bpd,bd->bp", patches, report_cls.roll(1, 0)).flatten().numpy()
+    labels = foreground.flatten().numpy()
+    two_classes = 0 < labels.sum() < len(labels)
+    pair = np.concatenate([own[labels], shuffled[labels]])
+    pair_labels = np.r_[np.ones(labels.sum()), np.zeros(labels.sum())]
+    return {"auroc_own": float(roc_auc_score(labels, own)) if two_classes else float("nan"),
+            "auroc_shuffled": float(roc_auc_score(labels, shuffled)) if two_classes else float("nan"),
+            "auroc_pair": float(roc_auc_score(pair_labels, pair)) if labels.any() else float("nan"),
+            "images": int(len(report_cls)), "foreground_patches": int(labels.sum()), "patches": int(len(labels))}
+
+
+@torch.no_grad()
+def patch_report_gate(pretrain_run: str | os.PathLike, dataset_dir: str | os.PathLike, cases: list[str],
+                      foreground_fraction: float = 0.5) -> dict:
+    """:func:`patch_report_auroc` of an ``amvlm`` pretraining run (``last.pt``) on ``cases`` (held-out images with
+    a report and a mask): a patch is foreground when at least ``foreground_fraction`` of its pixels are."""
+    from medgap.data.io import read_image, read_label
+    from medgap.data.transforms import normalise
+
+    run = Path(pretrain_run)
+    config = load_run_config(run)
+    method = load_trained_method(run, config, _spec(config), "last").eval()
+    dataset_dir = Path(dataset_dir)
+    images = torch.cat([torch.from_numpy(normalise(
+        read_image(dataset_dir / "imagesTr" / f"{case}_0000.png")[0][None].astype(np.float32), np.ones(1, bool),
+        config.data.normalisation))[None] for case in cases])
+    masks = torch.stack([torch.from_numpy((read_label(dataset_dir / "labelsTr" / f"{case}.png")[0] > 0)
+                                          .astype(np.float32)) for case in cases])
+    reports = [(dataset_dir / "textTr" / f"{case}.txt").read_text(encoding="utf-8").strip() for case in cases]
+    encoders = method.encoders
+    patches = encoders.encode_image(images).tokens                                            # (B, P, d)
+    grid = int(round(patches.shape[1] ** 0.5))
+    share = torch.nn.functional.adaptive_avg_pool2d(masks[:, None], grid).flatten(1)          # (B, P) row-major
+    return patch_report_auroc(patches, encoders.encode_text(reports).cls, share >= foreground_fraction)

@@ -16,15 +16,25 @@ matches. With embeddings L2-normalised and ``sim(a, b) = aᵀb``, temperature τ
   (the MAP/AMVLM form, computed *pairwise*); with equal spreads the gate is sigmoid(1) ≈ 0.73 and mismatches
   are compressed towards 1 (an ambiguous match costs less), while unequal spreads restore the plain cosine.
   sim' replaces sim in the CSS losses and the coarse loss;
+- **L_local** (official ``my_model.py``; not in the paper's equations): each patch embedding against the report
+  CLS embeddings of the batch and each word embedding against the image CLS embeddings, InfoNCE both ways
+      L_local^v = −1/(2BP) Σ_i Σ_p [ log e^{sim(v_i^p, t_i)/τ} / Σ_j e^{sim(v_i^p, t_j)/τ}
+                                    + log e^{sim(t_i, v_i^p)/τ} / Σ_j e^{sim(t_i, v_j^p)/τ} ]
+  and L_local^t the same with words and image CLS; L_local = (L_local^v + L_local^t)/2. It is the only term that
+  puts the patches in the space of the report's CLS, which the SSMIS text mask ⟨patch, t^cls⟩ reads;
 - **ICL** (intra-modal contrast) between an image and its augmented view (rotation ±20°, rot90 + flip,
-  intensity jitter), coarse CLS–CLS and fine CLS–patch, the view encoded by an EMA copy (momentum 0.995):
+  intensity jitter), coarse CLS–CLS and fine CLS–patch, the view encoded by an EMA copy (momentum 0.995;
+  ``icl_ema: false`` = the online encoder, which does not lag in short runs):
       L_V2V = −1/B Σ_i log e^{sim(v_i, v_{i,a})/τ} / Σ_j e^{sim(v_i, v_{j,a})/τ}
       L_fine = −1/(BP) Σ_i Σ_p log e^{sim(v_i, v^p_{i,a})/τ} / Σ_j e^{sim(v_i, v^p_{j,a})/τ}.
 
-Total: L = w_coarse L_coarse + w_css (L_V2T + L_T2V)/2 + w_icl_coarse L_V2V + w_icl_fine L_fine; the official
-weights are 1, 0.5, 0.1, 0.1 (their "L_fine", "L_ICL", "L_local"). Each component switches off with
-``method.css``/``pdt``/``icl`` for the ablation. Deviations from the official code we do not copy (see
-``docs/methods/amvlm.md``): the view is augmented in float (no uint8 cast), W2 is pairwise, σ is exponentiated.
+Total (official weights): L = L_coarse + 0.5 (L_V2T + L_T2V)/2 + 0.1 L_local + 0.1 (L_V2V + L_fine), i.e.
+``weight_coarse``, ``weight_css``, ``weight_local``, ``weight_icl_coarse`` = ``weight_icl_fine`` = 0.1 (the last
+two are ICL's coarse and fine parts). Each component switches off with ``method.css``/``pdt``/``local``/``icl``
+for the ablation. Deviations from the official code we do not copy (see ``docs/methods/amvlm.md``): the view is
+augmented in float (no uint8 cast), W2 is pairwise, σ is exponentiated. Differences we keep (documented there):
+the coarse loss uses the PDT similarity sim', μ replaces the token embedding, the PDT gate acts before τ, no text
+ICL (our reports have no augmented view).
 
 The encoders (:class:`AMVLMEncoders`) are reused frozen by :mod:`medgap.methods.amvlm_ssmis`.
 """
@@ -69,6 +79,23 @@ def token_matching_loss(similarity: torch.Tensor, mask: torch.Tensor, temperatur
     forward = -(logits.log_softmax(-1)[:, eye])                    # (B, N): −log softmax_k sim(q^p, m^k)
     backward = -(logits.transpose(1, 2).log_softmax(-1)[:, eye])  # (B, N): −log softmax_k sim(m^p, q^k)
     return (0.5 * (forward + backward))[mask].mean()
+
+
+def local_infonce(tokens: torch.Tensor, mask: torch.Tensor, other_cls: torch.Tensor,
+                  temperature: float) -> torch.Tensor:
+    """One modality's half of L_local: tokens ``(B, N, d)`` of sample i against the other modality's CLS ``(B, d)``.
+
+    For every valid token (i, p) (``mask (B, N)``): −log softmax_j sim(x_i^p, c_j)/τ at j = i (token → CLS of the
+    batch) and −log softmax_j sim(c_i, x_j^p)/τ at j = i (CLS → the p-th tokens of the batch, invalid ones left
+    out); returns the mean over valid (i, p) of the two terms' average.
+    """
+    logits = torch.einsum("ipd,jd->ipj", tokens, other_cls) / temperature                    # (B, N, B)
+    target = torch.arange(len(tokens), device=tokens.device)
+    token_to_cls = -logits.log_softmax(-1).diagonal(dim1=0, dim2=2).T                       # (B, N): [i, p]
+    # [i, p, j] = sim(c_i, x_j^p); a finite fill keeps a position that is padding in every sample NaN-free
+    backward = logits.permute(2, 1, 0).masked_fill(~mask.T[None], -1e9)
+    cls_to_token = -backward.log_softmax(-1)[target, :, target]                               # (B, N)
+    return (0.5 * (token_to_cls + cls_to_token))[mask].mean()
 
 
 def w2_distance(mu_a: torch.Tensor, sigma_a: torch.Tensor, mu_b: torch.Tensor, sigma_b: torch.Tensor) -> torch.Tensor:
@@ -175,14 +202,26 @@ class AMVLMEncoders(nn.Module):
         self.image = ViT(image_size, in_channels, method.vit_patch_size, method.vit_width, method.vit_depth,
                          method.vit_heads)
         if method.text_encoder_path:
-            self.text = PretrainedTextEncoder(method.text_encoder_path, method.max_words)
+            self.text = PretrainedTextEncoder(method.text_encoder_path, method.max_words, method.text_pooling)
         else:
-            self.text = TextEncoder(tokenizer, method.text_width, method.text_depth, method.text_heads)
+            self.text = TextEncoder(tokenizer, method.text_width, method.text_depth, method.text_heads,
+                                    method.text_pooling)
+        self.text_frozen = method.text_lr_scale == 0
+        if self.text_frozen:
+            self.text.requires_grad_(False)
+        elif method.text_lr_scale != 1:
+            scale_learning_rate(self.text, method.text_lr_scale)
         d = method.embed_dim
         self.image_projection = TokenProjectionHead(method.vit_width, method.projection_hidden, d)
         self.text_projection = TokenProjectionHead(self.text.width, method.projection_hidden, d)
         if self.pdt:
             self.image_pdt, self.text_pdt = PDTHead(d), PDTHead(d)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.text_frozen:  # a frozen pretrained encoder keeps its dropout off
+            self.text.eval()
+        return self
 
     def _embed(self, cls, tokens, mask, projection, pdt) -> Embeddings:
         sequence = projection(torch.cat([cls[:, None], tokens], 1))                     # (B, 1 + N, d)
@@ -212,6 +251,32 @@ class AMVLMEncoders(nn.Module):
         if self.pdt:
             return pdt_similarity(a.cls, a.cls_sigma, b.cls, b.cls_sigma)
         return a.cls @ b.cls.T
+
+
+class _Scaled(nn.Module):
+    """Parametrisation w = factor · u (u is the stored, optimised tensor)."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, stored: torch.Tensor) -> torch.Tensor:
+        return stored * self.factor
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight / self.factor
+
+
+def scale_learning_rate(module: nn.Module, factor: float) -> None:
+    """Give every parameter of ``module`` an effective learning rate ``factor`` × the optimiser's, without a
+    parameter group: each weight is stored as u = w / factor and used as w = factor · u. Adam's step on u has the
+    size of the LR whatever the gradient's scale, so w moves by factor × LR (plain SGD would move it by factor²)."""
+    from torch.nn.utils import parametrize
+
+    for submodule in list(module.modules()):
+        for name, parameter in list(submodule.named_parameters(recurse=False)):
+            if parameter.requires_grad:
+                parametrize.register_parametrization(submodule, name, _Scaled(factor))
 
 
 def augment_view(image: torch.Tensor, generator: torch.Generator | None = None, degrees: float = 20.0,
@@ -275,6 +340,9 @@ class AMVLMPretraining(PretrainingMethod):
         if method.css:
             terms["v2t"] = self._css(images, reports, self.patch_to_words)
             terms["t2v"] = self._css(reports, images, self.words_to_patches)
+        if method.local:
+            terms["local"] = 0.5 * (local_infonce(images.tokens, images.mask, reports.cls, tau)
+                                    + local_infonce(reports.tokens, reports.mask, images.cls, tau))
         if method.icl and view is not None:
             cls_view, patches_view = self._encode_view(view)
             online = images.cls_projected  # same space as the view encoder (projection, no PDT head)
@@ -321,7 +389,7 @@ class AMVLMPretraining(PretrainingMethod):
             view = augment_view(batch["image"], generator, method.rotation_degrees, method.intensity_jitter)
         terms = self.losses(batch["image"], texts, view)
         weights = {"coarse": method.weight_coarse, "v2t": 0.5 * method.weight_css, "t2v": 0.5 * method.weight_css,
-                   "icl_coarse": method.weight_icl_coarse, "icl_fine": method.weight_icl_fine}
+                   "local": method.weight_local, "icl_coarse": method.weight_icl_coarse, "icl_fine": method.weight_icl_fine}
         loss = sum(weights[name] * value for name, value in terms.items())
         return StepOutput(loss, {f"loss_{name}": float(value.detach()) for name, value in terms.items()})
 
@@ -393,3 +461,32 @@ def check_whole_images(config: ExperimentConfig, spec: DatasetSpec) -> None:
 def build(config: ExperimentConfig, spec: DatasetSpec) -> AMVLMPretraining:
     check_whole_images(config, spec)
     return AMVLMPretraining(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("encoders", "from scratch: a pre-norm ViT (64², patch 8, width 128, depth 4) and a word tokenizer + "
+              "2-layer transformer", "paper/official: DeiT ViT-B/16 at 224² and Bio_ClinicalBERT (6 layers), "
+              "fine-tuned at LR 3e-5", "no downloads and CPU scale; a local Hugging Face text encoder can be "
+              "loaded", {"method.text_encoder_path": "/path/to/local/encoder"}, "paper; official code (QingtaoPan/AMVLM), read 2026-12-02"),
+    Deviation("projection heads", "Linear → BN → ReLU → Linear, hidden 256, d = 64", "official: hidden 2048, "
+              "d = 128", "CPU scale", {"method.projection_hidden": 2048, "method.embed_dim": 128},
+              "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("CSS attention", "learned Q/K/V cross-attention and plain averages over tokens (the paper's "
+              "equations)", "official: parameter-free softmax(a·bᵀ/τ), token losses weighted by CLS attention "
+              "clipped to its 10–90 % quantiles", "the paper's description", None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("PDT in the coarse loss", "sim' (Wasserstein-gated) also replaces the CLS cosine of the coarse "
+              "InfoNCE", "paper: PDT supervises the fine-grained similarity", "one similarity for every level",
+              None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("PDT σ and distance", "σ = exp(log σ), log σ clamped to [−6, 3]; pairwise W2; the gate's ratio "
+              "capped at 50 with ε = 1e-4", "official: σ never exponentiated; the W2 'pairwise' helper returns "
+              "the diagonal", "official bugs; the cap and ε keep the gate finite", None, "official code (QingtaoPan/AMVLM)"),
+    Deviation("ICL view", "augmented in float (rot90 + flip, rotation ±20°, intensity jitter)", "official: "
+              "[0, 1] images cast to uint8 (near-black views)", "an official bug", None,
+              "official code (QingtaoPan/AMVLM)"),
+    Deviation("schedule", "Adam 3e-4 from scratch, CPU-sized steps and batches", "official: Adam 3e-5, batch 32, "
+              "100 epochs, AMP, from pretrained encoders", "encoders trained from scratch need a larger step",
+              None, "paper; official code (QingtaoPan/AMVLM)"),
+]

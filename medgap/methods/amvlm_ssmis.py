@@ -7,9 +7,19 @@ Pieces (Pan et al.; ``medgap.methods.amvlm`` holds step 1):
   edges) and the text-guided mask is m = sigmoid(s·⟨ê(x), t̂^cls⟩ + b) with the CLS embedding of *that image's
   own report* (learned scale s and bias b; hats = L2-normalised). The decoder is trained with
   Dice + BCE on labelled images and with L_tg on all images.
-- **L_tg** (text-guided InfoNCE): v_text,i = normalise(Σ_hw m_i ê_i / Σ_hw m_i) (mask-pooled embedding) and
+- **L_tg** (text-guided InfoNCE). Default ``tg_form: extended``, the official form (TCL's ExtendedInfoNCE,
+  :func:`medgap.losses.contrastive.extended_infonce`): image b is pooled with the mask that report n draws on it,
+  v_{b|n} = normalise(Σ_hw m_{b|n} ê_b / Σ_hw m_{b|n}), m_{b|n} = sigmoid(s·⟨ê_b, t̂_n⟩ + b), and
+      L_tg = ½ [ CE_n(S[b, :]/τ, b) + CE_b(S[:, n]/τ, n) ],  S[b, n] = sim(v_{b|n}, t_n),
+  on the unlabelled images of the batch (``tg_unlabelled_only``) with a learnable τ (initial 0.07, 1/τ ≤ 100).
+  (The official code builds its loss module anew at every call, so its τ never leaves 0.07; we train it as the
+  module intends.) ``tg_form: own_report`` is the simplification the paper's equation suggests: only the own
+  report's mask, v_text,i = normalise(Σ_hw m_i ê_i / Σ_hw m_i), symmetric InfoNCE at the pretraining's fixed τ
+  over all images:
       L_tg = −1/(2B) Σ_i [ log e^{sim(v_text,i, t_i)/τ} / Σ_j e^{sim(v_text,i, t_j)/τ}
                           + log e^{sim(t_i, v_text,i)/τ} / Σ_j e^{sim(t_i, v_text,j)/τ} ].
+  The mask decoder itself (a light decoder trained with Dice + BCE on the labelled images) is ours: neither the
+  paper nor the official code supervises the text mask with labels.
 - **Mean Teacher.** Student U-Net; teacher = EMA copy (``training/ema.py``: initialised as a copy, decay
   min(1 − 1/(step + 1), 0.99), eval mode, no_grad) that sees the image with clamped Gaussian noise.
 - **Pseudo label (fusion rule).** The paper says only that the teacher's probability and the text mask are fused.
@@ -33,6 +43,7 @@ student U-Net only (no report needed at test time).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -43,7 +54,7 @@ from medgap.config import ExperimentConfig, load_config
 from medgap.data.dataset_json import DatasetSpec
 from medgap.errors import ConfigError, MedgapError
 from medgap.losses import SegmentationLoss
-from medgap.losses.contrastive import info_nce
+from medgap.losses.contrastive import extended_infonce, info_nce
 from medgap.methods import amvlm
 from medgap.methods.amvlm import AMVLMEncoders
 from medgap.methods.base import SegmentationMethod, StepOutput
@@ -102,6 +113,12 @@ class TextMaskGenerator(nn.Module):
         logits = F.interpolate(logits[:, None], size=image.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         return logits, dense
 
+    def pair_masks(self, dense: torch.Tensor, text_cls: torch.Tensor) -> torch.Tensor:
+        """The mask every report draws on every image, at the dense embeddings' resolution: ``dense (B, d, h, w)``,
+        ``text_cls (N, d)`` → probabilities ``(B, N, h, w)`` ([b, n]: image b under report n)."""
+        return torch.sigmoid(self.scale * torch.einsum("bdhw,nd->bnhw", dense, F.normalize(text_cls, dim=-1))
+                             + self.bias)
+
 
 class AMVLMSegmentation(SegmentationMethod):
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec, tokenizer=None):
@@ -124,6 +141,9 @@ class AMVLMSegmentation(SegmentationMethod):
                                                     spec.num_channels, method.mask_channels)
             self.mask_loss = SegmentationLoss("sigmoid", 1.0, 1.0)
             self.temperature = float(encoder_config.temperature)
+            # log(1/τ) of the extended L_tg (CLIP/TCL parametrisation)
+            self.tg_log_scale = nn.Parameter(torch.tensor(-math.log(method.tg_temperature)),
+                                             requires_grad=method.tg_learnable_temperature)
             if not method.use_report:  # vision only: one learned query replaces the report's CLS embedding
                 self.query = nn.Parameter(torch.randn(self.encoders.image_projection.second.out_features) * 0.1)
 
@@ -177,11 +197,10 @@ class AMVLMSegmentation(SegmentationMethod):
                 loss = loss + method.weight_mask * loss_mask
                 logs["loss_mask"] = float(loss_mask.detach())
             if method.text_guided_loss:
-                weights = F.avg_pool2d(torch.sigmoid(mask_logits)[:, None], 2)                # (B, 1, H/2, W/2)
-                pooled = (weights * dense).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)    # (B, d)
-                loss_tg = info_nce(F.normalize(pooled, dim=-1), F.normalize(text_cls, dim=-1), self.temperature)
-                loss = loss + method.weight_tg * loss_tg
-                logs["loss_tg"] = float(loss_tg.detach())
+                loss_tg = self.text_guided_loss(mask_logits, dense, text_cls, labelled)
+                if loss_tg is not None:
+                    loss = loss + method.weight_tg * loss_tg
+                    logs["loss_tg"] = float(loss_tg.detach())
             if method.text_guidance:
                 text_mask = torch.sigmoid(mask_logits.detach())
         unlabelled = ~labelled
@@ -193,6 +212,23 @@ class AMVLMSegmentation(SegmentationMethod):
             logs.update(loss_unsup=float(loss_unsup.detach()), pseudo_foreground=float(pseudo.float().mean()))
         logs["lambda"] = weight
         return StepOutput(loss, logs)
+
+    def text_guided_loss(self, mask_logits: torch.Tensor, dense: torch.Tensor, text_cls: torch.Tensor,
+                         labelled: torch.Tensor) -> torch.Tensor | None:
+        """L_tg of the batch (see the module docstring): ``mask_logits (B, H, W)``, ``dense (B, d, H/2, W/2)``,
+        ``text_cls (B, d)``, ``labelled (B,)``; None when fewer than two images take part."""
+        if self.config.tg_form == "own_report":
+            weights = F.avg_pool2d(torch.sigmoid(mask_logits)[:, None], 2)                    # (B, 1, H/2, W/2)
+            pooled = (weights * dense).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-6)        # (B, d)
+            return info_nce(F.normalize(pooled, dim=-1), F.normalize(text_cls, dim=-1), self.temperature)
+        rows = ~labelled if self.config.tg_unlabelled_only else torch.ones_like(labelled)
+        if int(rows.sum()) < 2:
+            return None
+        dense, text = dense[rows], F.normalize(text_cls[rows], dim=-1)
+        masks = self.mask_generator.pair_masks(dense, text)                                    # (R, R, h, w)
+        pooled = torch.einsum("bnhw,bdhw->bnd", masks, dense) / masks.sum((2, 3))[..., None].clamp_min(1e-6)
+        similarity = torch.einsum("bnd,nd->bn", F.normalize(pooled, dim=-1), text)              # (R, R)
+        return extended_infonce(similarity, self.tg_log_scale.exp().clamp(max=100.0))
 
     def on_after_optimizer_step(self, step: int) -> None:
         update_teacher(self.teacher, self.net, self.config.ema_decay, step)
@@ -231,3 +267,38 @@ def load_pretrained_encoders(method: Config, config: ExperimentConfig, spec: Dat
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> AMVLMSegmentation:
     return AMVLMSegmentation(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("text mask input", "the CLS embedding of the image's own report", "official: chosen by file names",
+              "an official bug: the mask must follow the report", None, "official code (QingtaoPan/AMVLM)"),
+    Deviation("text mask resolution", "dense embeddings at half the image size, the mask upsampled bilinearly",
+              "paper: the mask at image resolution", "at full resolution the decoder cost as much as the student "
+              "U-Net on a CPU", None, "docs/methods/amvlm.md"),
+    Deviation("pseudo-label fusion", "max(p_teacher, m) > 0.5 (`fusion: max`)", "paper: 'fused' (unspecified); "
+              "official: sigmoid(p + m), > 0.5 everywhere", "an empty lung must give an empty pseudo label; the "
+              "official rule is a bug, so no option reproduces it (`fusion: mean` is the other sound rule)",
+              None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("teacher", "a copy of the student, eval mode, no_grad, EMA min(1 − 1/(t+1), 0.99)", "official: "
+              "randomly initialised and in train mode", "official bugs", None, "official code (QingtaoPan/AMVLM)"),
+    Deviation("L_tg temperature", "the official ExtendedInfoNCE over every (image, report mask) pair on unlabelled "
+              "images (`tg_form: extended`, default) with a learnable τ that is trained", "official: the same loss, "
+              "but its code re-initialises τ", "the paper's intent; `tg_form: own_report` is the paper's "
+              "equation (each image with its own report, on all images)", None,
+              "official code (QingtaoPan/AMVLM), read 2026-12-02"),
+    Deviation("views", "the teacher sees the image with clamped Gaussian noise", "paper/official: weak and "
+              "strong views", "not yet aligned", None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("normalisation", "instance norm in every `configs/amvlm_*_chest.yaml` U-Net", "official: BatchNorm "
+              "over the labelled + unlabelled batch", "with BatchNorm the batch coupling broke Mean Teacher on "
+              "the small unaugmented set (docs/methods/amvlm.md)", {"model.norm": "batch"},
+              "docs/methods/amvlm.md"),
+    Deviation("model selection", "`best.pt` on a separate validation split", "official: a shuffled validation "
+              "set that is the test set", "the test set never selects a model", None,
+              "official code (QingtaoPan/AMVLM)"),
+    Deviation("vision-only row", "the mask decoder queries one learned vector instead of the report "
+              "(`use_report: false`)", "paper: not spelled out", "the closest variant without text", None,
+              "paper; official code (QingtaoPan/AMVLM)"),
+]

@@ -2,8 +2,14 @@
 
 ``method.pretrained: RUN_DIR`` loads the ``encoder.*`` weights of a ContIG/SimCLR run (``checkpoints/best.pt`` or
 ``last.pt``, ``weights_only=True``, strict key/shape check); ``null`` = random init. ``linear_probe: true`` freezes
-the encoder (BatchNorm statistics included) and trains only the linear head. Label fractions come from
-``data.labelled_ratio``.
+the encoder (BatchNorm statistics included) and trains only the linear head, behind a parameter-free BatchNorm of
+the features (``probe_feature_norm``, as MAE's linear probe). A *random-init* encoder's BatchNorm statistics were
+never trained (mean 0, variance 1): the network is then positively homogeneous and its eval-mode features are
+mostly the image's brightness along one direction — they vary by ~0.001 between images (0.15 with batch
+statistics) and by 10× more under the loader's ±10 % intensity augmentation — so the probe learnt brightness and
+scored kappa 0.000 at every fraction. Its statistics are therefore recomputed on the first
+``calibration_steps`` training batches (no gradients; ``calibrate_random_batchnorm``) before the encoder is frozen.
+Label fractions come from ``data.labelled_ratio``.
 
 Ordinal grades (``ordinal: true``, the paper's APTOS setting): K−1 cumulative logits ℓ_k for P(y > k), trained with
 BCE against [y > k], biases initialised to ordered thresholds (every grade equally likely at zero features); class
@@ -56,7 +62,16 @@ class ImageClassifier(ClassificationMethod):
             load_pretrained_encoder(self.encoder, options.pretrained, options.pretrained_checkpoint)
         if options.linear_probe:
             self.encoder.requires_grad_(False)
+        self.calibrating = options.linear_probe and not options.pretrained and options.calibrate_random_batchnorm
+        if self.calibrating:
+            for module in self.encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.reset_running_stats()
+                    module.momentum = None  # cumulative average over the calibration batches
         classes = len(spec.classes)
+        # Trained statistics of the frozen features (train mode: batch statistics, eval: running ones).
+        probe_norm = options.linear_probe and options.probe_feature_norm
+        self.feature_norm = nn.BatchNorm1d(self.encoder.out_features, affine=False) if probe_norm else nn.Identity()
         self.head = nn.Linear(self.encoder.out_features, classes - 1 if options.ordinal else classes)
         if options.ordinal:
             # Ordered thresholds P(y > k) = 1 − (k + 1)/K at zero features: every grade equally likely, and one
@@ -73,11 +88,16 @@ class ImageClassifier(ClassificationMethod):
         return self
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(image))
+        return self.head(self.feature_norm(self.encoder(image)))
 
     def training_step(self, batch: dict, step: int) -> StepOutput:
         labelled = batch["labelled"]
         image, label = batch["image"][labelled], batch["label"][labelled]
+        if self.calibrating and step < self.options.calibration_steps:
+            with torch.no_grad():  # batch statistics into the running ones; the encoder stays frozen otherwise
+                self.encoder.train()
+                self.encoder(batch["image"])
+                self.encoder.eval()
         outputs = self(image)
         if self.options.ordinal:
             thresholds = torch.arange(outputs.shape[1], device=label.device)
@@ -122,3 +142,19 @@ def build(config: ExperimentConfig, spec: DatasetSpec) -> ImageClassifier:
     if spec.task != "classification":
         raise ConfigError(f"image_classifier: {config.data.dataset_dir} is not a classification dataset")
     return ImageClassifier(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("ordinal head initialisation", "the K−1 cumulative-logit biases start at ordered thresholds "
+              "(every grade equally likely at zero features)", "paper: cumulative multi-label BCE, "
+              "initialisation not stated (a plain linear layer's near-zero biases)", "with equal biases only "
+              "grades 0 and K−1 get probability and short runs never predict the middle grades", None,
+              "paper; official code (HealthML/ContIG)"),
+    Deviation("pretrained checkpoint", "the encoder after the last pretraining step (`last.pt`)", "paper: a "
+              "fixed ~100-epoch schedule (its last step)", "the lowest validation contrastive loss comes early "
+              "(ContIG overfits 600 people's genetics) and fine-tuned to validation kappa 0.25 vs 0.56",
+              None, "paper; docs/methods/contig.md"),
+]

@@ -87,3 +87,15 @@ class MeanTeacher(SegmentationMethod):
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> MeanTeacher:
     return MeanTeacher(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("consistency term", "MSE of the softmaxes on labelled and unlabelled images", "SSL4MIS: on the "
+              "unlabelled half only", "not yet aligned", None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
+    Deviation("teacher mode", "eval mode (no dropout, BatchNorm running statistics)", "SSL4MIS: train mode, "
+              "with input noise and dropout in the network", "not yet aligned; our configs use no dropout",
+              None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
+]

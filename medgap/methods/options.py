@@ -122,18 +122,22 @@ class AMVLMOptions(MethodConfig):
     text_heads: int = 4
     max_words: int = 20
     text_encoder_path: str = ""        # a local Hugging Face folder (e.g. CXR-BERT); empty = small transformer
+    text_pooling: Literal["cls", "mean"] = "cls"  # the report embedding: CLS (BERT, ours) or mean (sentence-transformers)
+    text_lr_scale: float = 1.0          # the text encoder's LR relative to optim.lr; 0 = frozen (eval mode)
     embed_dim: int = 64                 # d of the projection heads (official 128)
     projection_hidden: int = 256        # official 2048
     temperature: float = 0.07
     # components (ablation switches)
     css: bool = True
     pdt: bool = True
+    local: bool = True                  # L_local: patches ↔ report CLS, words ↔ image CLS (official)
     icl: bool = True
     icl_ema: bool = True                # encode the augmented view with an EMA copy (official)
     ema_decay: float = 0.995
     # loss weights (official defaults)
     weight_coarse: float = 1.0
     weight_css: float = 0.5
+    weight_local: float = 0.1           # official
     weight_icl_coarse: float = 0.1
     weight_icl_fine: float = 0.1
     # the augmented view
@@ -150,6 +154,10 @@ class AMVLMSSMISOptions(MethodConfig):
     encoder: dict[str, Any] = field(default_factory=dict)  # amvlm method options (AMVLMOptions) when pretrained_run is empty
     text_guidance: bool = True          # fuse the text-guided mask into the pseudo labels
     text_guided_loss: bool = True       # L_tg
+    tg_form: Literal["extended", "own_report"] = "extended"  # official ExtendedInfoNCE, or own-report InfoNCE
+    tg_unlabelled_only: bool = True     # extended form: L_tg on the unlabelled images (official)
+    tg_temperature: float = 0.07        # extended form: initial τ
+    tg_learnable_temperature: bool = True  # extended form: train τ (official intent; its code re-inits it)
     use_report: bool = True             # false: the mask queries a learned vector, not the report (vision only)
     fusion: Literal["mean", "max"] = "max"  # how the teacher and the text mask combine (see fuse_pseudo_label)
     text_weight: float = 0.5            # β of the "mean" fusion rule
@@ -183,6 +191,9 @@ class ContIGOptions(MethodConfig):
     projection_dim: int = 128
     rotation_degrees: float = 20.0  # the paper's random rotation (flips come from data.augmentation); 0 = off
     val_batch_size: int = 64
+    mask_same_person: bool = True  # fellow eyes are not negatives (official: not masked)
+    genetic_dropout: float = 0.0  # dropout on each genetic input (official: none)
+    genetic_weight_decay: float = 0.0  # L2 penalty on the genetic encoders + heads, added to the loss
 
 
 @dataclass
@@ -214,3 +225,6 @@ class ImageClassifierOptions(MethodConfig):
     backbone_blocks: int = 1
     input_scale: float = 1 / 255  # 8-bit photographs, data.normalisation: none
     stem_stride: int = 1  # 2 = quarter of the compute (CPU-scale experiments)
+    probe_feature_norm: bool = True  # linear probe: standardise the frozen features (BatchNorm without affine)
+    calibrate_random_batchnorm: bool = True  # linear probe of a random init: BatchNorm statistics from training data
+    calibration_steps: int = 20  # ... from this many first training batches (cumulative average)

@@ -350,3 +350,52 @@ def build(config: ExperimentConfig, spec: DatasetSpec) -> nn.Module:
     if spec.task == "classification":
         return ShaSpecClassification(config, spec)
     return ShaSpecSegmentation(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("feature of a missing modality", "mean of the available shared features r^(i) (Eq. 4)",
+              "paper: the mean (Eq. 4); official code: a copy of the first available shared feature, of a random "
+              "available one in random (non-dedicated) mode",
+              "the paper's equation; `copy` takes the first available one, not a random one",
+              {"method.missing_feature": "copy"}, "paper; official code (billhhh/ShaSpec), read 2026-12-02"),
+    Deviation("decoder skips of a missing modality", "Eq. 4 at every scale: mean of the available shared skip maps, "
+              "then the official 1×1 mixing conv", "paper: not stated; official: 1×1×1 conv over the N shared skip "
+              "maps (zero inputs' features for missing ones)", "the paper's rule applied consistently; a zero "
+              "input's features carry no information", None, "paper; official code (billhhh/ShaSpec)"),
+    Deviation("DCO over dropped modalities", "cross-entropy averaged over the available (sample, modality) pairs "
+              "only", "official code also classifies the specific features of dropped (zero-input) modalities",
+              "the paper describes DCO over available modalities; the official code forgets the mask", None,
+              "paper; official code (billhhh/ShaSpec)"),
+    Deviation("DAO pairs", "cyclic pairs of each sample's available modalities in channel order, any N",
+              "official: fixed pairs (F,T1), (T1,T1c), (T1c,T2), (T2,F) at the bottleneck",
+              "the same rule for any N and any subset; equal to the official pairs when all four are present",
+              None, "paper; official code (billhhh/ShaSpec)"),
+    Deviation("DAO reduction", "mean over the pairs and elements", "official: the L1 terms of a sample's cyclic "
+              "pairs are summed (paper: sum over modalities), then averaged over samples",
+              "not yet aligned: with 4 modalities our α = 0.1 weighs DAO about 4× less than the official code",
+              None, "official code (billhhh/ShaSpec), read 2026-12-02"),
+    Deviation("segmentation loss reduction", "Dice + BCE, each averaged over the three regions",
+              "official: Dice averaged over the regions + BCE summed over them", "not yet aligned: our BCE weighs "
+              "3× less", None, "official code (billhhh/ShaSpec), read 2026-12-02"),
+    Deviation("backbone", "nnU-Net-style `UNetEncoder`/`UNetDecoder` (conv–InstanceNorm–LeakyReLU ×2, strided "
+              "conv down, transposed conv up); the bottleneck keeps a spatial extent; use instance or group norm (batch "
+              "norm would mix modalities and zero inputs in the shared encoder's statistics)", "official: weight-"
+              "standardised 3-D ResNet encoder, InstanceNorm on 1×1×1 maps (a bug)", "medgap's shared networks; "
+              "no normalisation over a single voxel", None, "paper; official code (billhhh/ShaSpec)"),
+    Deviation("classification pooling", "global average pooling of InstanceNorm-ed fused maps "
+              "(`model.norm: instance` in `configs/shaspec_digits_av.yaml`)", "official: the same; the spec: "
+              "instance norm before global pooling erases the pooled signal, use a normalisation that keeps it",
+              "not yet aligned with the spec", None, "official code (billhhh/ShaSpec), read 2026-12-02"),
+    Deviation("schedule", "CPU-sized configs: AdamW, poly, thousands of steps of small patches; "
+              "`configs/shaspec_brats_paper.yaml` has the paper's recipe", "paper: SGD Nesterov 0.99, LR 0.01, "
+              "cosine (official: poly 0.9), 180k iterations of 80×160×160, batch 1; official: 80k all-modality "
+              "iterations, then random dropping", "CPU budget", {"optim.name": "sgd", "optim.lr": 0.01,
+                                                                 "optim.schedule": "cosine",
+                                                                 "method.full_modality_steps": 80000},
+              "paper; official code (billhhh/ShaSpec), read 2026-12-02"),
+    Deviation("ShaSpec* (prediction smoothness post-processing)", "not implemented", "paper: ShaSpec* rows",
+              "optional post-processing, not part of the method", None, "paper; official code (billhhh/ShaSpec)"),
+]

@@ -64,3 +64,19 @@ class SimCLR(PretrainingMethod):
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> SimCLR:
     return SimCLR(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("views", "rotation ±20°, zoom-in crop to ≥ 60 % of the side, flip, brightness/contrast jitter, "
+              "Gaussian noise", "SimCLR paper: random resized crop (8–100 % of the area), strong colour "
+              "distortion with greyscale, Gaussian blur", "fundus images: a crop of 8 % can lose the disc and "
+              "every vessel, colour carries the pigmentation trait", None, "SimCLR paper (Chen et al., ICML 2020); "
+              "ContIG paper (image-only SSL baselines)"),
+    Deviation("encoder and head", "ContIG's small ResNet-style CNN, projection 256 → 128",
+              "ContIG paper: ResNet-50 at 448 px; SimCLR paper: 2048-d hidden layer", "CPU scale; the same "
+              "encoder as ContIG so downstream rows differ only in pretraining", {"method.projection_hidden": 2048},
+              "paper; official code (HealthML/ContIG)"),
+]

@@ -69,3 +69,15 @@ def build(config: ExperimentConfig, spec: DatasetSpec):
     if spec.task == "classification":
         return ZeroFillingClassifier(config, spec)
     return ZeroFilling(config, spec)
+
+
+# ----------------------------------------------------------------------------------------------- deviations
+from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
+
+DEVIATIONS = [
+    Deviation("baseline of the missing-modality tables", "a zero-filling U-Net (segmentation) or one CNN over the "
+              "zero-filled channels with ShaSpec's FC–dropout–FC head (classification), trained with ShaSpec's "
+              "modality dropping", "paper: HeMIS, U-HVED, RobustSeg, RFNet, mmFormer (BraTS) and SMIL (AV-MNIST)",
+              "the simplest baseline, sharing every piece with ShaSpec but the shared-specific model; the paper's "
+              "baselines are not implemented", None, "paper; official code (billhhh/ShaSpec)"),
+]

@@ -24,7 +24,10 @@ from typing import Any, Callable
 
 from medgap.atomic import write_json, write_text
 from medgap.errors import ConfigError
-from medgap.evaluation.reports import markdown_table
+from medgap.evaluation.references import SanityCheck, sanity_table
+from medgap.evaluation.reports import markdown_table, p_value_cell
+from medgap.methods.deviations import deviation_table
+from medgap.metrics.stats import Comparison, ordering_verdict
 
 # The shipped configs: package data in an installed wheel; in the repository medgap/configs links to configs/.
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -63,12 +66,29 @@ class Run:
 
 @dataclass
 class Claim:
-    """One claim of the paper and whether the miniature reproduces it (None: not measurable at this budget)."""
+    """One claim of the paper and what the miniature says about it.
+
+    ``comparisons``: the paired tests behind the claim, ``(label, Comparison)`` — one for "A > B", one per adjacent
+    pair for an ordering "A > B > C" (:func:`medgap.metrics.stats.compare`); their values × ``scale`` are shown in
+    ``unit`` (e.g. Dice in [0, 1] × 100 = "Dice points"). With comparisons the verdict is
+    :func:`~medgap.metrics.stats.ordering_verdict` of them; without (a claim that is no paired difference of
+    per-case scores, e.g. a t-SNE silhouette) it is ``holds`` as a point estimate (None: not measurable).
+    """
 
     text: str
     holds: bool | None
     evidence: str
     explanation: str = ""
+    comparisons: list[tuple[str, Comparison]] = field(default_factory=list)
+    scale: float = 100.0
+    unit: str = "points"
+
+    @property
+    def verdict(self) -> str:
+        if self.comparisons:
+            return ordering_verdict([comparison for _, comparison in self.comparisons])
+        return {True: "holds (point estimate, no test)", False: "does not hold (point estimate, no test)",
+                None: "not measurable"}[self.holds]
 
 
 @dataclass
@@ -80,6 +100,8 @@ class Report:
     paper_numbers: str
     claims: list[Claim]
     setup: str = ""
+    sanity: list[SanityCheck] = field(default_factory=list)  # references a network must reach on the same split
+    deviations: tuple[str, ...] = ()  # modules whose DEVIATIONS the page lists (medgap.methods.<name> or dotted)
 
 
 @dataclass
@@ -256,10 +278,71 @@ def machine() -> str:
     return f"{cpu}, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+VERDICT_TEXT = {"reproduced": "**reproduced**", "contradicted": "**contradicted**", "inconclusive": "inconclusive"}
+STATISTICS_NOTE = (
+    "Effect = method − baseline (or each adjacent pair of an ordering): the mean over seeds of the mean over test "
+    "cases, a case first averaged over its modality subsets and structures (one pair per case, never one per "
+    "subset). 95 % CI: expanded-percentile bootstrap (10,000 resamples) of the test cases within each seed (seeds "
+    "are strata; seeds that share their test cases share the draw); none below 5 cases. p: paired t-test on the "
+    "per-case differences averaged over the seeds that scored the case. MDD: the difference that t-test detects "
+    "with 80 % power at α = 0.05 (two-sided, t approximation) given the observed spread of those differences. "
+    "**reproduced**: the CI excludes 0 in the claimed direction (for an ordering, every pair); **contradicted**: it "
+    "excludes 0 in the other direction (any pair); inconclusive otherwise. Claims that are no paired difference of "
+    "per-case scores are point estimates without a test.")
+
+
+def _signed(value: float, scale: float) -> str:
+    return "–" if value != value else f"{value * scale:+.2f}"
+
+
 def claims_table(claims: list[Claim]) -> str:
-    verdicts = {True: "**yes**", False: "**no**", None: "not measurable"}
-    return markdown_table(["claim (paper)", "reproduced here?", "our numbers", "why, if not"],
-                          [[claim.text, verdicts[claim.holds], claim.evidence, claim.explanation] for claim in claims])
+    rows = []
+    for claim in claims:
+        effect, p, mdd = [], [], []
+        for label, c in claim.comparisons:
+            prefix = f"{label}: " if len(claim.comparisons) > 1 or label else ""
+            effect.append(f"{prefix}{_signed(c.effect, claim.scale)} [{_signed(c.ci_low, claim.scale)}, "
+                          f"{_signed(c.ci_high, claim.scale)}] {claim.unit}")
+            p.append(p_value_cell(c.as_ttest(), digits=2))
+            mdd.append("–" if c.mdd != c.mdd else f"{c.mdd * claim.scale:.2f} ({c.cases} cases × {c.seeds} seeds)")
+        cells = [claim.text, VERDICT_TEXT.get(claim.verdict, claim.verdict), "<br>".join(effect) or "–",
+                 "<br>".join(p) or "–", "<br>".join(mdd) or "–", claim.evidence,
+                 "" if claim.verdict == "reproduced" else claim.explanation]
+        rows.append([cell.replace("|", "\\|").replace("\n", " ") for cell in cells])
+    return markdown_table(["claim (paper)", "verdict", "effect [95 % CI]", "p", "MDD (80 % power)", "our numbers",
+                           "why, if not"], rows)
+
+
+def still_rising(run_dir: Path, share: float = 0.25) -> bool | None:
+    """Whether a run's validation curve (the selecting score: the first ``val_*`` entry of its validation rows in
+    ``metrics.jsonl``) was still rising at the end: the last validation is the best and the last interval added at
+    least ``share`` of the curve's range. None: fewer than 3 validations."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    curve = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        keys = [key for key in row if key.startswith("val_")]
+        if keys and isinstance(row[keys[0]], (int, float)):
+            curve.append(float(row[keys[0]]))
+    if len(curve) < 3 or max(curve) == min(curve):
+        return None if len(curve) < 3 else False
+    return curve[-1] >= max(curve) and curve[-1] - curve[-2] >= share * (max(curve) - min(curve))
+
+
+def convergence_note(runs: list[Run]) -> str:
+    """One paragraph: how many runs' validation curves flattened, and which were still rising."""
+    judged = {run.run_dir.name: still_rising(run.run_dir) for run in runs}
+    judged = {name: rising for name, rising in judged.items() if rising is not None}
+    if not judged:
+        return "No run validated at least 3 times: convergence cannot be judged at this budget."
+    rising = [name for name, value in judged.items() if value]
+    listed = ", ".join(f"`{name}`" for name in rising[:12]) + (f" and {len(rising) - 12} more" if len(rising) > 12
+                                                                  else "")
+    return (f"Validation curves (the score that selects `best.pt`, every validation): {len(judged) - len(rising)} of "
+            f"{len(judged)} runs flattened, {len(rising)} still rising at their last validation (it was their "
+            "best and added at least a quarter of the curve's range)" + (f": {listed}." if rising else "."))
 
 
 def write_page(path: Path, *, title: str, command: str, context: Context, report: Report, seconds: float,
@@ -284,10 +367,22 @@ def write_page(path: Path, *, title: str, command: str, context: Context, report
         "",
     ]
     body = ["## Setup", "", report.setup, ""] if report.setup else []
+    if context.runs:
+        body += [convergence_note(context.runs), ""]
     body += ["## Our results", ""]
     for section in report.sections:
         body += [section.rstrip(), ""]
+    if report.sanity:
+        body += ["## Sanity references", "",
+                 "What a network must at least reach on the same split: a classical model on the raw inputs, the "
+                 "supervised upper bound at the same budget, or a positive control. A network row below its "
+                 "reference is flagged ⚠.", "", sanity_table(report.sanity)]
     body += ["## The paper's published numbers (real datasets, not comparable in absolute terms)", "",
-             report.paper_numbers.rstrip(), "", "## Claims check", "", claims_table(report.claims)]
+             report.paper_numbers.rstrip(), "", "## Claims check", "", STATISTICS_NOTE, "",
+             claims_table(report.claims)]
+    if report.deviations:
+        body += ["## Where medgap differs from the paper and the official code", "",
+                 "Generated from the `DEVIATIONS` lists beside each method (and this reproduction's own setup).", "",
+                 deviation_table(report.deviations)]
     write_text(path, "\n".join(header + body))
     return path

@@ -15,6 +15,7 @@ from medgap.methods.amvlm import (
     CrossAttention,
     Embeddings,
     augment_view,
+    local_infonce,
     pdt_similarity,
     token_matching_loss,
     w2_distance,
@@ -146,8 +147,8 @@ def pretraining_batch(folder, count=4):
 
 
 @pytest.mark.parametrize("switches,expected", [
-    ({}, {"coarse", "v2t", "t2v", "icl_coarse", "icl_fine"}),
-    ({"css": False, "pdt": False, "icl": False}, {"coarse"}),
+    ({}, {"coarse", "v2t", "t2v", "local", "icl_coarse", "icl_fine"}),
+    ({"css": False, "pdt": False, "icl": False, "local": False}, {"coarse"}),
 ])
 def test_pretraining_step_components(tiny_chest, switches, expected):
     overrides = ["method.name=amvlm", f"data.dataset_dir={tiny_chest}", "data.patch_size=[32,32]",
@@ -164,6 +165,41 @@ def test_pretraining_step_components(tiny_chest, switches, expected):
     assert {key[5:] for key in output.logs} == expected
     assert torch.isfinite(output.loss)
     assert all(p.grad is not None for p in method.encoders.image.parameters())
+
+
+def hand_local(tokens, mask, cls, tau):
+    """L_local's half by loops: for each valid token (i, p), −½[log softmax_j sim(x_i^p, c_j) + log softmax over
+    the valid x_j^p of sim(c_i, x_j^p)] at j = i, averaged over valid tokens."""
+    B, N = len(tokens), len(tokens[0])
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731
+    total, count = 0.0, 0
+    for i in range(B):
+        for p in range(N):
+            if not mask[i][p]:
+                continue
+            forward = dot(tokens[i][p], cls[i]) / tau - math.log(sum(math.exp(dot(tokens[i][p], c) / tau) for c in cls))
+            valid = [j for j in range(B) if mask[j][p]]
+            backward = dot(cls[i], tokens[i][p]) / tau - math.log(
+                sum(math.exp(dot(cls[i], tokens[j][p]) / tau) for j in valid))
+            total += -0.5 * (forward + backward)
+            count += 1
+    return total / count
+
+
+def test_local_infonce_equals_hand_computation_with_padding():
+    """3 samples, 2 tokens, d = 2; the second token of sample 2 is padding (left out as query and as candidate)."""
+    tokens = F.normalize(torch.tensor([[[1.0, 0.2], [0.3, 1.0]], [[-1.0, 0.5], [0.8, -0.6]], [[0.1, -1.0], [1.0, 1.0]]]),
+                         dim=-1)
+    cls = F.normalize(torch.tensor([[1.0, 0.5], [-0.7, 0.7], [0.2, -1.0]]), dim=-1)
+    mask = torch.tensor([[True, True], [True, True], [True, False]])
+    expected = hand_local(tokens.tolist(), mask.tolist(), cls.tolist(), TAU)
+    assert local_infonce(tokens, mask, cls, TAU).item() == pytest.approx(expected, rel=1e-5)
+    # a position that is padding everywhere stays finite, gradients included
+    mask[:, 1] = False
+    tokens.requires_grad_(True)
+    loss = local_infonce(tokens, mask, cls, TAU)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(tokens.grad).all() and tokens.grad[:, 1].abs().sum() == 0
 
 
 def test_tokenizer_cls_first_and_truncation():
@@ -275,6 +311,50 @@ def test_vision_only_mask_ignores_the_report(tiny_chest):
 
     with pytest.raises(ConfigError, match="use_report"):
         build_ssmis(tiny_chest, "method.use_report=false")
+
+
+def test_extended_infonce_equals_hand_computation():
+    """S[b, n] = sim(image b under report n's mask, report n); symmetric CE with positives on the diagonal."""
+    from medgap.losses.contrastive import extended_infonce
+
+    values = [[0.9, 0.1, -0.2], [0.3, 0.8, 0.0], [-0.5, 0.4, 0.7]]
+    similarity = torch.tensor(values)
+    scale = 1 / 0.07
+    rows = sum(-values[b][b] * scale + math.log(sum(math.exp(values[b][n] * scale) for n in range(3)))
+               for b in range(3)) / 3
+    columns = sum(-values[n][n] * scale + math.log(sum(math.exp(values[b][n] * scale) for b in range(3)))
+                  for n in range(3)) / 3
+    assert extended_infonce(similarity, scale).item() == pytest.approx(0.5 * (rows + columns), rel=1e-5)
+
+
+def test_extended_text_guided_loss_pools_each_image_with_every_report(tiny_chest):
+    """The default (official) L_tg: by loops over (image b, report n) from the dense embeddings and report
+    embeddings, on unlabelled images only; the learnable τ gets a gradient; the own-report form differs."""
+    method = build_ssmis(tiny_chest).train()
+    batch = pretraining_batch(tiny_chest, 4)
+    labelled = torch.tensor([True, False, False, False])
+    mask_logits, dense, text_cls = method.text_mask(batch["image"], batch["text"])
+    loss = method.text_guided_loss(mask_logits, dense, text_cls, labelled)
+    generator, rows = method.mask_generator, [1, 2, 3]
+    similarity = torch.zeros(3, 3)
+    for b_index, b in enumerate(rows):
+        for n_index, n in enumerate(rows):
+            text = F.normalize(text_cls[n], dim=0)
+            mask = torch.sigmoid(generator.scale * torch.einsum("dhw,d->hw", dense[b], text) + generator.bias)
+            pooled = (mask[None] * dense[b]).sum((1, 2)) / mask.sum()
+            similarity[b_index, n_index] = F.normalize(pooled, dim=0) @ text
+    scale = 1 / 0.07
+    target = torch.arange(3)
+    expected = 0.5 * (F.cross_entropy(similarity * scale, target) + F.cross_entropy(similarity.T * scale, target))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    loss.backward()
+    assert method.tg_log_scale.grad is not None and method.tg_log_scale.grad.abs() > 0
+    # the labelled image's report plays no part
+    other = method.text_mask(batch["image"], ["No lung infection found."] + batch["text"][1:])
+    assert method.text_guided_loss(*other, labelled).item() == pytest.approx(loss.item(), rel=1e-5)
+    own = build_ssmis(tiny_chest, "method.tg_form=own_report")
+    own.load_state_dict(method.state_dict())
+    assert own.text_guided_loss(mask_logits, dense, text_cls, labelled).item() != pytest.approx(loss.item(), rel=1e-3)
 
 
 def test_vit_resizes_other_image_sizes_to_its_own():

@@ -234,3 +234,143 @@ def test_random_views_without_any_transform_is_the_identity_and_rotation_moves_o
     disc = (axis[:, None] ** 2 + axis[None] ** 2 < 0.5).float().expand(3, 3, 32, 32)  # round: only its rim changes
     bar = (axis[:, None].abs() < 0.3).float().expand(3, 3, 32, 32)
     assert (rotate(disc) - disc).abs().mean() < 0.5 * (rotate(bar) - bar).abs().mean()
+
+
+def test_fellow_eyes_are_not_negatives_in_the_pair_loss():
+    """Rows 0 and 1 are one person (same genetics): with ``group`` their cross logits leave both softmaxes; the
+    loss equals the hand computation over the remaining columns/rows, and a perfect model reaches ~0."""
+    z_v = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    z_g = torch.tensor([[1.0, 0.05], [1.0, 0.05], [0.0, 1.0]])
+    group = torch.tensor([7, 7, 3])
+    tau, alpha = 0.5, 0.75
+    v = torch.nn.functional.normalize(z_v, dim=1).double().numpy()
+    g = torch.nn.functional.normalize(z_g, dim=1).double().numpy()
+    sim = v @ g.T / tau
+    allowed = [[0, 2], [1, 2], [0, 1, 2]]  # columns of row i (fellow eye dropped); the same sets for columns
+    v_to_g = np.mean([-sim[i, i] + np.log(np.exp(sim[i, allowed[i]]).sum()) for i in range(3)])
+    g_to_v = np.mean([-sim[j, j] + np.log(np.exp(sim[allowed[j], j]).sum()) for j in range(3)])
+    expected = alpha * v_to_g + (1 - alpha) * g_to_v
+    assert cross_modal_infonce(z_v, z_g, tau, alpha, group).item() == pytest.approx(expected, rel=1e-5)
+    assert cross_modal_infonce(z_v, z_g, tau, alpha).item() > expected + 0.3  # unmasked: the fellow eye competes
+    perfect = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert cross_modal_infonce(perfect, perfect, 0.01, alpha, group).item() < 1e-6
+
+
+def test_validation_of_a_perfect_pairing_is_not_capped_by_fellow_eyes(cohort, tmp_path, monkeypatch):
+    """Both projections replaced by the person's own genetics (a perfect pairing): validation retrieval is 1.0
+    with fellow eyes masked, and about half without (the fellow eye, with identical genetics, ties)."""
+    from medgap.data.pipeline import prepare_data
+    from medgap.methods import build_method
+
+    config = contig_config(cohort, **{"method.modalities": ["a"], "data.val_fraction": 0.0,
+                                      "data.test_fraction": 0.0})
+    data = prepare_data(config.data, 0, tmp_path / "run")
+    scores = {}
+    for mask in (True, False):
+        config.method.mask_same_person = mask
+        torch.manual_seed(0)
+        method = build_method(config, data.spec)
+        monkeypatch.setattr(method, "embed", lambda name, features, genetics: (genetics + 1.0, genetics + 1.0))
+        scores[mask] = method.validation_scores(data, config, split="train")
+    assert scores[True]["retrieval_top1"] == 1.0
+    assert 0.3 < scores[False]["retrieval_top1"] < 0.7
+    assert scores[True]["neg_contrastive_loss"] > scores[False]["neg_contrastive_loss"] + 0.15
+
+
+def test_inner_aggregation_filters_the_training_cases(cohort, tmp_path):
+    """``data.train_requires_genetics`` (the inner config): every sampled image belongs to a complete individual
+    (P4–P7), so batches are full rather than filtered inside the batch."""
+    from medgap.data.pipeline import prepare_data, training_loader
+
+    config = contig_config(cohort, **{"data.train_requires_genetics": "[a, b]", "data.val_fraction": 0.0,
+                                      "data.test_fraction": 0.0})
+    data = prepare_data(config.data, 0, tmp_path / "run")
+    batch = next(iter(training_loader(data, config.data, 0)))
+    assert len(batch["case"]) == 6
+    assert {case.split("_")[0] for case in batch["case"]} <= {"P4", "P5", "P6", "P7"}
+    from medgap.errors import DatasetError
+
+    config = contig_config(cohort, **{"data.train_requires_genetics": "[a, c]"})
+    with pytest.raises(DatasetError, match="train_requires_genetics"):
+        training_loader(prepare_data(config.data, 0, tmp_path / "run2"), config.data, 0)
+
+
+def test_genetic_weight_decay_adds_its_penalty_and_dropout_acts_only_in_training(cohort):
+    from medgap.methods import build_method
+
+    torch.manual_seed(0)
+    plain = build_method(contig_config(cohort), load_dataset_json(cohort))
+    torch.manual_seed(0)
+    decayed = build_method(contig_config(cohort, **{"method.genetic_weight_decay": 0.5}), load_dataset_json(cohort))
+    batch = {"case": ["P4_L", "P5_R", "P6_L", "P7_R"], "image": torch.rand(4, 3, 16, 16) * 255}
+    squares = sum(float((p.detach() ** 2).sum()) for name, p in decayed.named_parameters()
+                  if name.startswith(("genetic_encoders", "genetic_heads")) and p.ndim > 1)
+    plain.eval(), decayed.eval()  # same BatchNorm behaviour in both
+    difference = decayed.training_step(batch, 0).loss.item() - plain.training_step(batch, 0).loss.item()
+    assert difference == pytest.approx(0.5 * squares, rel=1e-4)
+    torch.manual_seed(0)
+    dropped = build_method(contig_config(cohort, **{"method.genetic_dropout": 0.9}), load_dataset_json(cohort))
+    genetics = torch.ones(4, 5)
+    features = torch.rand(4, dropped.encoder.out_features)
+    dropped.eval()
+    first = dropped.embed("a", features, genetics)[1]
+    torch.testing.assert_close(first, dropped.embed("a", features, genetics)[1])  # eval: no dropout
+    dropped.train()
+    assert not torch.allclose(first, dropped.embed("a", features, genetics)[1])
+
+
+def test_oracle_modality_holds_the_true_trait(cohort, tmp_path):
+    import json
+    import shutil
+
+    from medgap.methods import build_method
+
+    copy = tmp_path / "eyes"
+    shutil.copytree(cohort, copy)
+    spec = json.loads((copy / "dataset.json").read_text())
+    spec["genetics"]["truth"] = "truth.json"
+    (copy / "dataset.json").write_text(json.dumps(spec))
+    (copy / "truth.json").write_text(json.dumps({"trait_values": {"vessel": {f"P{i}": i / 10 for i in range(8)}}}))
+    method = build_method(contig_config(copy, **{"method.modalities": ["oracle_vessel"]}), load_dataset_json(copy))
+    values, present = method.tables.lookup(["P3_L", "P3_R", "P6_L"])
+    assert present.all() and values[0][:, 0].tolist() == pytest.approx([0.3, 0.3, 0.6])
+    assert build_method(contig_config(copy), load_dataset_json(copy)).modalities == ["a", "b"]  # not by default
+    from medgap.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no trait 'disc'"):
+        build_method(contig_config(copy, **{"method.modalities": ["oracle_disc"]}), load_dataset_json(copy))
+    with pytest.raises(ConfigError, match="truth file"):
+        build_method(contig_config(cohort, **{"method.modalities": ["oracle_vessel"]}), load_dataset_json(cohort))
+
+
+def test_random_init_probe_calibrates_batchnorm_then_freezes_it(cohort):
+    """A random-init linear probe: the first training batches set the encoder's BatchNorm statistics (cumulative
+    average of batch statistics, no gradient), later batches change nothing; eval features then vary between
+    images like train-mode ones instead of ~100x less (never-trained statistics: brightness only)."""
+    from medgap.config import load_config
+    from medgap.methods import build_method
+
+    overrides = [f"data.dataset_dir={cohort}", "data.patch_size=[16, 16]", "method.name=image_classifier",
+                 "method.linear_probe=true", "method.backbone_widths=[4, 8]", "method.calibration_steps=2"]
+    torch.manual_seed(0)
+    probe = build_method(load_config(None, overrides), load_dataset_json(cohort)).train()
+    torch.manual_seed(0)
+    plain = build_method(load_config(None, overrides + ["method.calibrate_random_batchnorm=false"]),
+                         load_dataset_json(cohort)).eval()
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.rand(6, 3, 16, 16, generator=generator) * 255 * (1 + k) for k in range(3)]
+    for step, image in enumerate(batches):
+        batch = {"image": image, "labelled": torch.ones(6, dtype=torch.bool), "label": torch.arange(6) % 3}
+        probe.training_step(batch, step)
+        if step == 1:
+            calibrated = {k: v.clone() for k, v in probe.encoder.state_dict().items()}
+    stem = probe.encoder.stem[:1]  # the first convolution; its BatchNorm saw the mean of two batches' statistics
+    expected = torch.stack([stem(b * probe.encoder.input_scale).mean((0, 2, 3)) for b in batches[:2]]).mean(0)
+    torch.testing.assert_close(probe.encoder.stem[1].running_mean, expected, rtol=1e-4, atol=1e-6)
+    for key, value in probe.encoder.state_dict().items():  # the third batch (after calibration) changed nothing
+        torch.testing.assert_close(value, calibrated[key], msg=key)
+    assert not probe.encoder.training and all(not p.requires_grad for p in probe.encoder.parameters())
+    probe.eval()
+    with torch.no_grad():
+        spread = probe.encoder(batches[0]).std(0).mean() / plain.encoder(batches[0]).std(0).mean()
+    assert spread > 10

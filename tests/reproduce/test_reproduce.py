@@ -32,9 +32,22 @@ def test_tiny_reproduction_writes_every_table_and_the_claims(paper, tmp_path, ca
         body = re.split(r"\n#{2,3} ", section, maxsplit=1)[0]
         assert re.search(r"^\|.*\|\n\|(?:-+\|)+\n\|.*\|$", body, re.M), f"{title}: no table"
     assert "## The paper's published numbers" in page
-    claims = page.split("## Claims check", 1)[1]
-    verdicts = re.findall(r"^\| .+? \| (\*\*yes\*\*|\*\*no\*\*|not measurable) \|", claims, re.M)
+    claims = page.split("## Claims check", 1)[1].split("\n## ", 1)[0]
+    verdicts = re.findall(r"^\| .+? \| (\*\*reproduced\*\*|\*\*contradicted\*\*|inconclusive|"
+                          r"(?:holds|does not hold) \(point estimate, no test\)|not measurable) \|", claims, re.M)
     assert len(verdicts) >= 2
+    # every paired claim shows its effect with a 95 % CI, p and the MDD with the cases and seeds behind it
+    tested = re.findall(r"^\| .+? \| (?:\*\*reproduced\*\*|\*\*contradicted\*\*|inconclusive) \| "
+                        r"(.+?\[[-+\d.]+, [-+\d.]+\].+?) \| ([\d.e+-]+\*?|–)(?:<br>.*?)? \| ([\d.]+ \(\d+ cases × \d+ seeds\).*?) \|",
+                        claims, re.M)
+    assert len(tested) >= 2, claims
+    # sanity references with their network rows, and the deviation table of the methods and the reproduction
+    sanity = page.split("## Sanity references", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"^\| \*\*.+\*\* \| (classical|upper bound|positive control) \|", sanity, re.M)
+    assert re.search(r"^\| ↳ .+ \| network \|", sanity, re.M)
+    deviations = page.split("## Where medgap differs from the paper and the official code", 1)[1]
+    assert "| method | what | medgap | official code / paper | why |" in deviations
+    assert "| `reproduction` |" in deviations and module.DEVIATIONS
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page):  # every linked plot exists beside the page
         assert (tmp_path / "results" / image).is_file(), image
     # --plan names every run, finished ones included, and trains nothing
