@@ -31,6 +31,7 @@ class AugmentationConfig:
     intensity_scale: float = 0.1  # random multiplicative factor 1 ± this, per channel
     intensity_shift: float = 0.1  # random additive shift ± this (in normalised units), per channel
     noise_std: float = 0.05  # Gaussian noise standard deviation (normalised units)
+    rot90_flip_probability: float = 0.0  # chance of k·90° in the first two axes + a mirror (UA-MT/SS-Net RandomRotFlip)
 
 
 @dataclass
@@ -393,7 +394,8 @@ FRACTION, PROBABILITY = Range(0, 1, high_open=True), Range(0, 1)
 # their own as a ``RANGES`` class attribute. Every float must also be finite.
 RANGES: dict[type, dict[str, Range]] = {
     AugmentationConfig: {"flip_probability": PROBABILITY, "intensity_scale": NON_NEGATIVE,
-                         "intensity_shift": NON_NEGATIVE, "noise_std": NON_NEGATIVE},
+                         "intensity_shift": NON_NEGATIVE, "noise_std": NON_NEGATIVE,
+                         "rot90_flip_probability": PROBABILITY},
     DataConfig: {"patch_size": AT_LEAST_ONE, "labelled_batch_size": AT_LEAST_ONE,
                  "unlabelled_batch_size": NON_NEGATIVE, "labelled_ratio": Range(0, 1, low_open=True),
                  "labelled_count": NON_NEGATIVE, "val_fraction": FRACTION, "test_fraction": FRACTION,

@@ -120,7 +120,7 @@ def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: 
         raise DatasetError(f"{config.dataset_dir}: data.unlabelled_batch_size > 0 but there are no unlabelled cases")
     augment = config.augmentation
     augmentation = Augmentation(tuple(augment.flip_axes), augment.flip_probability, augment.intensity_scale,
-                                augment.intensity_shift, augment.noise_std)
+                                augment.intensity_shift, augment.noise_std, augment.rot90_flip_probability)
     if data.class_labels is not None:
         dataset = ClassificationDataset(train, tuple(config.patch_size), classes, labelled_flags, augmentation)
     else:

@@ -95,19 +95,38 @@ def _extract(array: np.ndarray, starts: list[int], patch_size: tuple[int, ...]) 
     return out
 
 
+def rot90_flip(image: np.ndarray, label: np.ndarray | None, rng: np.random.Generator):
+    """Rotate ``image (C, *S)`` and ``label (*S)`` by k·90° in the first two spatial axes, k ~ U{0..3}, then mirror
+    one of those two axes, chosen at random (UA-MT/SS-Net/SSL4MIS ``RandomRotFlip``: always a reflection).
+
+    If the two axes differ in size only k ∈ {0, 2} is drawn, so the patch keeps its shape.
+    """
+    square = image.shape[1] == image.shape[2]
+    k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
+    axis = int(rng.integers(2))
+    image = np.flip(np.rot90(image, k, axes=(1, 2)), axis + 1)
+    label = None if label is None else np.flip(np.rot90(label, k, axes=(0, 1)), axis)
+    return image, label
+
+
 @dataclass
 class Augmentation:
-    """Training-time augmentation of a patch: random flips, intensity scale/shift per channel, Gaussian noise."""
+    """Training-time augmentation of a patch: the official semi-supervised codes' rot90 + flip (optional),
+    random flips, intensity scale/shift per channel, Gaussian noise."""
 
     flip_axes: tuple[int, ...] = (0, 1, 2)
     flip_probability: float = 0.5
     intensity_scale: float = 0.1
     intensity_shift: float = 0.1
     noise_std: float = 0.05
+    rot90_flip_probability: float = 0.0
 
     def __call__(self, image: np.ndarray, label: np.ndarray | None, availability: np.ndarray,
                  rng: np.random.Generator):
         ndim = image.ndim - 1
+        # Drawn only when enabled: with probability 0 the generator's stream (and every result) is unchanged.
+        if self.rot90_flip_probability > 0 and ndim >= 2 and rng.random() < self.rot90_flip_probability:
+            image, label = rot90_flip(image, label, rng)
         for axis in self.flip_axes:
             if axis < ndim and rng.random() < self.flip_probability:
                 image = np.flip(image, axis + 1)

@@ -54,22 +54,30 @@ def plot_shared_specific(method, cases, config, path: str | os.PathLike, *, seed
     """Two t-SNE panels (shared | specific) coloured by modality, with silhouette scores in the titles.
 
     The scores are also written beside the image (``path`` with ``.json``: ``silhouette_shared``,
-    ``silhouette_specific``, ``points``)."""
+    ``silhouette_specific``, ``points``). The silhouette needs 2 ≤ modalities ≤ points − 1 (one case gives one
+    point per modality): otherwise it is NaN and ``note`` says why; t-SNE needs more points than its perplexity,
+    so fewer than 4 points are drawn as they are (no embedding)."""
     from sklearn.manifold import TSNE
     from sklearn.metrics import silhouette_score
 
     from medgap.atomic import write_json
 
     shared, specific, modality = pooled_features(method, cases, config)
-    scores = {}
+    points, groups = len(modality), len(set(modality.tolist()))
+    silhouette_defined = 2 <= groups <= points - 1
+    scores = {} if silhouette_defined else {"note": f"silhouette undefined for {points} points in {groups} "
+                                                    "modalities (needs 2 <= modalities <= points - 1)"}
     spec = method.targets.spec if isinstance(method, SegmentationMethod) else method.spec
     names = channel_names or spec.channel_names
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     colours = plt.get_cmap("tab10")
     for axis, (title, values) in zip(axes, (("shared features r", shared), ("specific features s", specific))):
         perplexity = float(max(2, min(30, (len(values) - 1) // 3)))
-        embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(values)
-        score = silhouette_score(values, modality) if len(set(modality.tolist())) > 1 else float("nan")
+        if len(values) > perplexity + 1:
+            embedded = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(values)
+        else:  # too few points for t-SNE: show the first two feature dimensions
+            embedded = np.pad(values[:, :2], ((0, 0), (0, max(0, 2 - values.shape[1]))))
+        score = silhouette_score(values, modality) if silhouette_defined else float("nan")
         scores[f"silhouette_{title.split()[0]}"] = float(score)
         for index, name in enumerate(names):
             chosen = modality == index
@@ -78,5 +86,5 @@ def plot_shared_specific(method, cases, config, path: str | os.PathLike, *, seed
         axis.set_xticks([]), axis.set_yticks([])
     axes[1].legend(fontsize=8, loc="best")
     figure.suptitle("ShaSpec features, t-SNE: shared should mix, specific should separate")
-    write_json(Path(path).with_suffix(".json"), {**scores, "points": int(len(modality))})
+    write_json(Path(path).with_suffix(".json"), {**scores, "points": int(points)})
     return _save(figure, path)

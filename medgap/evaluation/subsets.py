@@ -83,15 +83,24 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
         subsets, label = [list(subset) for subset in subsets], None
     total, done = len(chosen) * len(cases), 0
     evaluation = config.evaluation
+
+    def has_subset(case, subset) -> bool:
+        """A subset's row holds only the cases that have all its modalities (predicted from exactly the subset);
+        ``available`` mode (one row, ``label``) takes whatever each case has."""
+        return label is not None or bool(np.all(case.availability[np.asarray(subset)]))
+
+    skipped: dict[str, int] = {}  # per subset: held-out cases lacking one of its modalities (not scored)
     if isinstance(method, ClassificationMethod):
         cases = [case for case in cases if case.case_id in data.class_labels]
-        truth = np.array([data.class_labels[case.case_id] for case in cases])
         records = []
         for subset in chosen:
             symbol = label or subset_symbol(subset)
-            predicted = predict_classes(method, cases, config, subset=subset)
+            scored = [case for case in cases if has_subset(case, subset)]
+            skipped[symbol] = len(cases) - len(scored)
+            predicted = predict_classes(method, scored, config, subset=subset)
+            truth = [data.class_labels[case.case_id] for case in scored]
             records += [{"case": case.case_id, "subset": symbol, "structure": "class", "accuracy": float(p == t)}
-                        for case, p, t in zip(cases, predicted, truth)]
+                        for case, p, t in zip(scored, predicted, truth)]
             done += len(cases)
             if progress is not None:
                 progress(done, total)
@@ -101,10 +110,12 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
                                      empty_penalty=evaluation.empty_penalty)
         for subset in chosen:
             symbol = label or subset_symbol(subset)
+            skipped[symbol] = 0
             for case in cases:
                 done += 1
-                present = case.availability & np.asarray(subset)
-                if present.any():  # a case that has none of the subset's modalities cannot be predicted
+                if not has_subset(case, subset):
+                    skipped[symbol] += 1
+                elif (case.availability & np.asarray(subset)).any():  # "available": a case with no modality
                     prediction = predict_case(method, case, config, availability=np.asarray(subset))
                     truth_map = index_to_label(np.asarray(case.label()), spec)
                     scores.update(case.case_id, label_to_masks(prediction, spec.regions, spec.labels),
@@ -123,10 +134,14 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
              + ("Accuracy (%) over cases." if method.kind == "classification" else
                 f"Mean over cases; Dice (%) and HD95 ({evaluation.hd95_definition}, "
                 f"{distance_unit(spec.file_ending)}).")]
+    if any(skipped.values()):
+        intro += ["", "Not scored (the case lacks a modality of the subset): "
+                  + ", ".join(f"{symbol} {count}" for symbol, count in skipped.items() if count) + " cases."]
     paths = write_results(run_dir, title=f"{config.name or config.method.name}: modality subsets", intro=intro,
                           table_markdown=table, aggregated=aggregated, records=records, stem="subsets",
                           extra={"task": method.kind, "split": split, "checkpoint": checkpoint,
                                  "seed": config.trainer.seed, "name": config.name, "subsets": subsets,
+                                 "skipped_cases": skipped,
                                  "channel_names": list(spec.channel_names)})
     if feature_plot and isinstance(getattr(method, "encoder", None), SharedSpecificEncoder):
         from medgap.evaluation.features import plot_shared_specific

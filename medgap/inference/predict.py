@@ -37,8 +37,12 @@ def window_overlap(config: ExperimentConfig) -> float | list[float]:
 
 
 def predict_array(method, image: np.ndarray, availability: np.ndarray, config: ExperimentConfig,
-                  device: torch.device | None = None) -> tuple[np.ndarray, torch.Tensor]:
-    """Normalised ``image (C, *S)`` → (label map with the dataset's values, probabilities ``(K, *S)``)."""
+                  device: torch.device | None = None, name: str = "image") -> tuple[np.ndarray, torch.Tensor]:
+    """Normalised ``image (C, *S)`` → (label map with the dataset's values, probabilities ``(K, *S)``).
+
+    ``name`` (a case id or file) names the input in the error raised when no modality is available."""
+    if not np.asarray(availability).any():
+        raise MedgapError(f"{name}: no modality available (empty availability): nothing to predict from")
     inference = config.inference
     probabilities = predict_probabilities(
         method, image, availability, inference_patch(config), overlap=window_overlap(config), mode=inference.mode,
@@ -55,7 +59,7 @@ def predict_case(method, case: PreprocessedCase, config: ExperimentConfig, avail
     image = np.array(case.image(), dtype=np.float32)
     present = case.availability if availability is None else (case.availability & availability)
     image[~present] = 0.0
-    return predict_array(method, image, present, config, device)[0]
+    return predict_array(method, image, present, config, device, name=f"case {case.case_id}")[0]
 
 
 def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
@@ -101,7 +105,7 @@ def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLik
             raise DatasetError(f"{case.first_image_path}: {data.image.ndim - 1}-D image "
                                f"{data.geometry.shape}, but the run's inference patch {window} is {len(window)}-D")
         image = normalise(data.image, data.availability, config.data.normalisation)
-        label, _ = predict_array(method, image, data.availability, config)
+        label, _ = predict_array(method, image, data.availability, config, name=str(case.first_image_path))
         target = targets[case_id]
         if target.resolve() in {Path(p).resolve() for p in paths if p is not None}:
             raise MedgapError(f"{target}: refusing to overwrite an input file")

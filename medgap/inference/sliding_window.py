@@ -43,12 +43,17 @@ def predict_probabilities(
 
 
 def keep_largest_component(label: np.ndarray) -> np.ndarray:
-    """Keep only the largest connected component of each foreground label (SS-Net's LA post-processing)."""
+    """Keep only the largest connected component of each foreground label (SS-Net's LA post-processing).
+
+    Components use full connectivity (26 neighbours in 3-D, 8 in 2-D), as the official code's
+    ``skimage.measure.label`` default: two blobs touching at a corner are one object.
+    """
     out = np.zeros_like(label)
+    full_connectivity = ndimage.generate_binary_structure(label.ndim, label.ndim)
     for value in np.unique(label):
         if value == 0:
             continue
-        components, count = ndimage.label(label == value)
+        components, count = ndimage.label(label == value, structure=full_connectivity)
         if count == 0:
             continue
         sizes = np.bincount(components.ravel())[1:]

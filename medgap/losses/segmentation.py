@@ -18,11 +18,16 @@ class SegmentationLoss(nn.Module):
     Args:
         output: ``"softmax"`` (target = class indices ``(B, *S)``) or ``"sigmoid"`` (target = region masks
             ``(B, R, *S)``).
+        region_bce: regions only: ``mean`` of the per-region BCE or their ``sum`` (the official ShaSpec code
+            adds the three BraTS regions' BCE terms while averaging their Dice terms).
     """
 
-    def __init__(self, output: str, dice_weight: float = 1.0, ce_weight: float = 1.0):
+    def __init__(self, output: str, dice_weight: float = 1.0, ce_weight: float = 1.0,
+                 region_bce: str = "mean"):
         super().__init__()
-        self.output = output
+        if region_bce not in ("mean", "sum"):
+            raise ValueError(f"region_bce must be 'mean' or 'sum', got {region_bce!r}")
+        self.output, self.region_bce = output, region_bce
         if output == "softmax":
             self.loss = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, lambda_dice=dice_weight,
                                    lambda_ce=ce_weight)
@@ -37,4 +42,7 @@ class SegmentationLoss(nn.Module):
         if self.output == "softmax":
             return self.loss(logits, target.unsqueeze(1))
         target = target.to(logits.dtype)
-        return self.dice_weight * self.dice(logits, target) + self.ce_weight * self.bce(logits, target)
+        bce = self.bce(logits, target)  # mean over regions and voxels
+        if self.region_bce == "sum":  # every region has the same voxel count: sum of per-region means
+            bce = bce * logits.shape[1]
+        return self.dice_weight * self.dice(logits, target) + self.ce_weight * bce

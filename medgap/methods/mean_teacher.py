@@ -1,13 +1,20 @@
 """Mean Teacher (Tarvainen & Valpola, NeurIPS 2017) for semi-supervised segmentation.
 
-A student network is trained on the labelled samples with the supervised loss and, on every sample (labelled
-and unlabelled), to agree with an EMA teacher that sees a noisy copy of the same image:
+A student network is trained on the labelled samples with the supervised loss and, on the unlabelled samples, to
+agree with an EMA teacher that sees a noisy copy of the same image (SSL4MIS's ``train_mean_teacher_{2D,3D}.py``):
 
-    L = L_sup(student(x_l), y_l) + λ(t) · mean ‖softmax(student(x)) − softmax(teacher(x + ξ))‖²
+    L = L_sup(student(x_l), y_l) + λ(t) · mean_u ‖softmax(student(x_u)) − softmax(teacher(x_u + ξ))‖²
 
-with ξ = clamp(N(0, σ²), −2σ, 2σ) (input noise as in the segmentation adaptations of UA-MT/SSL4MIS) and λ(t)
-the sigmoid ramp-up (``training/ramps.py``). The teacher follows the student by EMA after every optimiser step
-(``training/ema.py``). SS-Net's papers compare against this; AMVLM reuses the same EMA and ramp.
+with ξ = clamp(N(0, σ²), −2σ, 2σ), λ(t) the sigmoid ramp-up to 0.1 (``training/ramps.py``). The teacher runs in
+train mode, as SSL4MIS's: its dropout is on and BatchNorm normalises with the teacher batch's own statistics, so
+the teacher is a second noisy view, not a deterministic target. The network's dropout (``model.dropout: 0.5``
+in the configs, SSL4MIS's V-Net/U-Net) perturbs the student too. The teacher follows the student by EMA after
+every optimiser step (``training/ema.py``: parameters averaged, buffers copied from the student). SS-Net's
+papers compare against this; AMVLM reuses the same EMA and ramp.
+
+Our earlier variant stays available: ``teacher_mode: eval`` (deterministic teacher: no dropout, BatchNorm with
+the running statistics it copied from the student) and ``consistency_on: all`` (labelled and unlabelled images);
+it ran with ``consistency: 1``.
 
 Normalisation: the student sees labelled and unlabelled images in one batch (as the reference code). With
 BatchNorm, the batch statistics couple the two halves while only the labelled half carries the supervised loss;
@@ -43,9 +50,11 @@ class MeanTeacher(SegmentationMethod):
         self.loss = SegmentationLoss(self.output, self.config.dice_weight, self.config.ce_weight)
 
     def train(self, mode: bool = True):
-        """Train the student; the teacher stays in eval mode (its BN uses the EMA running statistics)."""
+        """Train the student; the teacher trains with it (``teacher_mode: train``, SSL4MIS) or stays in eval mode
+        (dropout off, BatchNorm with the running statistics copied from the student by ``update_teacher``)."""
         super().train(mode)
-        self.teacher.eval()
+        if self.config.teacher_mode == "eval":
+            self.teacher.eval()
         return self
 
     def training_step(self, batch: dict, step: int) -> StepOutput:
@@ -54,12 +63,17 @@ class MeanTeacher(SegmentationMethod):
         loss_sup = self.loss(logits[labelled], self.targets.targets(batch["label"][labelled]))
         weight = consistency_weight(step, self.config.consistency, self.config.consistency_rampup,
                                     self.config.rampup_unit)
-        with torch.no_grad():
-            sigma = self.config.noise_std
-            noise = torch.clamp(torch.randn_like(image) * sigma, -2 * sigma, 2 * sigma)
-            teacher_probabilities = self.targets.probabilities(self.teacher(image + noise))
-        student_probabilities = self.targets.probabilities(logits)
-        loss_consistency = torch.mean((student_probabilities - teacher_probabilities) ** 2)
+        consistent = ~labelled if self.config.consistency_on == "unlabelled" else torch.ones_like(labelled)
+        if not consistent.any():  # a batch without unlabelled samples: nothing to agree on
+            loss_consistency = logits.sum() * 0.0
+        else:
+            with torch.no_grad():
+                sigma = self.config.noise_std
+                teacher_input = image[consistent]
+                noise = torch.clamp(torch.randn_like(teacher_input) * sigma, -2 * sigma, 2 * sigma)
+                teacher_probabilities = self.targets.probabilities(self.teacher(teacher_input + noise))
+            student_probabilities = self.targets.probabilities(logits[consistent])
+            loss_consistency = torch.mean((student_probabilities - teacher_probabilities) ** 2)
         loss = loss_sup + weight * loss_consistency
         return StepOutput(loss, {"loss_sup": float(loss_sup.detach()),
                                  "loss_consistency": float(loss_consistency.detach()), "lambda": weight})
@@ -79,9 +93,9 @@ def build(config: ExperimentConfig, spec: DatasetSpec) -> MeanTeacher:
 from medgap.methods.deviations import Deviation  # noqa: E402  (kept beside the list, see medgap/methods/deviations.py)
 
 DEVIATIONS = [
-    Deviation("consistency term", "MSE of the softmaxes on labelled and unlabelled images", "SSL4MIS: on the "
-              "unlabelled half only", "not yet aligned", None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
-    Deviation("teacher mode", "eval mode (no dropout, BatchNorm running statistics)", "SSL4MIS: train mode, "
-              "with input noise and dropout in the network", "not yet aligned; our configs use no dropout",
-              None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
+    Deviation("earlier variant kept as an option", "default = SSL4MIS (train-mode teacher, MSE of softmax on the "
+              "unlabelled half, weight 0.1, dropout 0.5 in the configs)", "SSL4MIS: the same",
+              "our earlier deterministic teacher on every image (weight 1) stays available",
+              {"method.teacher_mode": "eval", "method.consistency_on": "all"},
+              "official code (HiLab-git/SSL4MIS), read 2026-12-02"),
 ]

@@ -44,6 +44,7 @@ class SupervisedOptions(MethodConfig):
     name: str = "supervised"
     dice_weight: float = 1.0
     ce_weight: float = 1.0
+    region_bce: Literal["mean", "sum"] = "mean"  # BraTS-style regions: mean or sum of the per-region BCE terms
 
 
 @dataclass
@@ -56,8 +57,10 @@ class ShaSpecOptions(MethodConfig, ModalityDropoutOptions):
     missing_feature: Literal["mean", "copy"] = "mean"  # paper Eq. 4 / official code
     dice_weight: float = 1.0
     ce_weight: float = 1.0
+    region_bce: Literal["mean", "sum"] = "sum"  # official: BCE summed over the regions, Dice averaged
     head_hidden: int = 64  # classification: FC–dropout–FC width
     head_dropout: float = 0.5
+    head_pooling: Literal["mean", "max", "flatten"] = "mean"  # classification: how each fused map becomes a vector
 
 
 @dataclass
@@ -66,6 +69,7 @@ class ZeroFillingOptions(SupervisedOptions, ModalityDropoutOptions):
     name: str = "zero_filling"
     head_hidden: int = 64  # classification datasets: FC–dropout–FC on the pooled encoder features
     head_dropout: float = 0.5
+    head_pooling: Literal["mean", "max", "flatten"] = "mean"  # how the bottleneck map becomes a vector
 
 
 @dataclass
@@ -77,6 +81,8 @@ class MeanTeacherOptions(MethodConfig):
     consistency_rampup: float = 200.0  # ramp-up length in units of ``rampup_unit`` steps
     rampup_unit: int = 150            # official code: λ evaluated at iter // 150
     noise_std: float = 0.1            # teacher input noise σ, clamped to ±2σ
+    teacher_mode: Literal["train", "eval"] = "train"  # SSL4MIS: train (own dropout, batch-statistics BN)
+    consistency_on: Literal["unlabelled", "all"] = "unlabelled"  # SSL4MIS: the unlabelled half of the batch
     dice_weight: float = 1.0
     ce_weight: float = 1.0
     predict_with: Literal["student", "teacher"] = "student"
@@ -94,6 +100,7 @@ class SSNetOptions(MethodConfig):
     vat_distance: Literal["auto", "dice_all", "dice_per_class"] = "auto"  # auto: 3-D dice_all, 2-D per class
     contrastive_weight: float = 0.1    # the 0.1 in front of L_cl_l + L_cl_u
     memory_size: int = 32              # features kept per class
+    memory_classes: Literal["foreground", "all"] = "foreground"  # official: no background prototypes
     embedding_dim: int = 32            # projection/prediction head width
     max_voxels: int | None = None      # voxels per stream sampled for L_cl each step (None = all, as the paper)
     dice_weight: float = 1.0

@@ -11,27 +11,34 @@ For N modalities x^(i) (any N >= 2, named in ``dataset.json``):
 
 Segmentation: a U-Net decoder over the concatenated fused maps [f^(1), ..., f^(N)], with skips from the shared
 encoder (per scale, the N shared maps — missing ones replaced by the mean of the available ones, as Eq. 4 does
-at the bottleneck — concatenated and mixed by a 1×1 conv). Classification: the fused maps are average-pooled,
-concatenated and classified by FC–dropout–FC.
+at the bottleneck — concatenated and mixed by a 1×1 conv). Classification: each fused map becomes a vector
+(``head_pooling``: global average pooling as the paper, or flattened: after InstanceNorm a channel's spatial mean
+is its bias whatever the input, so the digits-av config flattens), concatenated and classified by FC–dropout–FC.
 
 Auxiliary objectives, both restricted to the modalities a sample actually uses at this step:
 - DCO (domain classification, trains the specific encoders): a linear classifier on the pooled s^(i) predicts
   the modality index i; cross-entropy. The official code forgets to mask dropped modalities; we mask.
 - DAO (distribution alignment, trains the shared encoder): a distance between the shared bottleneck features of
   cyclic pairs of the available modalities, (a_1, a_2), (a_2, a_3), ..., (a_m, a_1); L1 by default (the paper's
-  chosen variant), ``mse|kl|ce`` for the ablation.
+  chosen variant), ``mse|kl|ce`` for the ablation. Summed over a sample's pairs, then averaged over the samples
+  that have a pair (the official code adds its four ``L1Loss`` terms; the paper sums over modalities).
 
     L = L_task + α·L_dao + β·L_dco,  α = 0.1, β = 0.02     (paper Eq. 9)
 
+Task losses as in the official code: segmentation Dice averaged over the regions + BCE summed over them
+(``region_bce: sum``; ``mean`` averages it); classification cross-entropy.
+
 Deviations from the official code (see docs/methods/shaspec.md): the paper's mean (Eq. 4) instead of copying
-the first available shared feature (``missing_feature: copy`` keeps that behaviour); the plain nnU-Net-style
-encoder of :mod:`medgap.nets.unet` instead of a weight-standardised 3-D ResNet; masked DCO.
+one available shared feature (``missing_feature: copy`` keeps that behaviour: a random available modality while
+training with random dropping, as the official ``random.sample`` order does; the first one otherwise); the plain
+nnU-Net-style encoder of :mod:`medgap.nets.unet` instead of a weight-standardised 3-D ResNet; masked DCO.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,10 +51,13 @@ from medgap.methods.base import ClassificationMethod, SegmentationMethod, StepOu
 from medgap.methods.modality_dropout import ModalityDropper, apply_availability
 from medgap.methods.options import ShaSpecOptions
 from medgap.nets import UNetDecoder, UNetEncoder
-from medgap.nets.heads import ClassificationHead
+from medgap.nets.heads import ClassificationHead, pool_features, pooled_width
 
 
 Config = ShaSpecOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
+
+# Third seed word of the copy-source draw: a stream of its own, apart from the dropper's (seed, step) draw.
+COPY_SOURCE_STREAM = 1
 
 
 # ----------------------------------------------------------------------------------------------- feature algebra
@@ -56,21 +66,40 @@ def _per_modality(mask: torch.Tensor, ndim: int) -> torch.Tensor:
     return mask.reshape(*mask.shape, *[1] * (ndim - 2))
 
 
-def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+def first_available(availability: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` bool → ``(B,)`` index of each row's first ``True`` (the official code's copy source at test)."""
+    return availability.float().argmax(1)
+
+
+def random_available(availability: torch.Tensor, generator: np.random.Generator) -> torch.Tensor:
+    """``(B, N)`` bool → ``(B,)`` index of one uniformly drawn ``True`` per row (rows with none: 0).
+
+    The official code's copy source in random mode: ``random.sample`` orders the kept modalities randomly and
+    the first of that order fills every missing one.
+    """
+    counts = availability.sum(1).cpu().numpy()
+    picks = [int(np.flatnonzero(row)[generator.integers(count)]) if count else 0
+             for row, count in zip(availability.cpu().numpy(), counts)]
+    return torch.tensor(picks, dtype=torch.long, device=availability.device)
+
+
+def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str = "mean",
+                     source: torch.Tensor | None = None) -> torch.Tensor:
     """The feature that stands in for every missing modality of each sample.
 
     Args:
         shared: ``(B, N, C, *S)`` shared features r^(i).
         availability: ``(B, N)`` bool, at least one ``True`` per row.
-        mode: ``mean`` (paper Eq. 4: mean of the available r^(i)) or ``copy`` (official code: the first
-            available r^(i)).
+        mode: ``mean`` (paper Eq. 4: mean of the available r^(i)) or ``copy`` (official code: one available
+            r^(i) copied).
+        source: ``copy`` only: ``(B,)`` index of the modality to copy (default :func:`first_available`).
 
     Returns:
         ``(B, 1, C, *S)``.
     """
     if mode == "copy":
-        first = availability.float().argmax(1)  # index of the first True
-        return shared[torch.arange(shared.shape[0], device=shared.device), first].unsqueeze(1)
+        source = first_available(availability) if source is None else source
+        return shared[torch.arange(shared.shape[0], device=shared.device), source].unsqueeze(1)
     weight = _per_modality(availability.to(shared.dtype), shared.ndim)
     # Multiplying by the 0/1 weight (not indexing) keeps the batch's subsets mixed in one tensor operation and
     # gives exactly zero gradient to the shared features of missing modalities.
@@ -78,9 +107,9 @@ def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str
 
 
 def substitute_missing(features: torch.Tensor, shared: torch.Tensor, availability: torch.Tensor,
-                       mode: str = "mean") -> torch.Tensor:
+                       mode: str = "mean", source: torch.Tensor | None = None) -> torch.Tensor:
     """``features (B, N, C, *S)`` with the rows of missing modalities replaced by :func:`generate_missing`."""
-    generated = generate_missing(shared, availability, mode).expand_as(features)
+    generated = generate_missing(shared, availability, mode, source).expand_as(features)
     return torch.where(_per_modality(availability, features.ndim), features, generated)
 
 
@@ -135,22 +164,30 @@ def distribution_alignment_loss(shared: torch.Tensor, availability: torch.Tensor
             the two features; the paper's ablation of the objective).
 
     Returns:
-        The mean over pairs and elements (0 with a graph when no sample has two modalities).
+        Per pair the mean over elements (voxels for ``kl|ce``), summed over each sample's pairs, then the mean
+        over the samples that have a pair (0 with a graph when none has two modalities). With batch 1 and all
+        four BraTS modalities this is the official sum of four ``L1Loss`` terms.
     """
     sample, first, second = cyclic_pairs(availability)
     if sample.numel() == 0:
         return shared.sum() * 0.0
     a, b = shared[sample, first], shared[sample, second]  # (P, C, *S)
     if kind == "l1":
-        return (a - b).abs().mean()
-    if kind == "mse":
-        return (a - b).pow(2).mean()
-    log_p, log_q = F.log_softmax(a, 1), F.log_softmax(b, 1)
-    if kind == "kl":  # KL(p_a || p_b) per voxel
-        return (log_p.exp() * (log_p - log_q)).sum(1).mean()
-    if kind == "ce":  # cross-entropy H(p_a, p_b) per voxel
-        return -(log_p.exp() * log_q).sum(1).mean()
-    raise ValueError(f"unknown DAO loss {kind!r}")
+        per_pair = (a - b).abs().flatten(1).mean(1)
+    elif kind == "mse":
+        per_pair = (a - b).pow(2).flatten(1).mean(1)
+    elif kind in ("kl", "ce"):
+        log_p, log_q = F.log_softmax(a, 1), F.log_softmax(b, 1)
+        if kind == "kl":  # KL(p_a || p_b) per voxel
+            per_voxel = (log_p.exp() * (log_p - log_q)).sum(1)
+        else:  # cross-entropy H(p_a, p_b) per voxel
+            per_voxel = -(log_p.exp() * log_q).sum(1)
+        per_pair = per_voxel.flatten(1).mean(1)
+    else:
+        raise ValueError(f"unknown DAO loss {kind!r}")
+    per_sample = torch.zeros(availability.shape[0], dtype=per_pair.dtype, device=per_pair.device)
+    per_sample = per_sample.index_add(0, sample, per_pair)  # (B,): sum over each sample's pairs
+    return per_sample[sample.unique()].mean()
 
 
 # ----------------------------------------------------------------------------------------------- networks
@@ -161,6 +198,7 @@ class ModalityFeatures(NamedTuple):
     shared: torch.Tensor  # r^(i)
     specific: torch.Tensor  # s^(i)
     fused: torch.Tensor  # f^(i), missing modalities already replaced (Eq. 4)
+    copy_source: torch.Tensor  # ``(B,)`` modality copied into missing ones (``missing_feature: copy`` only)
 
 
 class SharedSpecificEncoder(nn.Module):
@@ -180,8 +218,11 @@ class SharedSpecificEncoder(nn.Module):
         conv = nn.Conv3d if dims == 3 else nn.Conv2d
         self.fusion = conv(2 * features[-1], features[-1], 3, padding=1)  # g, shared across modalities
 
-    def forward(self, image: torch.Tensor, availability: torch.Tensor) -> ModalityFeatures:
-        """``image (B, N, *S)`` (missing channels zero), ``availability (B, N)`` bool → :class:`ModalityFeatures`."""
+    def forward(self, image: torch.Tensor, availability: torch.Tensor,
+                copy_source: torch.Tensor | None = None) -> ModalityFeatures:
+        """``image (B, N, *S)`` (missing channels zero), ``availability (B, N)`` bool → :class:`ModalityFeatures`.
+
+        ``copy_source (B,)``: the modality ``missing_feature: copy`` copies (default: the first available)."""
         batch, modalities = image.shape[:2]
         if modalities != self.modalities:
             raise ValueError(f"expected {self.modalities} modalities, got image of shape {tuple(image.shape)}")
@@ -192,8 +233,9 @@ class SharedSpecificEncoder(nn.Module):
         specific = torch.stack([encoder(image[:, i:i + 1])[-1] for i, encoder in enumerate(self.specific)], 1)
         pairs = torch.cat([shared, specific], 2).flatten(0, 1)  # (B·N, 2C, *s)
         fused = shared + self.fusion(pairs).reshape(shared.shape)  # f = r + g([r, s])
-        fused = substitute_missing(fused, shared, availability, self.missing_feature)  # Eq. 4
-        return ModalityFeatures(skips, shared, specific, fused)
+        copy_source = first_available(availability) if copy_source is None else copy_source
+        fused = substitute_missing(fused, shared, availability, self.missing_feature, copy_source)  # Eq. 4
+        return ModalityFeatures(skips, shared, specific, fused, copy_source)
 
 
 def _check_modalities(spec: DatasetSpec) -> int:
@@ -213,11 +255,18 @@ class _ShaSpecLosses(nn.Module):
         self.modality_classifier = nn.Linear(model.features[-1], spec.num_channels)  # DCO's linear classifier
         self.dropper = ModalityDropper(options, spec.channel_names, config.trainer.seed)
 
+    def _copy_source(self, availability: torch.Tensor, step: int) -> torch.Tensor | None:
+        """The official ``copy``: while dropping at random, a random kept modality fills the missing ones; a
+        function of ``(seed, step)`` only, so it draws nothing from the global RNG (exact resume)."""
+        if self.options.missing_feature != "copy" or self.dropper.mode != "random" or step < self.dropper.warmup:
+            return None
+        return random_available(availability, np.random.default_rng([self.dropper.seed, step, COPY_SOURCE_STREAM]))
+
     def _step(self, batch: dict, step: int, task_loss) -> StepOutput:
         """One training step: drop modalities, encode, ``task_loss(features, availability)`` + Eq. 9."""
         availability = self.dropper(batch["availability"], step, batch.get("case"))
         image = apply_availability(batch["image"], availability)
-        features = self.encoder(image, availability)
+        features = self.encoder(image, availability, self._copy_source(availability, step))
         task = task_loss(features, availability)
         dao = distribution_alignment_loss(features.shared, availability, self.options.dao_loss)
         dco = modality_classification_loss(features.specific, availability, self.modality_classifier)
@@ -240,12 +289,13 @@ class ShaSpecSegmentation(SegmentationMethod, _ShaSpecLosses):
         self.skip_fusion = nn.ModuleList(conv(modalities * c, c, 1) for c in features[:-1])
         self.decoder = UNetDecoder(dims, features, config.model.norm, bottleneck_channels=modalities * features[-1])
         self.head = conv(features[0], self.targets.num_outputs, 1)
-        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight)
+        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight,
+                                     config.method.region_bce)
 
     def decode(self, features: ModalityFeatures, availability: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, K, *S)`` from the modality features."""
         mode = self.options.missing_feature
-        skips = [fuse(substitute_missing(skip, skip, availability, mode).flatten(1, 2))
+        skips = [fuse(substitute_missing(skip, skip, availability, mode, features.copy_source).flatten(1, 2))
                  for fuse, skip in zip(self.skip_fusion, features.shared_skips[:-1])]
         return self.head(self.decoder([*skips, features.fused.flatten(1, 2)]))
 
@@ -269,16 +319,20 @@ class ShaSpecSegmentation(SegmentationMethod, _ShaSpecLosses):
 
 
 class ShaSpecClassification(ClassificationMethod, _ShaSpecLosses):
-    """Classification: fused maps → global average pooling → concatenation → FC–dropout–FC → logits."""
+    """Classification: fused maps → vectors (``head_pooling``) → concatenation → FC–dropout–FC → logits."""
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         ClassificationMethod.__init__(self, spec)
         self._setup_shared(config, spec, len(config.data.patch_size))
-        self.head = ClassificationHead(spec.num_channels * config.model.features[-1], config.method.head_hidden,
-                                       len(spec.classes), config.method.head_dropout)
+        model, options = config.model, config.method
+        width = pooled_width(model.features[-1], config.data.patch_size, len(model.features), options.head_pooling)
+        self.head = ClassificationHead(spec.num_channels * width, options.head_hidden, len(spec.classes),
+                                       options.head_dropout)
 
     def classify(self, features: ModalityFeatures) -> torch.Tensor:
-        return self.head(features.fused.flatten(3).mean(-1).flatten(1))  # (B, N·C) → (B, K)
+        fused = features.fused  # (B, N, C, *s)
+        pooled = pool_features(fused.flatten(0, 1), self.options.head_pooling)  # (B·N, F)
+        return self.head(pooled.reshape(fused.shape[0], -1))  # (B, N·F) → (B, K)
 
     def forward(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
         return self.classify(self.encoder(image, availability))
@@ -305,7 +359,7 @@ DEVIATIONS = [
     Deviation("feature of a missing modality", "mean of the available shared features r^(i) (Eq. 4)",
               "paper: the mean (Eq. 4); official code: a copy of the first available shared feature, of a random "
               "available one in random (non-dedicated) mode",
-              "the paper's equation; `copy` takes the first available one, not a random one",
+              "the paper's equation; `copy` copies a random kept one while dropping at random, the first otherwise",
               {"method.missing_feature": "copy"}, "paper; official code (billhhh/ShaSpec), read 2026-12-02"),
     Deviation("decoder skips of a missing modality", "Eq. 4 at every scale: mean of the available shared skip maps, "
               "then the official 1×1 mixing conv", "paper: not stated; official: 1×1×1 conv over the N shared skip "
@@ -319,22 +373,24 @@ DEVIATIONS = [
               "official: fixed pairs (F,T1), (T1,T1c), (T1c,T2), (T2,F) at the bottleneck",
               "the same rule for any N and any subset; equal to the official pairs when all four are present",
               None, "paper; official code (billhhh/ShaSpec)"),
-    Deviation("DAO reduction", "mean over the pairs and elements", "official: the L1 terms of a sample's cyclic "
-              "pairs are summed (paper: sum over modalities), then averaged over samples",
-              "not yet aligned: with 4 modalities our α = 0.1 weighs DAO about 4× less than the official code",
-              None, "official code (billhhh/ShaSpec), read 2026-12-02"),
-    Deviation("segmentation loss reduction", "Dice + BCE, each averaged over the three regions",
-              "official: Dice averaged over the regions + BCE summed over them", "not yet aligned: our BCE weighs "
-              "3× less", None, "official code (billhhh/ShaSpec), read 2026-12-02"),
+    Deviation("DAO over samples", "per pair the mean over elements, summed over a sample's pairs (official), then "
+              "averaged over the samples that have two or more modalities", "official: batch 1, all four modalities "
+              "(dropped ones included)", "a batch mixes subsets; a sample with one modality has no pair", None,
+              "official code (billhhh/ShaSpec), read 2026-12-02"),
+    Deviation("segmentation Dice", "batch soft Dice (MONAI, smoothing 1e-5), averaged over the regions; BCE summed "
+              "over them as the official code (`region_bce: sum`)", "official: per-sample soft Dice with smoothing 1, "
+              "averaged over samples", "medgap's shared loss (nnU-Net batch Dice)", None,
+              "official code (billhhh/ShaSpec), read 2026-12-02"),
     Deviation("backbone", "nnU-Net-style `UNetEncoder`/`UNetDecoder` (conv–InstanceNorm–LeakyReLU ×2, strided "
               "conv down, transposed conv up); the bottleneck keeps a spatial extent; use instance or group norm (batch "
               "norm would mix modalities and zero inputs in the shared encoder's statistics)", "official: weight-"
               "standardised 3-D ResNet encoder, InstanceNorm on 1×1×1 maps (a bug)", "medgap's shared networks; "
               "no normalisation over a single voxel", None, "paper; official code (billhhh/ShaSpec)"),
-    Deviation("classification pooling", "global average pooling of InstanceNorm-ed fused maps "
-              "(`model.norm: instance` in `configs/shaspec_digits_av.yaml`)", "official: the same; the spec: "
-              "instance norm before global pooling erases the pooled signal, use a normalisation that keeps it",
-              "not yet aligned with the spec", None, "official code (billhhh/ShaSpec), read 2026-12-02"),
+    Deviation("classification pooling", "the InstanceNorm-ed fused maps flattened into FC–dropout–FC "
+              "(`head_pooling: flatten` in `configs/shaspec_digits_av.yaml`; 0.59 M parameters)", "paper: pooled "
+              "vectors (0.22 M parameters)", "after InstanceNorm a channel's mean is its bias: average pooling "
+              "stayed at 75.5 % vs 97.5 % flattened (digits-av, 300 steps)", {"method.head_pooling": "mean"},
+              "paper; spec correction 2026-12-02"),
     Deviation("schedule", "CPU-sized configs: AdamW, poly, thousands of steps of small patches; "
               "`configs/shaspec_brats_paper.yaml` has the paper's recipe", "paper: SGD Nesterov 0.99, LR 0.01, "
               "cosine (official: poly 0.9), 180k iterations of 80×160×160, batch 1; official: 80k all-modality "

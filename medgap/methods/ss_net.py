@@ -11,7 +11,8 @@ segmentation. One module for 2-D (U-Net, ACDC) and 3-D (V-Net, LA); the dimensio
   iteration estimates the direction r_adv (‖r_adv‖₂ = ε per sample) that changes p(x) most, and the network is
   trained to keep p(x + r_adv) close to p(x) (detached). BatchNorm running statistics are not updated by the two
   perturbed passes (:func:`frozen_batchnorm_statistics`).
-- ``L_cl`` (Eqs. 4–5): a projection head and a prediction head on the decoder's last feature map; per class a
+- ``L_cl`` (Eqs. 4–5): a projection head and a prediction head on the decoder's last feature map; per
+  foreground class (the official code keeps no background entries; ``memory_classes: all`` adds them) a
   memory of the ``memory_size`` highest-confidence, correctly predicted labelled features (projected, detached);
   the loss pulls predicted features of class c towards class-c memory entries, ``1 − cos``, weighted by a
   per-class learned selector (sigmoid weights normalised to mean 1). Labelled voxels use the ground truth,
@@ -117,11 +118,12 @@ class ClassMemory(nn.Module):
     first. Kept as buffers so checkpoints carry it and a resumed run continues with the same memory.
 
     Buffers: ``features (K, size, D)``, ``confidence (K, size)``, ``count (K,)`` (entries in use).
+    ``background=False`` (the official code) never stores class 0, so it has no prototypes and no pull.
     """
 
-    def __init__(self, num_classes: int, size: int, dim: int):
+    def __init__(self, num_classes: int, size: int, dim: int, background: bool = True):
         super().__init__()
-        self.size = size
+        self.size, self.first_class = size, 0 if background else 1
         self.register_buffer("features", torch.zeros(num_classes, size, dim))
         self.register_buffer("confidence", torch.zeros(num_classes, size))
         self.register_buffer("count", torch.zeros(num_classes, dtype=torch.long))
@@ -134,7 +136,7 @@ class ClassMemory(nn.Module):
 
         Args: ``features (N, D)``, ``truth``/``predicted`` ``(N,)`` class indices, ``confidence (N,)`` = p(c).
         """
-        for c in range(self.features.shape[0]):
+        for c in range(self.first_class, self.features.shape[0]):
             correct = (truth == c) & (predicted == c)
             if not correct.any():
                 continue
@@ -166,7 +168,8 @@ class SSNet(SegmentationMethod):
         self.projection = _mlp(width, dim, dim, nn.ReLU())
         self.prediction = _mlp(dim, dim, dim, nn.ReLU())
         self.selectors = nn.ModuleList(_mlp(dim, dim, 1, nn.LeakyReLU(0.2)) for _ in range(num_classes))
-        self.memory = ClassMemory(num_classes, self.config.memory_size, dim)
+        self.memory = ClassMemory(num_classes, self.config.memory_size, dim,
+                                  background=self.config.memory_classes == "all")
         self.loss_sup = SegmentationLoss(self.output, self.config.dice_weight, self.config.ce_weight)
         distance = self.config.vat_distance
         self.per_class_distance = distance == "dice_per_class" or (distance == "auto" and self.dims == 2)
@@ -275,14 +278,12 @@ DEVIATIONS = [
     Deviation("prototype memory selection", "the highest-confidence correctly predicted labelled features",
               "paper: the highest-confidence ones; official code: sorts ascending and keeps the lowest-scored",
               "the paper's description; the official order is a bug", None, "paper; official code (ycwu1997/SS-Net)"),
-    Deviation("classes with a prototype memory", "every class, background included", "official: foreground "
-              "classes only (`train_ss_3d.py` skips background)", "not yet aligned", None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
     Deviation("L_sup", "medgap's Dice + CE for all four methods", "official: soft Dice only (3-D on the foreground "
               "channel; 2-D over the 4 classes)", "lower bound, Mean Teacher and SS-Net then differ only in their "
               "unsupervised terms; `ce_weight: 0` leaves Dice over every class, not the official foreground Dice",
               {"method.ce_weight": 0.0}, "paper; official code (ycwu1997/SS-Net)"),
     Deviation("VAT target", "the main pass's softmax, detached", "official: an extra no-grad forward pass",
-              "the same function of x without dropout (our configs use none); one forward pass less", None,
+              "the same function of x up to the dropout mask (configs: dropout 0.5); one forward pass less", None,
               "paper; official code (ycwu1997/SS-Net)"),
     Deviation("VAT gradient normalisation", "g / ‖g‖ (guarded only against 0): ‖r_adv‖ = ε exactly",
               "official: g / (‖g‖ + 1e-8)", "on a fresh network ‖g‖ ≈ 1e-5, so the official ε shrinks", None,
@@ -290,15 +291,11 @@ DEVIATIONS = [
     Deviation("prototype selector", "input detached; one selector per class on the voxel features",
               "official: also a selector on the memory entries", "the selector learns the weights, only the "
               "cosine term moves the features", None, "paper; official code (ycwu1997/SS-Net)"),
-    Deviation("dropout", "none in the shipped configs", "official 3-D: Dropout3d 0.5 at the bottleneck and "
-              "before the output conv", "not yet aligned", {"model.dropout": 0.5}, "official code (ycwu1997/SS-Net), read 2026-12-02"),
-    Deviation("augmentation", "random flips (`data.augmentation`) and intensity jitter", "official 3-D: random "
-              "rotation by 90° + flip", "no rot90 transform in medgap yet", None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
-    Deviation("ACDC learning-rate schedule", "`configs/ss_net_cardiac2d.yaml`: SGD 0.01 with poly 0.9",
-              "official 2-D: LR 0.01 constant", "not yet aligned", {"optim.schedule": "constant"},
+    Deviation("augmentation", "rot90 + flip (`rot90_flip_probability` 1 on LA, 0.5 on ACDC)", "official 2-D "
+              "also rotates by ±20° in a quarter of the samples", "not implemented", None,
               "official code (ycwu1997/SS-Net), read 2026-12-02"),
-    Deviation("LA post-processing", "largest connected component with face (6-) connectivity",
-              "official: full (26-) connectivity (skimage `measure.label` default)", "not yet aligned", None,
+    Deviation("2-D dropout", "Dropout2d 0.5 at the U-Net bottleneck", "official U-Net: dropout "
+              "0.05/0.1/0.2/0.3/0.5 in the five encoder levels", "medgap's U-Net has one dropout", None,
               "official code (ycwu1997/SS-Net), read 2026-12-02"),
     Deviation("2-D U-Net", "strided-conv down, transposed-conv up: 1.94 M parameters", "official: max-pooling, "
               "1×1 conv + bilinear upsampling: 1.81 M", "medgap's shared U-Net (7 % more parameters)", None,

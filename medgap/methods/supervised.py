@@ -24,7 +24,8 @@ class Supervised(SegmentationMethod):
         super().__init__(spec)
         dims = len(config.data.patch_size)
         self.net = build_net(config.model, dims, spec.num_channels, self.targets.num_outputs)
-        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight)
+        self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight,
+                                     config.method.region_bce)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)

@@ -17,7 +17,7 @@ from medgap.methods.base import ClassificationMethod, StepOutput
 from medgap.methods.modality_dropout import ModalityDropper, apply_availability
 from medgap.methods.options import ZeroFillingOptions
 from medgap.nets import UNetEncoder
-from medgap.nets.heads import ClassificationHead
+from medgap.nets.heads import ClassificationHead, pool_features, pooled_width
 
 
 Config = ZeroFillingOptions  # the method's options (the YAML ``method:`` section), in methods/options.py
@@ -37,18 +37,21 @@ class ZeroFilling(supervised.Supervised):
 
 
 class ZeroFillingClassifier(ClassificationMethod):
-    """Classification counterpart: one encoder over all (zero-filled) channels, pooled, FC–dropout–FC."""
+    """Classification counterpart: one encoder over all (zero-filled) channels, its bottleneck map made a vector
+    (``head_pooling``; the digits-av config flattens it, since mean pooling after InstanceNorm erases it),
+    FC–dropout–FC."""
 
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         super().__init__(spec)
         model, dims = config.model, len(config.data.patch_size)
         self.encoder = UNetEncoder(dims, spec.num_channels, model.features, model.norm, model.dropout)
-        self.head = ClassificationHead(model.features[-1], config.method.head_hidden, len(spec.classes),
-                                       config.method.head_dropout)
+        self.pooling = config.method.head_pooling
+        width = pooled_width(model.features[-1], config.data.patch_size, len(model.features), self.pooling)
+        self.head = ClassificationHead(width, config.method.head_hidden, len(spec.classes), config.method.head_dropout)
         self.dropper = ModalityDropper(config.method, spec.channel_names, config.trainer.seed)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(image)[-1].flatten(2).mean(-1))
+        return self.head(pool_features(self.encoder(image)[-1], self.pooling))
 
     def training_step(self, batch: dict, step: int) -> StepOutput:
         availability = self.dropper(batch["availability"], step, batch.get("case"))

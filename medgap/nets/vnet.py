@@ -62,7 +62,7 @@ class VNet(nn.Module):
         self.head = nn.Conv3d(features[0], out_channels, 1)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(B, C_out, *S)`` and the decoder's last feature map ``(B, features[0], *S)``."""
+        """Logits ``(B, C_out, *S)`` and the decoder's last feature map ``(B, features[0], *S)`` (after dropout)."""
         skips = []
         for level, stack in enumerate(self.encoder):
             x = stack(x)
@@ -72,8 +72,8 @@ class VNet(nn.Module):
         x = self.dropout(x)
         for up, stack, skip in zip(self.up, self.decoder, reversed(skips)):
             x = stack(up(x) + skip)  # V-Net adds the skip connection (U-Net concatenates)
-        features = x
-        return self.head(self.dropout(features)), features
+        features = self.dropout(x)  # as the official V-Net: the heads (and SS-Net's projection) see it dropped
+        return self.head(features), features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[0]

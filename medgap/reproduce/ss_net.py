@@ -3,7 +3,9 @@ paper's two labelled ratios on the synthetic ``atrium-3d`` (V-Net) and ``cardiac
 
 Every run is ``configs/<method>_<dataset>.yaml`` with smaller images, networks and schedules. The ramp-ups are
 compressed to the same fraction of training as in the official runs (LA: λ reaches its final value at 40 % of
-training, ACDC at the end). Models are selected on the validation split and scored on the test split.
+training, ACDC at the end). VAT's ξ and ε are L2 norms over a whole patch, so they are scaled with the patch to
+perturb each voxel as much as the official values do on the official patch (:func:`vat_scale`). Models are
+selected on the validation split and scored on the test split.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ METRICS = (("dice", 100, "Dice (%)"), ("jaccard", 100, "Jaccard (%)"), ("hd95", 
            ("asd", 1, "ASD (mm)"), ("hd95_vox", 1, "95HD (vox)"), ("asd_vox", 1, "ASD (vox)"))
 # dataset key: (generator, paper's table, λ reaches its final value at this fraction of training)
 DATASETS = {"atrium3d": ("atrium-3d", "LA", 0.4), "cardiac2d": ("cardiac-2d", "ACDC", 1.0)}
+OFFICIAL_PATCH = {"atrium3d": (112, 112, 80), "cardiac2d": (256, 256)}  # where the configs' ξ/ε were chosen
 
 BUDGETS = {
     "tiny": {"seeds": 1, "cases": 25, "batch": 2,  # 5 test cases: the fewest a bootstrap CI is given for
@@ -96,7 +99,18 @@ def _overrides(budget: dict, dataset: str, method: str, ratio: float | None, see
         config = load_run_config(Run(Path("."), f"{method}_{dataset}.yaml", {}))
         ramp_fraction = DATASETS[dataset][2]
         values["method.rampup_unit"] = max(1, round(ramp_fraction * steps / config.method.consistency_rampup))
+    if method == "ss_net":
+        scale = vat_scale(dataset, sizes["patch"])
+        values["method.vat_xi"] = round(config.method.vat_xi * scale, 4)
+        values["method.vat_epsilon"] = round(config.method.vat_epsilon * scale, 4)
     return values
+
+
+def vat_scale(dataset: str, patch: list[int]) -> float:
+    """√(voxels of ``patch`` / voxels of the official patch): ξ and ε times this give every voxel the official
+    per-voxel perturbation (a 32×32×16 patch is 61× smaller than 112×112×80, so ε = 10 there would be 7.8×
+    stronger per voxel)."""
+    return math.sqrt(math.prod(patch) / math.prod(OFFICIAL_PATCH[dataset]))
 
 
 def _evaluate(run_dir: Path) -> dict:
@@ -215,8 +229,12 @@ def report(context: Context) -> Report:
              f"schedule from LR {sizes['atrium3d'].get('lr', 0.01)} (atrium-3d) / {sizes['cardiac2d'].get('lr', 0.01)} "
              f"(cardiac-2d); atrium-3d patch {sizes['atrium3d']['patch']} with V-Net features "
              f"{sizes['atrium3d']['features']}, cardiac-2d slices {sizes['cardiac2d']['patch']} with U-Net features "
-             f"{sizes['cardiac2d']['features']}. Everything else as in `configs/<method>_<dataset>.yaml` "
-             "(VAT ξ/ε, prototype memory 32, λ ramp compressed to the same fraction of training).")
+             f"{sizes['cardiac2d']['features']}. VAT's ξ and ε (L2 norms over a patch) are scaled by √(patch voxels / "
+             f"official patch voxels), ×{vat_scale('atrium3d', sizes['atrium3d']['patch']):.3f} (atrium-3d, vs "
+             f"112×112×80) and ×{vat_scale('cardiac2d', sizes['cardiac2d']['patch']):.3f} (cardiac-2d, vs 256×256), so "
+             "each voxel is perturbed as much as in the official runs. Everything else as in "
+             "`configs/<method>_<dataset>.yaml` (prototype memory 32, λ ramp compressed to the same fraction of "
+             "training).")
     return Report(sections=sections, paper_numbers=PAPER_NUMBERS, claims=claims, setup=setup, sanity=sanity,
                   deviations=("ss_net", "mean_teacher", "medgap.reproduce.ss_net"))
 

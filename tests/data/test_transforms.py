@@ -45,3 +45,35 @@ def test_augmentation_is_seeded_and_keeps_missing_channels_zero():
     b = Augmentation()(image, label, availability, np.random.default_rng(5))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert not a[0][1].any() and a[1].sum() == 1
+
+
+def test_rot90_flip_is_always_one_of_the_four_reflections_and_moves_the_label_with_the_image():
+    from medgap.data.transforms import rot90_flip
+
+    image = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    label = (image[0] % 5).astype(np.int8)
+    reflections = {}  # the official RandomRotFlip: rot90^k then a mirror → det −1, never the identity
+    for k in range(4):
+        for axis in (0, 1):
+            reflected = np.flip(np.rot90(image, k, axes=(1, 2)), axis + 1)
+            reflections[reflected.tobytes()] = (k, axis)
+    seen = set()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        out, out_label = rot90_flip(image, label, rng)
+        assert out.shape == image.shape and out.tobytes() in reflections
+        assert np.array_equal(out_label, (out[0] % 5).astype(np.int8))  # the label follows the image voxel by voxel
+        seen.add(out.tobytes())
+    assert len(seen) == 4  # the four distinct reflections of a square, each reached
+    wide = np.zeros((1, 4, 6), np.float32)  # unequal axes: only 0° / 180°, the shape is kept
+    assert all(rot90_flip(wide, None, rng)[0].shape == (1, 4, 6) for _ in range(20))
+
+
+def test_rot90_flip_probability_is_used_by_the_augmentation():
+    image = np.random.default_rng(1).normal(size=(1, 6, 6)).astype(np.float32)
+    off = dict(flip_axes=(), intensity_scale=0.0, intensity_shift=0.0, noise_std=0.0)
+    unchanged, _ = Augmentation(**off)(image, None, np.array([True]), np.random.default_rng(3))
+    assert np.array_equal(unchanged, image)
+    always = Augmentation(**off, rot90_flip_probability=1.0)
+    assert not any(np.array_equal(always(image, None, np.array([True]), np.random.default_rng(s))[0], image)
+                   for s in range(20))

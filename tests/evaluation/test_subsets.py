@@ -49,6 +49,7 @@ def test_evaluate_all_subsets_writes_table_one(runs):
     lacks_b = {f"case_{i:03d}" for i, channels in MISSING.items() if 1 in channels}
     in_b_only = {r["case"] for r in saved["per_case"] if r["subset"] == "○●"}
     assert in_b_only == set(splits["val"]) - lacks_b
+    assert saved["skipped_cases"] == {"●○": 0, "○●": 0, "●●": 0}  # the val cases have both files
     means = {(r["subset"], r["structure"]): r["dice"] for r in saved["aggregated"]}
     for symbol in ("●○", "○●", "●●"):  # the table's numbers are the mean of the per-case records
         values = [r["dice"] for r in saved["per_case"] if r["subset"] == symbol and r["structure"] == "whole"]
@@ -112,3 +113,40 @@ def test_predict_uses_the_missing_modality_path(runs, tmp_path, monkeypatch):
     assert main(["predict", str(run_dirs["shaspec", 0]), str(inputs), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "case_000.nii.gz").is_file()
     assert seen and all(a[:, 0].all() and not a[:, 1].any() for a in seen)
+
+
+def test_a_case_is_scored_only_under_subsets_it_has(runs):
+    # The train split holds the cases with an absent file: a case lacking B is not filed under ●● (it would
+    # have been predicted from A alone); it is skipped and counted, and the page says so.
+    from medgap.evaluation.subsets import evaluate_subsets
+
+    _, _, run_dirs = runs
+    run = run_dirs["zero_filling", 0]
+    result = evaluate_subsets(run, split="train", feature_plot=False)
+    train_cases = set(json.loads((run / "splits.json").read_text())["train"])
+    lacks = {symbol: {f"case_{i:03d}" for i, channels in MISSING.items() if set(channels) & needs} & train_cases
+             for symbol, needs in (("●○", {0}), ("○●", {1}), ("●●", {0, 1}))}
+    assert lacks["●●"]  # not vacuous
+    saved = json.loads((run / "subsets.json").read_text())
+    for symbol, missing in lacks.items():
+        assert {r["case"] for r in result["records"] if r["subset"] == symbol} == train_cases - missing
+        assert saved["skipped_cases"][symbol] == len(missing)
+    page = (run / "subsets.md").read_text()
+    assert "Not scored (the case lacks a modality of the subset)" in page and f"●● {len(lacks['●●'])}" in page
+
+
+@pytest.mark.parametrize("modalities", [2, 4])
+def test_feature_plot_of_a_one_case_split_notes_the_undefined_silhouette(tmp_path, monkeypatch, modalities):
+    # One case gives one point per modality: every point its own cluster, where scikit-learn's silhouette raises.
+    from types import SimpleNamespace
+
+    from medgap.evaluation import features
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(features, "pooled_features", lambda *args: (
+        rng.normal(size=(modalities, 8)), rng.normal(size=(modalities, 8)), np.arange(modalities)))
+    method = SimpleNamespace(spec=SimpleNamespace(channel_names=tuple(f"M{i}" for i in range(modalities))))
+    path = features.plot_shared_specific(method, [], None, tmp_path / "tsne.png")
+    saved = json.loads(path.with_suffix(".json").read_text())
+    assert path.stat().st_size > 1000 and saved["points"] == modalities
+    assert np.isnan(saved["silhouette_shared"]) and "silhouette undefined" in saved["note"]

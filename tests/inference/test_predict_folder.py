@@ -48,3 +48,19 @@ def test_output_inside_input_is_refused(trained, tiny_dataset, tmp_path):
         predict_folder(method, config, inputs, inputs)
     with pytest.raises(MedgapError, match="must not be the input folder or inside it"):
         predict_folder(method, config, inputs, inputs / "sub")
+
+
+def test_an_empty_availability_is_refused_with_one_line(trained):
+    # Predicting from all-zero inputs would silently give the network's prior: refuse instead.
+    from types import SimpleNamespace
+
+    from medgap.inference.predict import predict_array, predict_case
+
+    _, config, method = trained
+    image = np.zeros((2, 24, 24, 24), np.float32)
+    with pytest.raises(MedgapError, match=r"^image: no modality available \(empty availability\)"):
+        predict_array(method, image, np.array([False, False]), config)
+    case = SimpleNamespace(case_id="case_007", availability=np.array([True, False]), image=lambda: image)
+    with pytest.raises(MedgapError, match=r"^case case_007: no modality available") as error:
+        predict_case(method, case, config, availability=np.array([False, True]))  # asks only for what is absent
+    assert "\n" not in str(error.value)

@@ -66,3 +66,15 @@ def test_largest_component_per_label():
     label[0, 9] = 2
     kept = keep_largest_component(label)
     assert kept[0:2, 0:2].sum() == 0 and (kept[5:9, 5:9] == 1).all() and kept[0, 9] == 2
+
+
+def test_largest_component_uses_full_26_connectivity():
+    # Two 2×2×2 blocks that touch only at one corner are ONE object (skimage's default, the official code);
+    # with 6-connectivity the smaller one (8 voxels) would be removed, leaving the larger (27 voxels).
+    label = np.zeros((8, 8, 8), np.int16)
+    label[0:2, 0:2, 0:2] = 1
+    label[2:5, 2:5, 2:5] = 1
+    label[7, 7, 7] = 1  # a truly separate voxel is still removed
+    kept = keep_largest_component(label)
+    assert (kept[0:2, 0:2, 0:2] == 1).all() and (kept[2:5, 2:5, 2:5] == 1).all()
+    assert kept[7, 7, 7] == 0 and int((kept == 1).sum()) == 8 + 27

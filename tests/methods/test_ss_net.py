@@ -100,6 +100,19 @@ def test_memory_keeps_the_highest_confidence_correct_features_and_never_exceeds_
     torch.testing.assert_close(memory.entries(0)[5:], features[top[:27]])
 
 
+def test_memory_holds_foreground_classes_only_by_default(method_2d):
+    # The official code stores only correctly predicted FOREGROUND voxels: background gets no prototype, so
+    # neither labelled nor unlabelled background voxels are pulled anywhere.
+    assert method_2d.config.memory_classes == "foreground"
+    foreground_only = ClassMemory(num_classes=3, size=4, dim=2, background=False)
+    with_background = ClassMemory(num_classes=3, size=4, dim=2)
+    features, classes = torch.randn(9, 2), torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    for memory in (foreground_only, with_background):
+        memory.update(features, classes, classes, torch.rand(9))
+    assert foreground_only.count.tolist() == [0, 3, 3] and with_background.count.tolist() == [3, 3, 3]
+    assert method_2d.memory.first_class == 1
+
+
 def test_prototype_loss_is_selector_weighted_one_minus_cosine(method_2d):
     method_2d.train()
     memory = method_2d.memory
@@ -131,7 +144,11 @@ def test_training_step_combines_the_losses_with_the_ramp(method_2d):
     assert float(output.loss.detach()) == pytest.approx(expected, rel=1e-5)
     assert logs["loss_cl_u"] > 0 and int(method_2d.memory.count.sum()) > 0
     output.loss.backward()
-    assert method_2d.projection[0].weight.grad is not None and method_2d.selectors[0][0].weight.grad is not None
+    assert method_2d.projection[0].weight.grad is not None
+    with_memory = [c for c in range(3) if int(method_2d.memory.count[c]) > 0]
+    assert 0 not in with_memory and with_memory  # background has no prototypes (official)
+    assert all(method_2d.selectors[c][0].weight.grad is not None for c in with_memory)
+    assert method_2d.selectors[0][0].weight.grad is None
     method_2d.zero_grad()
     method_2d.memory.count.zero_()
 

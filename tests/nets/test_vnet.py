@@ -30,3 +30,16 @@ def test_build_net_picks_the_architecture():
     assert isinstance(build_net(NetConfig(features=[4, 8]), 2, 1, 2), UNet)
     with pytest.raises(ConfigError, match="3-D only"):
         build_net(NetConfig(arch="vnet"), 2, 1, 2)
+
+
+def test_dropout_sits_at_the_bottleneck_and_on_the_features_the_heads_read():
+    # Official V-Net (has_dropout): Dropout3d(0.5) on the bottleneck and on the last decoder map, which is both
+    # the output conv's input and the embedding SS-Net's projection head reads.
+    torch.manual_seed(0)
+    net = VNet(1, 2, features=[4, 8], dropout=0.5).train()
+    logits, features = net.forward_features(torch.randn(2, 1, 8, 8, 8))
+    dropped = features.flatten(2).abs().sum(-1) == 0  # Dropout3d zeroes whole channels
+    assert dropped.any() and torch.allclose(logits, net.head(features))
+    net.eval()
+    logits, features = net.forward_features(torch.randn(2, 1, 8, 8, 8))
+    assert not (features.flatten(2).abs().sum(-1) == 0).any()

@@ -3,6 +3,7 @@ second invocation reuses the finished runs."""
 
 import importlib
 import json
+import math
 import re
 
 import pytest
@@ -152,3 +153,17 @@ def test_a_failed_worker_is_reported_with_its_log(tmp_path):
         execute_parallel([missing], 2, ["shaspec", "--budget", "tiny", "--seeds", "1", "--work-dir",
                                         str(tmp_path / "work")], log=lambda line: None)
     assert "no run called 'no_such_run'" in (tmp_path / "work" / "runs" / "no_such_run.log").read_text()
+
+
+def test_ss_net_miniature_scales_vat_to_the_official_per_voxel_perturbation(tmp_path):
+    from medgap.reproduce import ss_net
+
+    budget = ss_net.BUDGETS["small"]
+    overrides = ss_net._overrides(budget, "atrium3d", "ss_net", 0.1, 0, tmp_path)
+    # ε / √voxels equal on 32×32×16 and on the official 112×112×80 with ε = ξ = 10
+    per_voxel = overrides["method.vat_epsilon"] / math.sqrt(32 * 32 * 16)
+    assert per_voxel == pytest.approx(10 / math.sqrt(112 * 112 * 80), rel=1e-3)
+    assert overrides["method.vat_xi"] == pytest.approx(10 * math.sqrt(32 * 32 * 16 / (112 * 112 * 80)), rel=1e-3)
+    acdc = ss_net._overrides(budget, "cardiac2d", "ss_net", 0.1, 0, tmp_path)
+    assert acdc["method.vat_epsilon"] == pytest.approx(6 * 48 / 256, rel=1e-3)  # official ACDC: ε = 6 at 256²
+    assert "method.vat_epsilon" not in ss_net._overrides(budget, "atrium3d", "mean_teacher", 0.1, 0, tmp_path)
