@@ -400,4 +400,8 @@ DEVIATIONS = [
               "paper; official code (billhhh/ShaSpec), read 2026-12-02"),
     Deviation("ShaSpec* (prediction smoothness post-processing)", "not implemented", "paper: ShaSpec* rows",
               "optional post-processing, not part of the method", None, "paper; official code (billhhh/ShaSpec)"),
+    Deviation("learning-rate schedule of the paper config", "one cosine schedule over all 180k steps "
+              "(`configs/shaspec_brats_paper.yaml`), the first 80k with all modalities", "official: poly decay, "
+              "restarted when random modality dropping starts at 80k", "one schedule per run in medgap's loop", None,
+              "official code (billhhh/ShaSpec), read 2026-12-02"),
 ]

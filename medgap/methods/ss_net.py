@@ -294,8 +294,9 @@ DEVIATIONS = [
     Deviation("augmentation", "rot90 + flip (`rot90_flip_probability` 1 on LA, 0.5 on ACDC)", "official 2-D "
               "also rotates by ±20° in a quarter of the samples", "not implemented", None,
               "official code (ycwu1997/SS-Net), read 2026-12-02"),
-    Deviation("2-D dropout", "Dropout2d 0.5 at the U-Net bottleneck", "official U-Net: dropout "
-              "0.05/0.1/0.2/0.3/0.5 in the five encoder levels", "medgap's U-Net has one dropout", None,
+    Deviation("2-D dropout", "Dropout2d 0.5 (whole channels) at the U-Net bottleneck", "official U-Net: "
+              "element-wise dropout 0.05/0.1/0.2/0.3/0.5 in the five encoder levels", "medgap's U-Net has one "
+              "dropout, channel-wise like the V-Net's Dropout3d", None,
               "official code (ycwu1997/SS-Net), read 2026-12-02"),
     Deviation("2-D U-Net", "strided-conv down, transposed-conv up: 1.94 M parameters", "official: max-pooling, "
               "1×1 conv + bilinear upsampling: 1.81 M", "medgap's shared U-Net (7 % more parameters)", None,
