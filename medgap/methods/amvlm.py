@@ -489,4 +489,13 @@ DEVIATIONS = [
     Deviation("schedule", "Adam 3e-4 from scratch, CPU-sized steps and batches", "official: Adam 3e-5, batch 32, "
               "100 epochs, AMP, from pretrained encoders", "encoders trained from scratch need a larger step",
               None, "paper; official code (QingtaoPan/AMVLM)"),
+    Deviation("PDT details", "μ replaces the token embedding; the Wasserstein gate is applied before τ",
+              "official: differs in both", "the paper's equations as read", None, "official code (QingtaoPan/AMVLM), read 2026-12-02"),
+    Deviation("text ICL", "intra-modal contrast on images only", "official: also on an augmented report view",
+              "the synthetic reports have no augmented view", None, "official code (QingtaoPan/AMVLM), read 2026-12-02"),
+    Deviation("text encoder pooling", "`cls` by default; `mean` and a frozen or slower text encoder for "
+              "sentence-transformer folders (MiniLM)", "official: Bio_ClinicalBERT CLS", "sentence-transformer "
+              "models do not train their CLS token", {"method.text_pooling": "cls"}, "official code (QingtaoPan/AMVLM), read 2026-12-02"),
+    Deviation("ICL EMA in short budgets", "the reproduction's tiny/small budgets use EMA decay 0.99 and LR 1e-3",
+              "official: 0.995, LR 3e-5", "a 0.995 teacher lags in 200-step runs", {"method.ema_decay": 0.995}, "official code (QingtaoPan/AMVLM), read 2026-12-02"),
 ]

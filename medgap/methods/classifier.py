@@ -157,4 +157,8 @@ DEVIATIONS = [
               "fixed ~100-epoch schedule (its last step)", "the lowest validation contrastive loss comes early "
               "(ContIG overfits 600 people's genetics) and fine-tuned to validation kappa 0.25 vs 0.56",
               None, "paper; docs/methods/contig.md"),
+    Deviation("random-init linear probe", "BatchNorm statistics averaged over the first training batches without "
+              "gradients before probing a never-trained encoder", "no equivalent", "uncalibrated statistics made the "
+              "frozen features mostly image brightness (probe kappa 0.000)", None,
+              "issue 19 measurement; official code (HealthML/ContIG)"),
 ]

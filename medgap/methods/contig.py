@@ -271,4 +271,13 @@ DEVIATIONS = [
               {"method.rotation_degrees": 20.0}, "paper; official code (HealthML/ContIG)"),
     Deviation("metrics", "validation loss and retrieval over the whole split", "official: averaged per batch",
               "an official bug", None, "paper; official code (HealthML/ContIG)"),
+    Deviation("genetic regularisation", "fundus configs: dropout 0.5 and L2 1e-3 on the genetic heads",
+              "official: Adam weight decay 1e-6 only", "600–1,500 people: without it the genetic side memorises "
+              "people (train/validation loss 2.27/4.65 vs 3.30/3.76 with it, 300 steps)",
+              {"method.genetic_dropout": 0.0, "method.genetic_weight_decay": 0.0}, "official code (HealthML/ContIG), read 2026-12-02"),
+    Deviation("oracle modality", "a modality `oracle_<trait>` holding the true trait (the reproduction's positive "
+              "control)", "none", "shows what the mechanism can give on this data", None, "official code (HealthML/ContIG), read 2026-12-02"),
+    Deviation("attribution noise tunnel", "SmoothGrad over integrated gradients, 10 samples, σ = 0.1 × the input's "
+              "std", "official: captum's NoiseTunnel defaults (5 samples, σ = 1.0)", "σ 1.0 is as large as the 0/1/2 "
+              "dosages themselves", None, "official code (HealthML/ContIG), read 2026-12-02"),
 ]

@@ -79,4 +79,6 @@ DEVIATIONS = [
               "ContIG paper: ResNet-50 at 448 px; SimCLR paper: 2048-d hidden layer", "CPU scale; the same "
               "encoder as ContIG so downstream rows differ only in pretraining", {"method.projection_hidden": 2048},
               "paper; official code (HealthML/ContIG)"),
+    Deviation("negatives", "in-batch NT-Xent", "official SimCLR baseline: a memory bank of 2¹⁶ negatives",
+              "not implemented", None, "official code (HealthML/ContIG), read 2026-12-02"),
 ]
