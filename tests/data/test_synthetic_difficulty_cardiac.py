@@ -3,6 +3,7 @@ deterministic, recorded, has ACDC's ambiguous base and apex, and is measurably h
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -11,8 +12,18 @@ import pytest
 import torch
 
 from medgap.data.synthetic import generate
-from medgap.data.synthetic.cardiac import LABELS, CardiacOptions, banding, make_case, slice_profile
-from medgap.data.synthetic.common import case_rng
+from medgap.data.synthetic.cardiac import (
+    LABELS,
+    REALISTIC,
+    CardiacOptions,
+    _anatomy,
+    _annotate,
+    _draw_heart,
+    banding,
+    make_case,
+    slice_profile,
+)
+from medgap.data.synthetic.common import case_rng, grid_mm
 from medgap.errors import MedgapError
 from medgap.nets.unet import UNet
 
@@ -72,22 +83,45 @@ def test_banding_darkens_a_thin_band_only():
     assert 0.01 < (field < 0.65).mean() < 0.25                       # a band, not a global darkening
 
 
-def realistic_cases(count=12):
-    options = CardiacOptions(**SMALL, difficulty="realistic")
-    return [make_case(options, case_rng(0, 0, index)) for index in range(count)]
+def heart_and_plane():
+    heart = _draw_heart(np.random.default_rng(0), REALISTIC)
+    heart.valve_slice, heart.outflow_angle, heart.apex_end, heart.apex_cap = 0.5, np.deg2rad(-35.0), 0.9, False
+    xy = grid_mm((64, 64), (2.0, 2.0))
+    return heart, lambda position: _anatomy(heart, xy, heart.centre, position, 8, (2.0, 2.0, 10.0), REALISTIC)
 
 
-def test_realistic_base_and_apex_are_ambiguous():
-    cases = realistic_cases()
-    unlabelled_basal = sum(not case.label[:, :, 0].any() for case in cases)
-    # Some stacks start above the valve plane (atria, unlabelled) though the slice shows bright blood pools.
-    assert 2 <= unlabelled_basal <= 10
-    for case in cases:
-        if not case.label[:, :, 0].any():
-            assert (case.images[0][:, :, 0] > np.percentile(case.images[0], 90)).sum() > 10
-    # Real myocardium is thin: in most stacks the wall is 1–2 voxels (4 mm) wide somewhere.
-    myocardium = [(case.label == LABELS["myocardium"]).sum() for case in cases]
-    assert min(myocardium) > 0
+def test_realistic_base_shows_atria_then_the_outflow_tract():
+    heart, anatomy = heart_and_plane()
+    above = anatomy(0.3)                     # above the valve plane: atria and the aortic root, nothing labelled
+    assert not (above["lv"].any() or above["myocardium"].any() or above["rv"].any())
+    assert above["atrium"].sum() > 100 and above["aorta"].sum() > 20
+    outflow, below = anatomy(0.8), anatomy(2.0)
+    # Just below it the LV outflow tract opens the ring: the opening is LV (the annotator closes the cavity) ...
+    assert outflow["outflow"].sum() > 5 and (outflow["lv"] & outflow["outflow"]).sum() == outflow["outflow"].sum()
+    assert not (outflow["myocardium"] & outflow["outflow"]).any()
+    # ... further down the ring is closed and no outflow tract remains.
+    assert not below["outflow"].any() and below["myocardium"].sum() > outflow["myocardium"].sum()
+
+
+def test_realistic_apex_cavity_vanishes_then_the_cap():
+    heart, anatomy = heart_and_plane()
+    # apex_end 0.9 of a 8-slice stack: the cavity ends at slice 6.3; the cap (one wall thickness) shortly after.
+    assert anatomy(6.0)["lv"].any() and not anatomy(6.5)["lv"].any()
+    assert anatomy(6.5)["myocardium"].any()
+    assert not anatomy(6.3 + heart.wall / 10.0 + 0.05)["myocardium"].any()
+
+
+def test_annotator_leaves_out_a_doubtful_apical_slice():
+    heart, _ = heart_and_plane()
+    label = np.zeros((8, 8, 4), dtype=np.uint8)
+    label[2:6, 2:6, :3] = LABELS["LV"]
+    label[3:5, 3:5, 3] = LABELS["LV"]        # the apical slice: a quarter of the largest cavity
+    heart.valve_slice = -5.0                  # the basal slice is not cut by the valve plane: never skipped
+    always = dataclasses.replace(REALISTIC, slice_skip_probability=1.0, label_noise_mm=0.0)
+    annotated = _annotate(np.random.default_rng(0), label, heart, always, (1.0, 1.0, 10.0))
+    assert not annotated[:, :, 3].any() and (annotated[:, :, :3] == label[:, :, :3]).all()
+    never = dataclasses.replace(always, slice_skip_probability=0.0)
+    assert (_annotate(np.random.default_rng(0), label, heart, never, (1.0, 1.0, 10.0)) == label).all()
 
 
 # ------------------------------------------------------------------------------------------ harder, measurably

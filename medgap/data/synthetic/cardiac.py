@@ -84,6 +84,7 @@ class Realism:
         valve_slice: range of the mitral/tricuspid valve plane in slices from slice 0: above it the slice shows
             the atria and the aortic root (unlabelled); one slice below it the LV outflow tract opens the ring.
         outflow_gap_degrees: angular width of that opening.
+        aortic_root: radius of the aortic root (bright, unlabelled, next to the RV) as a fraction of the LV's.
         slice_profile: the excited slab's thickness as a fraction of the slice spacing; the image is the mean of
             ``slice_profile_samples`` planes across it (:func:`slice_profile`), the label its central plane.
         trabeculation_mm, trabeculation_threshold: width of the band inside the endocardium that holds muscle
@@ -105,6 +106,7 @@ class Realism:
     apex_end: tuple[float, float] = (0.9, 1.15)
     valve_slice: tuple[float, float] = (-0.6, 0.8)
     outflow_gap_degrees: float = 70.0
+    aortic_root: float = 0.45
     slice_profile: float = 0.8
     slice_profile_samples: int = 5
     trabeculation_mm: float = 3.0
@@ -328,7 +330,7 @@ def _base_and_trabeculae(h: _Heart, local: np.ndarray, radius_mm: np.ndarray, th
     """The realistic base (atria above the valve plane, the LV outflow tract just below it, the aortic root) and
     the trabecular band; updates the labelled masks the way an ACDC annotator would draw them."""
     extra = {"trabecular_band": masks["lv"] & (radius_mm > endo - realism.trabeculation_mm)}
-    aorta_radius = 0.45 * h.lv_radius
+    aorta_radius = realism.aortic_root * h.lv_radius
     aorta_distance = h.lv_radius + 0.5 * h.wall + aorta_radius
     aorta_centre = aorta_distance * np.array([np.cos(h.outflow_angle), np.sin(h.outflow_angle)])
     aorta = np.hypot(local[0] - aorta_centre[0], local[1] - aorta_centre[1]) < aorta_radius
