@@ -88,7 +88,7 @@ class Realism:
         slice_profile: the excited slab's thickness as a fraction of the slice spacing; the image is the mean of
             ``slice_profile_samples`` planes across it (:func:`slice_profile`), the label its central plane.
         trabeculation_mm, trabeculation_threshold: width of the band inside the endocardium that holds muscle
-            strands, and the level of a unit-std field above which a voxel of it is muscle (0.5: ~30 %).
+            strands, and the level of a unit-std field above which a voxel of it is muscle (1.2: ~12 %).
         blur_voxels: in-plane blur of the image, standing for the acquisition's point-spread (easy 0.7).
         intensity_jitter: per-case spread of every tissue mean (easy 0.12).
         bias_strength: std of the log bias field (easy 0.25).
@@ -99,27 +99,27 @@ class Realism:
         slice_skip_probability: chance that the annotator leaves out a doubtful apical or basal slice.
     """
 
-    lv_radius_mm: tuple[float, float] = (16.0, 34.0)
-    wall_mm: tuple[float, float] = (4.5, 10.0)
-    infarct_probability: float = 0.3
-    misregistration_mm: float = 2.0
-    apex_end: tuple[float, float] = (0.9, 1.15)
-    valve_slice: tuple[float, float] = (-0.6, 0.8)
-    outflow_gap_degrees: float = 70.0
-    aortic_root: float = 0.45
-    slice_profile: float = 0.8
+    lv_radius_mm: tuple[float, float] = (17.0, 32.0)
+    wall_mm: tuple[float, float] = (6.5, 11.0)
+    infarct_probability: float = 0.2
+    misregistration_mm: float = 1.0
+    apex_end: tuple[float, float] = (1.0, 1.2)
+    valve_slice: tuple[float, float] = (-1.0, 0.0)
+    outflow_gap_degrees: float = 50.0
+    aortic_root: float = 0.35
+    slice_profile: float = 0.6
     slice_profile_samples: int = 5
-    trabeculation_mm: float = 3.0
-    trabeculation_threshold: float = 0.5
-    blur_voxels: float = 1.0
-    intensity_jitter: float = 0.18
-    bias_strength: float = 0.35
-    noise_fraction: tuple[float, float] = (0.04, 0.10)
-    ghost_phase: float = 0.3
-    banding_probability: float = 0.5
-    banding_depth: float = 0.7
-    label_noise_mm: float = 1.2
-    slice_skip_probability: float = 0.3
+    trabeculation_mm: float = 2.0
+    trabeculation_threshold: float = 1.2
+    blur_voxels: float = 0.7
+    intensity_jitter: float = 0.15
+    bias_strength: float = 0.3
+    noise_fraction: tuple[float, float] = (0.02, 0.06)
+    ghost_phase: float = 0.1
+    banding_probability: float = 0.2
+    banding_depth: float = 0.4
+    label_noise_mm: float = 0.6
+    slice_skip_probability: float = 0.1
 
 
 REALISTIC = Realism()
