@@ -4,7 +4,6 @@ deterministic, recorded, has ACDC's ambiguous base and apex, and is measurably h
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 
 import numpy as np
@@ -26,16 +25,9 @@ from medgap.data.synthetic.cardiac import (
 from medgap.data.synthetic.common import case_rng, grid_mm
 from medgap.errors import MedgapError
 from medgap.nets.unet import UNet
+from test_synthetic_difficulty import digest  # the brain-tumour file's case hash (tests/data is on sys.path)
 
 SMALL = {"size": (48, 48), "spacing": (4.0, 4.0, 10.0)}   # the SS-Net reproduction's "small" grid
-
-
-def digest(case) -> str:
-    sha = hashlib.sha256()
-    for image in case.images:
-        sha.update(np.ascontiguousarray(image, dtype=np.float32).tobytes())
-    sha.update(np.ascontiguousarray(case.label, dtype=np.uint8).tobytes())
-    return sha.hexdigest()
 
 
 @pytest.mark.parametrize("options, stream, index, before", [
