@@ -4,7 +4,7 @@ training label, scored on the test split, beside the published U-Net on QaTa-COV
 
 Prints a Markdown table and the validation curve, and writes ``<work-dir>/calibration_<difficulty>.json``::
 
-    OMP_NUM_THREADS=1 python benchmarks/calibrate_chest_xray_text.py --difficulty realistic --steps 2000
+    OMP_NUM_THREADS=1 python benchmarks/calibrate_chest_xray_text.py --difficulty realistic --steps 1000
 
 It is not one of the speed benchmarks (``benchmarks/readme.py`` ignores it); its numbers go to docs/datasets.md.
 """
@@ -63,7 +63,7 @@ def calibrate(difficulty: str, steps: int, seed: int, work_dir: Path, budget_nam
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--difficulty", default="realistic", choices=("easy", "realistic"))
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=Path("runs/calibration/chest_xray_text"))
     args = parser.parse_args(argv)

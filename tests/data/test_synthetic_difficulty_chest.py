@@ -3,6 +3,7 @@ deterministic, recorded, still described by its report, and measurably harder fo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -11,8 +12,8 @@ import pytest
 from scipy import ndimage
 
 from medgap.data.synthetic import generate
-from medgap.data.synthetic.chest_xray_text import (NORMAL_REPORTS, VAGUE_REPORTS, ChestXrayTextOptions, Realism,
-                                                   ground_glass_opacity, make_case, patient_positioning,
+from medgap.data.synthetic.chest_xray_text import (NORMAL_REPORTS, REALISTIC, VAGUE_REPORTS, ChestXrayTextOptions,
+                                                   Realism, ground_glass_opacity, make_case, patient_positioning,
                                                    vessel_markings)
 from medgap.data.synthetic.common import case_rng
 from medgap.errors import MedgapError
@@ -93,7 +94,7 @@ def test_realistic_reports_still_describe_the_mask():
 def test_ground_glass_is_faint_and_fades_across_the_border():
     mask = np.zeros((64, 64), dtype=bool)
     mask[20:44, 20:44] = True
-    realism = Realism(border_wander=0.0, opacity_patchiness=0.0, opacity_contrast=(0.1, 0.1))
+    realism = Realism(border_wander=0.0, opacity_patchiness=0.0, opacity_contrast=(0.1, 0.1), opacity_fade=0.03)
     opacity = ground_glass_opacity(np.random.default_rng(0), mask, realism)
     assert opacity[32, 32] == pytest.approx(0.1, abs=1e-3)                     # the core: the full contrast
     assert 0.03 < opacity[32, 44] < 0.05                                      # first pixel outside: < half
@@ -133,26 +134,35 @@ def pixel_features(image: np.ndarray) -> np.ndarray:
     return np.stack([image, *smooth, contrast, rows, cols, (cols - 0.5) ** 2], -1).reshape(-1, 8)
 
 
-def held_out_dice(difficulty: str, train: int = 16, test: int = 8) -> float:
+def held_out_dice(difficulty: str, realism: Realism | None = None, train: int = 16, test: int = 8) -> float:
     """Mean Dice on held-out images of a fixed pixel classifier (gradient-boosted trees on :func:`pixel_features`,
     100 rounds, no early stopping) fitted on ``train`` images; no image is empty."""
     ensemble = pytest.importorskip("sklearn.ensemble")
     options = ChestXrayTextOptions(size=48, empty_fraction=0.0, difficulty=difficulty)
-    training = [make_case(options, case_rng(0, 0, index)) for index in range(train)]
+    training = [make_case(options, case_rng(0, 0, index), realism) for index in range(train)]
     model = ensemble.HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0)
     model.fit(np.concatenate([pixel_features(image / 255.0) for image, _, _ in training]),
               np.concatenate([mask.ravel() for _, mask, _ in training]))
     scores = []
     for index in range(test):
-        image, mask, _ = make_case(options, case_rng(0, 1, index))
+        image, mask, _ = make_case(options, case_rng(0, 1, index), realism)
         predicted = model.predict_proba(pixel_features(image / 255.0))[:, 1].reshape(mask.shape) > 0.5
         truth = mask > 0
         scores.append(2 * (predicted & truth).sum() / max(predicted.sum() + truth.sum(), 1))
     return float(np.mean(scores))
 
 
-def test_realistic_is_harder_for_a_fixed_pixel_classifier():
-    easy, realistic = held_out_dice("easy"), held_out_dice("realistic")
-    # Measured: 0.43 (easy) vs 0.08 (realistic).
-    assert easy > 0.35
-    assert realistic < easy - 0.2
+# `realistic` with every effect that hides a lesion switched off: the same lesions (realistic's larger, confluent
+# ones, as in QaTa-COV19; the random draws are the same) rendered as `easy` renders its blobs.
+LESIONS_ONLY = dataclasses.replace(
+    REALISTIC, opacity_contrast=(0.18, 0.3), opacity_fade=1e-3, border_wander=0.0, opacity_patchiness=0.0,
+    rib_contrast=0.10, vessel_contrast=0.0, heart_scale=(1.0, 1.0), positioning_degrees=0.0, positioning_shift=0.0,
+    anatomy_warp=0.0, exposure_gamma=0.0, exposure_gradient=0.0, noise_std=0.03, label_noise=0.0)
+
+
+def test_realistic_effects_make_the_same_lesions_harder_for_a_fixed_pixel_classifier():
+    lesions_only, realistic = held_out_dice("realistic", LESIONS_ONLY), held_out_dice("realistic")
+    # Measured: 0.65 (the realistic lesions alone) vs 0.49 (realistic); easy's smaller blobs: 0.43. Larger lesions
+    # make Dice easier, so realistic is compared with its own lesions, not with easy (docs/datasets.md).
+    assert lesions_only > 0.55
+    assert realistic < lesions_only - 0.1
