@@ -128,9 +128,9 @@ TABLE_TITLES = ("### Comparison at 25 % and 50 % labelled", "### Ablation at 25 
 
 
 # ----------------------------------------------------------------------------------------------- experiments
-# Every budget trains on the calibrated data (issue 23: a supervised U-Net on all labels scores near the U-Net on
-# QaTa-COV19); the folder is named after the difficulty, so a work folder holding an `easy` data set made before
-# is never reused.
+# Every budget trains on the `realistic` data (issue 23: QaTa-like lesions and ambiguity; its comparison with the
+# U-Net on QaTa-COV19 is in docs/datasets.md); the folder is named after the difficulty, so a work folder holding
+# an `easy` data set made before is never reused.
 DIFFICULTY = "realistic"
 
 
