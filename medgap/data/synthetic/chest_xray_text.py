@@ -23,7 +23,7 @@ Difficulty:
     positioning and anatomy variation, varying exposure, film grain, and masks drawn as another annotator would.
     The reports are generated from the same zones, so the text still says where and how many lesions there are.
     Not yet calibrated: the supervised U-Net on all labels (the AMVLM reproduction's ``small`` budget) scores
-    69 Dice on ``easy`` and 54 on ``realistic``, against 79 for the U-Net on QaTa-COV19 (docs/datasets.md).
+    69 Dice on ``easy`` and 49–54 on ``realistic`` (two seeds), against 79 for the U-Net on QaTa-COV19.
 
 Orientation: radiological convention -- the patient's right lung is on the image's left (column 0 side).
 Arrays are ``(H, W)`` rows top→bottom, written as 8-bit grayscale PNG.
