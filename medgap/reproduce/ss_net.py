@@ -30,24 +30,27 @@ METRICS = (("dice", 100, "Dice (%)"), ("jaccard", 100, "Jaccard (%)"), ("hd95", 
 # dataset key: (generator, paper's table, λ reaches its final value at this fraction of training)
 DATASETS = {"atrium3d": ("atrium-3d", "LA", 0.4), "cardiac2d": ("cardiac-2d", "ACDC", 1.0)}
 OFFICIAL_PATCH = {"atrium3d": (112, 112, 80), "cardiac2d": (256, 256)}  # where the configs' ξ/ε were chosen
+# Data folder per dataset key where it differs from the key: the calibrated (``realistic``) atrium-3d lives apart
+# from the ``easy`` folders that earlier versions wrote, which --exist-ok would refuse and old runs point to.
+DATA_FOLDERS = {"atrium3d": "atrium3d-realistic"}
 
 BUDGETS = {
     "tiny": {"seeds": 1, "cases": 25, "batch": 2,  # 5 test cases: the fewest a bootstrap CI is given for
-             "atrium3d": {"options": {"shape": (32, 32, 16), "spacing": 4.0}, "patch": [32, 32, 16],
-                          "features": [4, 8, 16, 32, 64], "steps": 4},
+             "atrium3d": {"options": {"shape": (32, 32, 16), "spacing": 4.0, "difficulty": "realistic"},
+                          "patch": [32, 32, 16], "features": [4, 8, 16, 32, 64], "steps": 4},
              "cardiac2d": {"options": {"size": (32, 32), "spacing": (6.0, 6.0, 10.0), "slices": (3, 4)},
                            "patch": [32, 32], "features": [4, 8, 16, 32, 64], "steps": 4}},
     # ≥ 3 seeds and ≥ 20 test cases for the 3-D set, ≥ 30 for the 2-D one (20 % of the cases), so that the
     # minimum detectable difference is a few Dice points (issue 17)
     "small": {"seeds": 3, "cases": 100, "batch": 2,
               # LR 0.05 (official 0.01): at 0.01 the V-Net of some seeds still predicted no atrium after 200 steps
-              "atrium3d": {"options": {"shape": (40, 40, 24), "spacing": 3.0}, "patch": [32, 32, 16],
-                           "features": [8, 16, 32, 64, 128], "steps": 200, "lr": 0.05},
+              "atrium3d": {"options": {"shape": (40, 40, 24), "spacing": 3.0, "difficulty": "realistic"},
+                           "patch": [32, 32, 16], "features": [8, 16, 32, 64, 128], "steps": 200, "lr": 0.05},
               "cardiac2d": {"cases": 150, "options": {"size": (48, 48), "spacing": (4.0, 4.0, 10.0)},
                             "patch": [48, 48], "features": [8, 16, 32, 64, 128], "steps": 400}},
     "medium": {"seeds": 3, "cases": 100, "batch": 4,
-               "atrium3d": {"options": {"shape": (96, 96, 64), "spacing": 1.25}, "patch": [80, 80, 48],
-                            "features": [16, 32, 64, 128, 256], "steps": 2000},
+               "atrium3d": {"options": {"shape": (96, 96, 64), "spacing": 1.25, "difficulty": "realistic"},
+                            "patch": [80, 80, 48], "features": [16, 32, 64, 128, 256], "steps": 2000},
                "cardiac2d": {"options": {"size": (96, 96), "spacing": (2.0, 2.0, 10.0)}, "patch": [96, 96],
                              "features": [16, 32, 64, 128, 256], "steps": 3000}},
 }
@@ -69,9 +72,10 @@ claim is SS-Net > the other semi-supervised methods (Mean Teacher family) > the 
 
 def datasets(budget: dict, root: Path, create: bool = True) -> dict[str, Path]:
     if not create:
-        return {key: root / key for key in DATASETS}
-    return {key: generate(generator, root / key, cases=budget[key].get("cases", budget["cases"]), seed=0,
-                          test_cases=0, exist_ok=True, **budget[key]["options"])
+        return {key: root / DATA_FOLDERS.get(key, key) for key in DATASETS}
+    return {key: generate(generator, root / DATA_FOLDERS.get(key, key),
+                          cases=budget[key].get("cases", budget["cases"]), seed=0, test_cases=0, exist_ok=True,
+                          **budget[key]["options"])
             for key, (generator, _, _) in DATASETS.items()}
 
 
