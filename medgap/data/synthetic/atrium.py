@@ -36,8 +36,10 @@ from scipy import ndimage
 from medgap.data.synthetic.common import (
     Generator,
     SyntheticCase,
+    annotator_label_noise,
     bias_field,
     centred_origin,
+    check_difficulty,
     dilate_mm,
     displacement_field,
     ellipsoid_radius,
@@ -45,11 +47,9 @@ from medgap.data.synthetic.common import (
     grid_mm,
     jitter,
     largest_component,
+    motion_blur,
     random_rotation,
     random_tubes,
-    annotator_label_noise,
-    check_difficulty,
-    motion_blur,
     rician_noise,
     segment_distance,
     smooth_noise,
@@ -110,17 +110,17 @@ class Realism:
         label_noise_mm: std of the smooth displacement between the imaged and the drawn atrium border.
     """
 
-    anatomy_variation: float = 1.5
-    blood_contrast: float = 0.5
-    enhancement_heterogeneity: float = 0.12
-    enhanced_wall_fraction: float = 0.3
+    anatomy_variation: float = 1.15
+    blood_contrast: float = 0.8
+    enhancement_heterogeneity: float = 0.08
+    enhanced_wall_fraction: float = 0.1
     vein_cutoff_mm: float = 3.0
     mitral_orifice_mm: float = 11.0
     mitral_plane_mm: float = 2.0
-    partial_volume_voxels: float = 0.9
-    respiratory_blur_mm: float = 2.0
-    bias_strength: float = 0.4
-    noise_factor: float = 1.5
+    partial_volume_voxels: float = 0.7
+    respiratory_blur_mm: float = 1.0
+    bias_strength: float = 0.32
+    noise_factor: float = 1.1
     label_noise_mm: float = 1.0
 
 
