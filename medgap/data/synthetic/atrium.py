@@ -22,8 +22,9 @@ Difficulty:
     (:class:`Realism`; docs/datasets.md): low blood-pool/wall contrast, heterogeneous enhancement with bright
     (enhanced) wall patches, veins that continue at the stub's calibre so the labelled cut-off is the annotator's
     choice, an open mitral orifice with no wall at the labelled plane, stronger partial volume, respiratory blur,
-    bias and noise, boundary label noise and more inter-case anatomy variation. It is calibrated so that the
-    supervised V-Net lands near the published fully-supervised LA Dice (SS-Net, Table 1).
+    bias and noise, boundary label noise and more inter-case anatomy variation. The target is the published
+    fully-supervised LA Dice (SS-Net, Table 1: 91.47 % with all 80 scans); the strengths were tuned on short CPU
+    runs and are not yet confirmed by a converged run (docs/datasets.md, issue 23).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class AtriumOptions:
         spacing: isotropic voxel size in mm.
         shape: voxels per axis; the field of view is ``shape × spacing`` mm (default 120 × 120 × 80 mm).
         difficulty: ``easy`` (default: what earlier versions wrote; the tests and the demo use it) or
-            ``realistic`` (the effects of :class:`Realism`, calibrated against the real LA challenge).
+            ``realistic`` (the effects of :class:`Realism`, aimed at the real LA challenge's difficulty).
     """
 
     spacing: float = 1.25
@@ -87,7 +88,7 @@ class AtriumOptions:
 
 @dataclass(frozen=True)
 class Realism:
-    """Strengths of the ``realistic`` difficulty's effects (calibration: docs/datasets.md).
+    """Strengths of the ``realistic`` difficulty's effects (how they were chosen: docs/datasets.md).
 
     Attributes:
         anatomy_variation: factor on the spread of pose, size, position, elastic deformation and vein directions
