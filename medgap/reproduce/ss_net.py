@@ -33,8 +33,8 @@ OFFICIAL_PATCH = {"atrium3d": (112, 112, 80), "cardiac2d": (256, 256)}  # where 
 
 BUDGETS = {
     "tiny": {"seeds": 1, "cases": 25, "batch": 2,  # 5 test cases: the fewest a bootstrap CI is given for
-             "atrium3d": {"options": {"shape": (32, 32, 16), "spacing": 4.0}, "patch": [32, 32, 16],
-                          "features": [4, 8, 16, 32, 64], "steps": 4},
+             "atrium3d": {"options": {"shape": (32, 32, 16), "spacing": 4.0, "difficulty": "realistic"},
+                          "patch": [32, 32, 16], "features": [4, 8, 16, 32, 64], "steps": 4},
              "cardiac2d": {"options": {"size": (32, 32), "spacing": (6.0, 6.0, 10.0), "slices": (3, 4),
                                        "difficulty": "realistic"},
                            "patch": [32, 32], "features": [4, 8, 16, 32, 64], "steps": 4}},
@@ -42,15 +42,15 @@ BUDGETS = {
     # minimum detectable difference is a few Dice points (issue 17)
     "small": {"seeds": 3, "cases": 100, "batch": 2,
               # LR 0.05 (official 0.01): at 0.01 the V-Net of some seeds still predicted no atrium after 200 steps
-              "atrium3d": {"options": {"shape": (40, 40, 24), "spacing": 3.0}, "patch": [32, 32, 16],
-                           "features": [8, 16, 32, 64, 128], "steps": 200, "lr": 0.05},
+              "atrium3d": {"options": {"shape": (40, 40, 24), "spacing": 3.0, "difficulty": "realistic"},
+                           "patch": [32, 32, 16], "features": [8, 16, 32, 64, 128], "steps": 200, "lr": 0.05},
               # cardiac: calibrated realistic data (issue 23; docs/datasets.md, cardiac-2d)
               "cardiac2d": {"cases": 150, "options": {"size": (48, 48), "spacing": (4.0, 4.0, 10.0),
                                                       "difficulty": "realistic"},
                             "patch": [48, 48], "features": [8, 16, 32, 64, 128], "steps": 400}},
     "medium": {"seeds": 3, "cases": 100, "batch": 4,
-               "atrium3d": {"options": {"shape": (96, 96, 64), "spacing": 1.25}, "patch": [80, 80, 48],
-                            "features": [16, 32, 64, 128, 256], "steps": 2000},
+               "atrium3d": {"options": {"shape": (96, 96, 64), "spacing": 1.25, "difficulty": "realistic"},
+                            "patch": [80, 80, 48], "features": [16, 32, 64, 128, 256], "steps": 2000},
                "cardiac2d": {"options": {"size": (96, 96), "spacing": (2.0, 2.0, 10.0), "difficulty": "realistic"},
                              "patch": [96, 96],
                              "features": [16, 32, 64, 128, 256], "steps": 3000}},

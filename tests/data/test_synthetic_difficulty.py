@@ -157,5 +157,5 @@ def test_cli_difficulty(tmp_path, capsys):
                  "--difficulty", "realistic"]) == 0
     assert json.loads((out / "dataset.json").read_text())["synthetic"]["options"]["difficulty"] == "realistic"
     # Generators without the option yet say so in one line (exit 2), and write nothing.
-    assert main(["synth", "atrium-3d", str(tmp_path / "la"), "--difficulty", "realistic"]) == 2
-    assert "bad option" in capsys.readouterr().err and not (tmp_path / "la").exists()
+    assert main(["synth", "digits-av", str(tmp_path / "digits"), "--difficulty", "realistic"]) == 2
+    assert "bad option" in capsys.readouterr().err and not (tmp_path / "digits").exists()
