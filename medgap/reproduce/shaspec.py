@@ -76,7 +76,7 @@ only the numbers we are sure of; for the Dice and accuracy cells see the paper's
 
 
 # ----------------------------------------------------------------------------------------------- data and runs
-# The brain-tumour set at the difficulty calibrated against BraTS (docs/datasets.md), in a folder of its own: a
+# The brain-tumour set at the difficulty tuned against BraTS (docs/datasets.md), in a folder of its own: a
 # folder of an earlier `easy` reproduction is never mistaken for it.
 BRAIN_DIFFICULTY = "realistic"
 BRAIN_FOLDER = f"brain_tumour_{BRAIN_DIFFICULTY}"
@@ -560,7 +560,7 @@ def _sanity(context: Context, table1: dict, numbers: dict, channels: list[str]) 
 def _setup(context: Context) -> str:
     budget = BUDGETS[context.budget]
     seg, cls = budget["segmentation"], budget["classification"]
-    return (f"**Segmentation**: synthetic `brain-tumour` at difficulty `{BRAIN_DIFFICULTY}` (calibrated against "
+    return (f"**Segmentation**: synthetic `brain-tumour` at difficulty `{BRAIN_DIFFICULTY}` (tuned against "
             f"BraTS, docs/datasets.md; FLAIR/T1/T1c/T2, BraTS regions ET/TC/WT), {seg['cases']} "
             f"cases at {seg['spacing']:g} mm (70 % train / 10 % val / 20 % test), 2-D slice-wise {seg['patch']} "
             f"patches, encoders {seg['features']}, batch {seg['batch']}, {seg['steps']} steps of AdamW at LR 0.01 "

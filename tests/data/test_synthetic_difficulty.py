@@ -51,7 +51,7 @@ def test_realistic_is_deterministic_and_recorded(tmp_path):
 
     synthetic = json.loads((first / "dataset.json").read_text())["synthetic"]
     assert synthetic["options"]["difficulty"] == "realistic"
-    assert synthetic["version"] == 4   # the calibrated realistic; easy keeps version 3
+    assert synthetic["version"] == 4   # the realistic tuned against BraTS; easy keeps version 3
     assert json.loads((easy / "dataset.json").read_text())["synthetic"]["version"] == 3
     assert generate("brain-tumour", first, cases=1, test_cases=1, exist_ok=True, difficulty="realistic",
                     **SMALL) == first
@@ -197,7 +197,7 @@ def test_cli_difficulty(tmp_path, capsys):
 def test_realistic_ceiling_sits_near_the_published_brats_dice(monkeypatch):
     """What no segmenter can recover: Dice between the tumour the image shows and the label as drawn, per region
     (3 mm, 8 training cases of seed 0). The drawn border differs from the visible one by the border wander and
-    the annotator noise; this ceiling is what the calibration against BraTS (docs/datasets.md) is built on."""
+    the annotator noise; this ceiling is what `realistic` is tuned on (docs/datasets.md)."""
     import medgap.data.synthetic.brain_tumour as brain_tumour
 
     shown = {}

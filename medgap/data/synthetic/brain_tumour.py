@@ -24,8 +24,9 @@ Difficulty:
     ``difficulty="easy"`` (default) is the above. ``"realistic"`` adds soft infiltrative borders, tumour/tissue
     intensity overlap, incomplete (patchy) rim enhancement, a stronger bias field, motion blur, ghosting and
     annotator-like boundary label noise (:class:`Realism`), so that the task has real BraTS's ambiguity; its
-    strengths are calibrated so that the supervised 3-D U-Net lands near published fully-supervised BraTS Dice
-    (docs/datasets.md, "Difficulty: easy and realistic").
+    strengths are tuned so that a perfect segmenter of what the image shows scores a few points above published
+    fully-supervised BraTS Dice against the drawn labels (the end-to-end U-Net calibration is still open;
+    docs/datasets.md, "Difficulty: easy and realistic").
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class BrainTumourOptions:
 
 @dataclass(frozen=True)
 class Realism:
-    """Strengths of the ``realistic`` difficulty's effects, calibrated against BraTS (docs/datasets.md).
+    """Strengths of the ``realistic`` difficulty's effects, tuned against BraTS (docs/datasets.md).
 
     The border effects set the ceiling: ``border_wander_mm`` and ``label_noise_mm`` (1 mm each, smooth and
     independent) leave the drawn border ~1.4 mm (std) from where the image shows it, which no segmenter can
@@ -404,7 +405,7 @@ GENERATOR = Generator(
     build=_build,
     default_cases=40,
     version=3,  # 3: nnU-Net v2 region labels (were BraTS 1/2/4 with a "regions" key)
-    difficulty_versions={"realistic": 4},  # 4: realistic calibrated against BraTS (issue 23); easy unchanged
+    difficulty_versions={"realistic": 4},  # 4: realistic tuned against BraTS (issue 23); easy unchanged
     reference=("Anatomy: MNI ICBM152 2009a template and tissue maps (Fonov et al., NeuroImage 2011; "
                "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological "
                "Institute, McGill University), as shipped with nilearn"),
