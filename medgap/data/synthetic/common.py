@@ -313,6 +313,8 @@ class Generator:
         build: ``options → (rng → SyntheticCase)``; loads what every case shares (e.g. an atlas) once.
         default_cases, default_test_cases: sizes when the caller gives none.
         version: bumped whenever the output for a seed changes, so a stale cached dataset is not reused.
+        difficulty_versions: the version of one ``difficulty``'s output where it moved on without the others
+            (e.g. ``{"realistic": 4}`` after a recalibration), so datasets of the unchanged difficulties stay valid.
     """
 
     name: str
@@ -329,6 +331,11 @@ class Generator:
     regions_class_order: tuple[int, ...] | None = None
     reference: str | None = None
     version: int = 2  # 2: held-out cases named ..._test000 (they reused training names)
+    difficulty_versions: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def version_of(self, options: Any) -> int:
+        """The output version for resolved ``options`` (:attr:`difficulty_versions`, else :attr:`version`)."""
+        return self.difficulty_versions.get(getattr(options, "difficulty", None), self.version)
 
     def case_id(self, index: int, subset: str = "Tr") -> str:
         return case_name(self.case_prefix, index, subset)
@@ -386,7 +393,7 @@ def generate_dataset(
         known = ", ".join(field.name for field in dataclasses.fields(generator.options))
         raise MedgapError(f"synth {generator.name}: bad option ({error}); options are: {known}") from None
     synthetic = {
-        "generator": generator.name, "version": generator.version, "cases": int(cases), "seed": int(seed),
+        "generator": generator.name, "version": generator.version_of(resolved), "cases": int(cases), "seed": int(seed),
         "test_cases": int(test_cases), "options": _jsonable(dataclasses.asdict(resolved)),
     }
 
