@@ -99,6 +99,62 @@ def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int
     return result
 
 
+def window_timings(size: int, repeats: int, threads: int) -> dict:
+    """Seconds per window ``(1, 4, size³)`` in this process, tasks interleaved per repeat (medians): the U-Net and
+    ShaSpec with every modality, and ShaSpec's 15 modality subsets (Table 1) computed as before (each subset from
+    its zero-filled input through all eight encoders) and as now (each modality encoded once, then Eq. 4 and the
+    decoder per subset: :meth:`ShaSpecSegmentation.predict_subsets_logits`)."""
+    from medgap.evaluation.subsets import all_subsets
+
+    if threads:
+        torch.set_num_threads(threads)
+    unet, shaspec = build_model("supervised"), build_model("shaspec")
+    image = torch.randn(1, 4, size, size, size, generator=torch.Generator().manual_seed(0))
+    every = torch.ones(1, 4, dtype=torch.bool)
+    subsets = torch.tensor(all_subsets(4))
+    encoder = shaspec.encoder
+
+    def subsets_before():
+        for subset in subsets:
+            availability = subset[None]
+            features = encoder.encode(image * availability[..., None, None, None])
+            shaspec.decode(encoder.substitute(features, availability), availability)
+
+    tasks = {"unet": lambda: unet.predict_logits(image, every),
+             "shaspec": lambda: shaspec.predict_logits(image, every),
+             "shaspec_15_subsets_before": subsets_before,
+             "shaspec_15_subsets": lambda: shaspec.predict_subsets_logits(image, subsets)}
+    times = {name: [] for name in tasks}
+    with torch.inference_mode():
+        for task in tasks.values():  # warm-up
+            task()
+        for _ in range(repeats):
+            for name, task in tasks.items():
+                start = time.perf_counter()
+                task()
+                times[name].append(time.perf_counter() - start)
+    seconds = {name: float(np.median(values)) for name, values in times.items()}
+    return {"size": size, "repeats": repeats, "threads": torch.get_num_threads(), "seconds": seconds,
+            "seconds_per_repeat": times, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def window_table(windows: dict) -> str:
+    seconds = windows["seconds"]
+    unet = seconds["unet"]
+    rows = [["U-Net (supervised), all modalities", f"{unet:.2f}", "1.00x", ""],
+            ["ShaSpec, all modalities", f"{seconds['shaspec']:.2f}", f"{seconds['shaspec'] / unet:.2f}x",
+             "8 encoder passes + decoder"],
+            ["ShaSpec, 15 subsets as before", f"{seconds['shaspec_15_subsets_before']:.2f}",
+             f"{seconds['shaspec_15_subsets_before'] / unet:.2f}x", "8 encoders + decoder per subset"],
+            ["ShaSpec, 15 subsets now", f"{seconds['shaspec_15_subsets']:.2f}",
+             f"{seconds['shaspec_15_subsets'] / unet:.2f}x",
+             f"8 encoders once + 15 decoders: {seconds['shaspec_15_subsets_before'] / seconds['shaspec_15_subsets']:.2f}x"
+             " faster than before"]]
+    return (f"Per window (1 x 4 x {windows['size']}^3, {windows['threads']} torch thread(s), median of "
+            f"{windows['repeats']} interleaved repeats, measured {windows['measured_at'][:10]}):\n\n"
+            + markdown_table(["what", "s/window", "vs U-Net", "note"], rows))
+
+
 def measure(model, engine, roi, overlap, sw_batch, args) -> dict:
     command = [sys.executable, __file__, "--worker", model, engine, str(roi), str(overlap), str(sw_batch),
                str(args.threads), args.device, str(int(args.amp))]
@@ -123,6 +179,10 @@ def main(argv=None):
     parser.add_argument("--amp", action="store_true", help="bf16 autocast around both engines")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON (default results/bench_inference.json; on a GPU bench_inference_<device>[_bf16].json)")
+    parser.add_argument("--windows", type=int, default=None, metavar="SIZE",
+                        help="also time single windows of SIZE^3 (U-Net vs ShaSpec, ShaSpec's 15 subsets before/now)")
+    parser.add_argument("--cases", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure whole cases (default); --no-cases with --windows times windows only")
     parser.add_argument("--worker", nargs=8, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -140,32 +200,41 @@ def main(argv=None):
     monai_models = ["supervised"] if args.monai_models is None else args.monai_models
     measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results = {}
-    for model in args.models:
+    engines = {model: ["medgap", "monai"] if model in monai_models else ["medgap"] for model in args.models}
+    runs = {(model, sw_batch, engine): [] for model in args.models for sw_batch in args.sw_batches
+            for engine in engines[model]}
+    for _ in range(args.repeats if args.cases else 0):  # models and engines interleaved per repeat: load drifts hit all alike
         for sw_batch in args.sw_batches:
-            engines = ["medgap", "monai"] if model in monai_models else ["medgap"]
-            runs = {engine: [] for engine in engines}
-            for _ in range(args.repeats):  # engines interleaved per repeat: load drifts hit both alike
-                for engine in engines:
-                    runs[engine].append(measure(model, engine, args.roi, args.overlap, sw_batch, args))
-            ours = median_run(runs["medgap"])
-            result = {"model": model, "sw_batch_size": sw_batch, "medgap": ours, "measured_at": measured_at,
-                      "repeats": args.repeats}
-            if "monai" in runs:
-                reference = median_run(runs["monai"])
-                ratios = [m["seconds"] / o["seconds"] for o, m in zip(runs["medgap"], runs["monai"])]
-                result.update(monai=reference, throughput_vs_monai=float(np.exp(np.mean(np.log(ratios)))),
+            for model in args.models:
+                for engine in engines[model]:
+                    runs[model, sw_batch, engine].append(measure(model, engine, args.roi, args.overlap, sw_batch,
+                                                                 args))
+    for model in args.models if args.cases else []:
+        for sw_batch in args.sw_batches:
+            ours = runs[model, sw_batch, "medgap"]
+            result = {"model": model, "sw_batch_size": sw_batch, "medgap": median_run(ours),
+                      "measured_at": measured_at, "repeats": args.repeats}
+            if "monai" in engines[model]:
+                reference = runs[model, sw_batch, "monai"]
+                ratios = [m["seconds"] / o["seconds"] for o, m in zip(ours, reference)]
+                result.update(monai=median_run(reference), throughput_vs_monai=float(np.exp(np.mean(np.log(ratios)))),
                               throughput_vs_monai_per_repeat=ratios)
+            if model != "supervised" and "supervised" in args.models:  # seconds per case over the U-Net's
+                ratios = [o["seconds"] / u["seconds"] for o, u in zip(ours, runs["supervised", sw_batch, "medgap"])]
+                result.update(vs_unet=float(np.exp(np.mean(np.log(ratios)))), vs_unet_per_repeat=ratios)
             results[model, sw_batch] = result
     # Model × window-batch pairs not measured now (ShaSpec by default: minutes per case) keep their last result.
     for earlier in earlier_results(args.out, args.roi, args.overlap):
         results.setdefault((earlier["model"], earlier["sw_batch_size"]), {**earlier, "earlier": True})
     results = [results[key] for key in sorted(results, key=lambda key: (list(MODEL_NAMES).index(key[0]), key[1]))]
-    table = format_table(results, args)
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    windows = window_timings(args.windows, args.repeats, args.threads) if args.windows else previous.get("windows")
+    table = format_table(results, args) + (f"\n\n{window_table(windows)}" if windows else "")
     print(table)
     write_json(args.out, {"benchmark": "bench_inference", "machine": machine_info(), "shape": SHAPE,
                           "device": args.device, "amp": args.amp,
                           "roi": args.roi, "overlap": args.overlap, "threads": args.threads or torch.get_num_threads(),
-                          "results": results, "table_markdown": table})
+                          "results": results, "windows": windows, "table_markdown": table})
     print(f"wrote {args.out}")
 
 
@@ -197,7 +266,11 @@ def format_table(results: list[dict], args) -> str:
         ours, reference = result["medgap"], result.get("monai")
         note = f"earlier run, {result['measured_at'][:10]}" if result.get("earlier") else ""
         gpu = [f"{ours['peak_gpu_mib']:.0f}", f"{reference['peak_gpu_mib']:.0f}" if reference else "–"] if cuda else []
+        vs_unet = result.get("vs_unet")
+        spread = result.get("vs_unet_per_repeat", [])
         rows.append([MODEL_NAMES[result["model"]], result["sw_batch_size"], f"{ours['seconds']:.1f}",
+                     f"{vs_unet:.2f}x" + (f" ({', '.join(f'{r:.2f}' for r in spread)})" if len(spread) > 1 else "")
+                     if vs_unet else "–",
                      f"{reference['seconds']:.1f}" if reference else "–",
                      _ratio_cell(result) if reference else "–", *gpu, f"{ours['peak_rss_mib']:.0f}",
                      f"{reference['peak_rss_mib']:.0f}" if reference else "–", note])
@@ -213,10 +286,11 @@ def format_table(results: list[dict], args) -> str:
     gpu_columns = ["medgap GPU peak MiB", "MONAI GPU peak MiB"] if cuda else []
     where = (f"windows on {args.device}{' under bf16 autocast' if args.amp else ''} (ours stitches on the CPU, MONAI "
              f"on the GPU); GPU peak = torch.cuda.max_memory_allocated, " if cuda else "CPU, ")
-    return markdown_table(["model", "windows/batch", "medgap s/case", "MONAI s/case", "throughput vs MONAI",
+    return markdown_table(["model", "windows/batch", "medgap s/case", "s/case vs U-Net", "MONAI s/case",
+                           "throughput vs MONAI",
                            *gpu_columns, "medgap peak MiB", "MONAI peak MiB", "note"], rows) + (
-        f"\n\n{args.repeats} interleaved run(s) per engine: seconds of the median run; throughput = geometric mean "
-        f"of the per-repeat ratios (in brackets). One case {'x'.join(map(str, SHAPE))}, "
+        f"\n\n{args.repeats} interleaved run(s) per model and engine: seconds of the median run; throughput and "
+        f"the ratio to the U-Net = geometric mean of the per-repeat ratios (in brackets). One case {'x'.join(map(str, SHAPE))}, "
         f"ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, "
         f"{where}{args.threads or torch.get_num_threads()} torch thread(s); peak = resident memory of the process; "
         f"MONAI runs the same network through `sliding_window_inference`. ShaSpec (minutes per case on a CPU) runs "

@@ -292,7 +292,8 @@ def prototype_sampling_error(method, batch: dict, draws: int) -> dict:
         loss_l, loss_u = trial.contrastive_losses(features, torch.softmax(logits.detach(), 1), batch["label"],
                                                   batch["labelled"])
         (loss_l + loss_u).backward()
-        flat = lambda modules: torch.cat([p.grad.flatten() for m in modules for p in m.parameters()])  # noqa: E731
+        flat = lambda modules: torch.cat([torch.zeros(p.numel()) if p.grad is None else p.grad.flatten()  # noqa: E731
+                                          for m in modules for p in m.parameters()])  # (the output conv gets none)
         return float(loss_l + loss_u), flat([trial.net]), flat([trial.projection, trial.prediction])
 
     exact_loss, exact_net, exact_heads = contrastive(None)

@@ -109,6 +109,8 @@ def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str
 def substitute_missing(features: torch.Tensor, shared: torch.Tensor, availability: torch.Tensor,
                        mode: str = "mean", source: torch.Tensor | None = None) -> torch.Tensor:
     """``features (B, N, C, *S)`` with the rows of missing modalities replaced by :func:`generate_missing`."""
+    if bool(availability.all()):  # nothing to replace (inference on complete cases): no full-size temporaries
+        return features
     generated = generate_missing(shared, availability, mode, source).expand_as(features)
     return torch.where(_per_modality(availability, features.ndim), features, generated)
 
