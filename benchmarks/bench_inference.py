@@ -60,7 +60,7 @@ def build_model(name: str):
 
 
 def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int, threads: int,
-           device_name: str = "cpu", amp: bool = False) -> dict:
+           device_name: str = "cpu", amp: bool = False, shape: tuple[int, ...] = SHAPE) -> dict:
     """One case through one engine. On a GPU the windows run there: ours stitches on the CPU (the input stays
     there); MONAI gets the input on the GPU, as its users call it, so it stitches there too."""
     from monai.inferers import sliding_window_inference
@@ -72,13 +72,13 @@ def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int
     device = torch.device(device_name)
     cuda = device.type == "cuda"
     method = build_model(model_name).to(device)
-    image = torch.from_numpy(np.random.default_rng(0).standard_normal(SHAPE, dtype=np.float32))
-    availability = torch.ones(SHAPE[0], dtype=torch.bool)
+    image = torch.from_numpy(np.random.default_rng(0).standard_normal(shape, dtype=np.float32))
+    availability = torch.ones(shape[0], dtype=torch.bool)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     with autocast:
         if engine == "medgap":
             output = predict_probabilities(method, image, availability, [roi] * 3, overlap=overlap, mode="gaussian",
@@ -92,7 +92,7 @@ def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    result = {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    result = {"seconds": seconds, "cpu_seconds": time.process_time() - start_cpu, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "output_shape": list(output.shape), "output_mib": output.numel() * 4 / 2**20}
     if cuda:
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -157,7 +157,7 @@ def window_table(windows: dict) -> str:
 
 def measure(model, engine, roi, overlap, sw_batch, args) -> dict:
     command = [sys.executable, __file__, "--worker", model, engine, str(roi), str(overlap), str(sw_batch),
-               str(args.threads), args.device, str(int(args.amp))]
+               str(args.threads), args.device, str(int(args.amp)), "x".join(map(str, args.shape))]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -183,16 +183,20 @@ def main(argv=None):
                         help="also time single windows of SIZE^3 (U-Net vs ShaSpec, ShaSpec's 15 subsets before/now)")
     parser.add_argument("--cases", action=argparse.BooleanOptionalAction, default=True,
                         help="measure whole cases (default); --no-cases with --windows times windows only")
-    parser.add_argument("--worker", nargs=8, help=argparse.SUPPRESS)
+    parser.add_argument("--shape", type=lambda text: tuple(int(v) for v in text.split("x")), default=SHAPE,
+                        help="the case, CxHxWxD (default 4x240x240x155, BraTS; e.g. 4x160x160x128: one batch of 4 "
+                             "windows of 128^3, for a per-case ratio within minutes)")
+    parser.add_argument("--worker", nargs=9, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        model, engine, roi, overlap, sw_batch, threads, device, amp = args.worker
+        model, engine, roi, overlap, sw_batch, threads, device, amp, shape = args.worker
         print(json.dumps(worker(model, engine, int(roi), float(overlap), int(sw_batch), int(threads), device,
-                                bool(int(amp)))))
+                                bool(int(amp)), tuple(int(v) for v in shape.split("x")))))
         return
     if args.out is None:
-        args.out = RESULTS if args.device == "cpu" else RESULTS.with_name(
-            f"bench_inference_{args.device.split(':')[0]}{'_bf16' if args.amp else ''}.json")
+        setting = ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}{'_bf16' if args.amp else ''}") + (
+            "" if args.shape == SHAPE else f"_{'x'.join(map(str, args.shape))}")
+        args.out = RESULTS.with_name(f"bench_inference{setting}.json")
     from medgap.atomic import write_json
 
     if args.full:
@@ -219,19 +223,23 @@ def main(argv=None):
                 ratios = [m["seconds"] / o["seconds"] for o, m in zip(ours, reference)]
                 result.update(monai=median_run(reference), throughput_vs_monai=float(np.exp(np.mean(np.log(ratios)))),
                               throughput_vs_monai_per_repeat=ratios)
-            if model != "supervised" and "supervised" in args.models:  # seconds per case over the U-Net's
-                ratios = [o["seconds"] / u["seconds"] for o, u in zip(ours, runs["supervised", sw_batch, "medgap"])]
-                result.update(vs_unet=float(np.exp(np.mean(np.log(ratios)))), vs_unet_per_repeat=ratios)
+            if model != "supervised" and "supervised" in args.models:
+                # Per case over the U-Net's: CPU seconds of the process when single-threaded (the work done, which
+                # other tenants of the machine do not inflate), else wall seconds.
+                timing = "cpu_seconds" if args.threads == 1 and args.device == "cpu" else "seconds"
+                ratios = [o[timing] / u[timing] for o, u in zip(ours, runs["supervised", sw_batch, "medgap"])]
+                result.update(vs_unet=float(np.exp(np.mean(np.log(ratios)))), vs_unet_per_repeat=ratios,
+                              vs_unet_timing=timing)
             results[model, sw_batch] = result
     # Model × window-batch pairs not measured now (ShaSpec by default: minutes per case) keep their last result.
-    for earlier in earlier_results(args.out, args.roi, args.overlap):
+    for earlier in earlier_results(args.out, args.roi, args.overlap, args.shape):
         results.setdefault((earlier["model"], earlier["sw_batch_size"]), {**earlier, "earlier": True})
     results = [results[key] for key in sorted(results, key=lambda key: (list(MODEL_NAMES).index(key[0]), key[1]))]
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     windows = window_timings(args.windows, args.repeats, args.threads) if args.windows else previous.get("windows")
     table = format_table(results, args) + (f"\n\n{window_table(windows)}" if windows else "")
     print(table)
-    write_json(args.out, {"benchmark": "bench_inference", "machine": machine_info(), "shape": SHAPE,
+    write_json(args.out, {"benchmark": "bench_inference", "machine": machine_info(), "shape": args.shape,
                           "device": args.device, "amp": args.amp,
                           "roi": args.roi, "overlap": args.overlap, "threads": args.threads or torch.get_num_threads(),
                           "results": results, "windows": windows, "table_markdown": table})
@@ -244,11 +252,11 @@ def median_run(runs: list[dict]) -> dict:
     return {**ordered[(len(ordered) - 1) // 2], "seconds_per_repeat": [run["seconds"] for run in runs]}
 
 
-def earlier_results(path: Path, roi: int, overlap: float) -> list[dict]:
+def earlier_results(path: Path, roi: int, overlap: float, shape: tuple[int, ...]) -> list[dict]:
     if not path.is_file():
         return []
     previous = json.loads(path.read_text())
-    if previous.get("roi") != roi or previous.get("overlap") != overlap:
+    if previous.get("roi") != roi or previous.get("overlap") != overlap or previous.get("shape") != list(shape):
         return []
     return [result for result in previous.get("results", []) if "measured_at" in result]
 
@@ -270,7 +278,7 @@ def format_table(results: list[dict], args) -> str:
         spread = result.get("vs_unet_per_repeat", [])
         rows.append([MODEL_NAMES[result["model"]], result["sw_batch_size"], f"{ours['seconds']:.1f}",
                      f"{vs_unet:.2f}x" + (f" ({', '.join(f'{r:.2f}' for r in spread)})" if len(spread) > 1 else "")
-                     if vs_unet else "–",
+                     + (" CPU time" if result.get("vs_unet_timing") == "cpu_seconds" else "") if vs_unet else "–",
                      f"{reference['seconds']:.1f}" if reference else "–",
                      _ratio_cell(result) if reference else "–", *gpu, f"{ours['peak_rss_mib']:.0f}",
                      f"{reference['peak_rss_mib']:.0f}" if reference else "–", note])
@@ -290,7 +298,7 @@ def format_table(results: list[dict], args) -> str:
                            "throughput vs MONAI",
                            *gpu_columns, "medgap peak MiB", "MONAI peak MiB", "note"], rows) + (
         f"\n\n{args.repeats} interleaved run(s) per model and engine: seconds of the median run; throughput and "
-        f"the ratio to the U-Net = geometric mean of the per-repeat ratios (in brackets). One case {'x'.join(map(str, SHAPE))}, "
+        f"the ratio to the U-Net = geometric mean of the per-repeat ratios (in brackets). One case {'x'.join(map(str, args.shape))}, "
         f"ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, "
         f"{where}{args.threads or torch.get_num_threads()} torch thread(s); peak = resident memory of the process; "
         f"MONAI runs the same network through `sliding_window_inference`. ShaSpec (minutes per case on a CPU) runs "
