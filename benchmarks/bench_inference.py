@@ -92,7 +92,8 @@ def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    result = {"seconds": seconds, "cpu_seconds": time.process_time() - start_cpu, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    cpu_seconds = time.process_time() - start_cpu
+    result = {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "output_shape": list(output.shape), "output_mib": output.numel() * 4 / 2**20}
     if cuda:
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -100,7 +101,7 @@ def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int
 
 
 def window_timings(size: int, repeats: int, threads: int) -> dict:
-    """Seconds per window ``(1, 4, size³)`` in this process, tasks interleaved per repeat (medians): the U-Net and
+    """CPU seconds per window ``(1, 4, size³)`` in this process, tasks interleaved per repeat (medians): the U-Net and
     ShaSpec with every modality, and ShaSpec's 15 modality subsets (Table 1) computed as before (each subset from
     its zero-filled input through all eight encoders) and as now (each modality encoded once, then Eq. 4 and the
     decoder per subset: :meth:`ShaSpecSegmentation.predict_subsets_logits`)."""
@@ -130,9 +131,9 @@ def window_timings(size: int, repeats: int, threads: int) -> dict:
             task()
         for _ in range(repeats):
             for name, task in tasks.items():
-                start = time.perf_counter()
+                start = time.process_time()  # CPU seconds: the work done, whatever else runs on the machine
                 task()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(time.process_time() - start)
     seconds = {name: float(np.median(values)) for name, values in times.items()}
     return {"size": size, "repeats": repeats, "threads": torch.get_num_threads(), "seconds": seconds,
             "seconds_per_repeat": times, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -148,11 +149,11 @@ def window_table(windows: dict) -> str:
              f"{seconds['shaspec_15_subsets_before'] / unet:.2f}x", "8 encoders + decoder per subset"],
             ["ShaSpec, 15 subsets now", f"{seconds['shaspec_15_subsets']:.2f}",
              f"{seconds['shaspec_15_subsets'] / unet:.2f}x",
-             f"8 encoders once + 15 decoders: {seconds['shaspec_15_subsets_before'] / seconds['shaspec_15_subsets']:.2f}x"
-             " faster than before"]]
+             f"8 encoders once + 15 decoders: "
+             f"{seconds['shaspec_15_subsets_before'] / seconds['shaspec_15_subsets']:.2f}x faster than before"]]
     return (f"Per window (1 x 4 x {windows['size']}^3, {windows['threads']} torch thread(s), median of "
             f"{windows['repeats']} interleaved repeats, measured {windows['measured_at'][:10]}):\n\n"
-            + markdown_table(["what", "s/window", "vs U-Net", "note"], rows))
+            + markdown_table(["what", "CPU s/window", "vs U-Net", "note"], rows))
 
 
 def measure(model, engine, roi, overlap, sw_batch, args) -> dict:
@@ -207,7 +208,8 @@ def main(argv=None):
     engines = {model: ["medgap", "monai"] if model in monai_models else ["medgap"] for model in args.models}
     runs = {(model, sw_batch, engine): [] for model in args.models for sw_batch in args.sw_batches
             for engine in engines[model]}
-    for _ in range(args.repeats if args.cases else 0):  # models and engines interleaved per repeat: load drifts hit all alike
+    # Models and engines interleaved per repeat: load drifts hit all alike.
+    for _ in range(args.repeats if args.cases else 0):
         for sw_batch in args.sw_batches:
             for model in args.models:
                 for engine in engines[model]:
@@ -298,7 +300,8 @@ def format_table(results: list[dict], args) -> str:
                            "throughput vs MONAI",
                            *gpu_columns, "medgap peak MiB", "MONAI peak MiB", "note"], rows) + (
         f"\n\n{args.repeats} interleaved run(s) per model and engine: seconds of the median run; throughput and "
-        f"the ratio to the U-Net = geometric mean of the per-repeat ratios (in brackets). One case {'x'.join(map(str, args.shape))}, "
+        f"the ratio to the U-Net = geometric mean of the per-repeat ratios (in brackets). "
+        f"One case {'x'.join(map(str, args.shape))}, "
         f"ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, "
         f"{where}{args.threads or torch.get_num_threads()} torch thread(s); peak = resident memory of the process; "
         f"MONAI runs the same network through `sliding_window_inference`. ShaSpec (minutes per case on a CPU) runs "

@@ -272,7 +272,8 @@ def worker(key: str, dataset_dir: Path, options: dict) -> dict:
         peak = peak_rss_mib()
         result.update(peak_mib=peak, step_growth_mib=peak - before, memory_kind="process peak RSS (ru_maxrss)")
     if getattr(config.method, "max_voxels", None):
-        result["prototype_sampling"] = prototype_sampling_error(method, batch, draws=3 if row.scale == "official" else 5)
+        draws = 3 if row.scale == "official" else 5
+        result["prototype_sampling"] = prototype_sampling_error(method, batch, draws)
     if row.test_iterations:
         method.eval()
         _, test_times = timed(test_step, synchronise, {**options, "min_steps": max(options["min_steps"], 30)})
@@ -526,7 +527,8 @@ def sampling_table(results: dict[str, dict]) -> str:
         sampling = results.get(row.key, {}).get("prototype_sampling")
         if sampling:
             rows.append([row.key, fmt(sampling["max_voxels"]), sampling["draws"], f"{sampling['exact_loss']:.4f}",
-                         f"{100 * sampling['loss_relative_error_mean']:.2f} % (max {100 * sampling['loss_relative_error_max']:.2f} %)",
+                         f"{100 * sampling['loss_relative_error_mean']:.2f} % "
+                         f"(max {100 * sampling['loss_relative_error_max']:.2f} %)",
                          f"{sampling['net_gradient_cosine_mean']:.3f} (min {sampling['net_gradient_cosine_min']:.3f})",
                          f"{sampling['head_gradient_cosine_mean']:.3f}"])
     header = ["row", "max_voxels per stream", "draws", "L_cl (all voxels)", "relative error of L_cl",

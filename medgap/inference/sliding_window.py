@@ -23,7 +23,8 @@ def predict_probabilities(
     Args:
         method: a segmentation method (``predict_logits``, ``targets.probabilities``), in eval mode.
         availability: ``(C,)`` bool, present modalities (methods that model missing modalities use it); or
-            ``(M, C)``: M availabilities at once, probabilities ``(M, K, *S)`` (see :func:`predict_subsets`).
+            ``(M, C)``: M availabilities at once (the method's ``predict_subsets_logits``), probabilities
+            ``(M, K, *S)``.
         patch_size: window size; 2 entries on a 3-D volume = slice-wise 2-D inference.
         overlap: fraction of window overlap; mode: ``gaussian`` or ``constant`` blending.
     """

@@ -183,7 +183,8 @@ def test_contrastive_losses_equal_the_official_formulation_in_value_and_gradient
         loss_l, loss_u = losses(leaf)
         (loss_l + 2 * loss_u).backward()
         grads = {k: p.grad for k, p in method.named_parameters() if p.grad is not None}
-        results[name] = (float(loss_l.detach()), float(loss_u.detach()), leaf.grad, grads, method.memory.features.clone())
+        results[name] = (float(loss_l.detach()), float(loss_u.detach()), leaf.grad, grads,
+                         method.memory.features.clone())
     (l_ours, u_ours, grad_ours, params_ours, memory_ours), (l_ref, u_ref, grad_ref, params_ref, memory_ref) = (
         results["ours"], results["official"])
     assert l_ours > 0 and u_ours > 0
