@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -136,6 +137,7 @@ def window_timings(size: int, repeats: int, threads: int) -> dict:
                 times[name].append(time.process_time() - start)
     seconds = {name: float(np.median(values)) for name, values in times.items()}
     return {"size": size, "repeats": repeats, "threads": torch.get_num_threads(), "seconds": seconds,
+            "load_average_1min": os.getloadavg()[0],
             "seconds_per_repeat": times, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
@@ -151,8 +153,9 @@ def window_table(windows: dict) -> str:
              f"{seconds['shaspec_15_subsets'] / unet:.2f}x",
              f"8 encoders once + 15 decoders: "
              f"{seconds['shaspec_15_subsets_before'] / seconds['shaspec_15_subsets']:.2f}x faster than before"]]
+    load = f", load average {windows['load_average_1min']:.1f}" if "load_average_1min" in windows else ""
     return (f"Per window (1 x 4 x {windows['size']}^3, {windows['threads']} torch thread(s), median of "
-            f"{windows['repeats']} interleaved repeats, measured {windows['measured_at'][:10]}):\n\n"
+            f"{windows['repeats']} interleaved repeats, measured {windows['measured_at'][:10]}{load}):\n\n"
             + markdown_table(["what", "CPU s/window", "vs U-Net", "note"], rows))
 
 
@@ -239,12 +242,16 @@ def main(argv=None):
     results = [results[key] for key in sorted(results, key=lambda key: (list(MODEL_NAMES).index(key[0]), key[1]))]
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     windows = window_timings(args.windows, args.repeats, args.threads) if args.windows else previous.get("windows")
-    table = format_table(results, args) + (f"\n\n{window_table(windows)}" if windows else "")
+    # --no-cases: the case table stays as measured (its note describes that run's settings).
+    cases_table = format_table(results, args) if args.cases else previous.get(
+        "cases_table_markdown", previous.get("table_markdown", ""))
+    table = cases_table + (f"\n\n{window_table(windows)}" if windows else "")
     print(table)
     write_json(args.out, {"benchmark": "bench_inference", "machine": machine_info(), "shape": args.shape,
                           "device": args.device, "amp": args.amp,
                           "roi": args.roi, "overlap": args.overlap, "threads": args.threads or torch.get_num_threads(),
-                          "results": results, "windows": windows, "table_markdown": table})
+                          "results": results, "windows": windows, "cases_table_markdown": cases_table,
+                          "table_markdown": table})
     print(f"wrote {args.out}")
 
 
