@@ -16,8 +16,15 @@ By default (``make bench``) the U-Net (supervised) runs through both engines at 
 ``--monai-models supervised shaspec`` for MONAI too) or ``--full`` (every model, both engines, 1 and 4 windows).
 Pairs not measured in a run keep their last result in the JSON and the table, marked with its date.
 
+ShaSpec against the U-Net: the models are interleaved within each repeat; with one thread the per-case ratio is
+taken on the worker's CPU seconds (what other tenants of a shared machine do not inflate). ``--shape 4x160x160x128``
+times a smaller case (one batch of four 128³ windows: minutes, not an hour; its own JSON). ``--windows SIZE`` also
+times single windows in CPU seconds: U-Net and ShaSpec with every modality, and ShaSpec's 15 subsets as before
+(eight encoders per subset) and now (each window encoded once); ``--no-cases`` times only those.
+
 Run: ``python benchmarks/bench_inference.py [--models supervised shaspec] [--sw-batches 1 4] [--full]
-[--threads N] [--repeats N]``; writes ``benchmarks/results/bench_inference.json``.
+[--threads N] [--repeats N] [--shape CxHxWxD] [--windows SIZE [--no-cases]]``; writes
+``benchmarks/results/bench_inference[_<shape>].json``.
 """
 
 from __future__ import annotations
