@@ -31,7 +31,7 @@ BENCHMARKS = {
         "between runs). Also the loader alone with its default workers, per batch.",
         "loop overhead ≤ 5 %; loader time per batch < step time."),
     "bench_inference": (
-        "Sliding-window inference of one BraTS-sized case",
+        "Sliding-window inference of one case (BraTS-sized unless the title names a shape)",
         "`medgap.inference.sliding_window.predict_probabilities` on one 4×240×240×155 case (ROI 128³, overlap "
         "0.5, Gaussian blending) with the U-Net (supervised) and ShaSpec, against "
         "`monai.inferers.sliding_window_inference` with the same windows; seconds per case and peak resident "
