@@ -16,14 +16,22 @@ By default (``make bench``) the U-Net (supervised) runs through both engines at 
 ``--monai-models supervised shaspec`` for MONAI too) or ``--full`` (every model, both engines, 1 and 4 windows).
 Pairs not measured in a run keep their last result in the JSON and the table, marked with its date.
 
+ShaSpec against the U-Net: the models are interleaved within each repeat; with one thread the per-case ratio is
+taken on the worker's CPU seconds (what other tenants of a shared machine do not inflate). ``--shape 4x160x160x128``
+times a smaller case (one batch of four 128³ windows: minutes, not an hour; its own JSON). ``--windows SIZE`` also
+times single windows in CPU seconds: U-Net and ShaSpec with every modality, and ShaSpec's 15 subsets as before
+(eight encoders per subset) and now (each window encoded once); ``--no-cases`` times only those.
+
 Run: ``python benchmarks/bench_inference.py [--models supervised shaspec] [--sw-batches 1 4] [--full]
-[--threads N] [--repeats N]``; writes ``benchmarks/results/bench_inference.json``.
+[--threads N] [--repeats N] [--shape CxHxWxD] [--windows SIZE [--no-cases]]``; writes
+``benchmarks/results/bench_inference[_<shape>].json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -60,7 +68,7 @@ def build_model(name: str):
 
 
 def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int, threads: int,
-           device_name: str = "cpu", amp: bool = False) -> dict:
+           device_name: str = "cpu", amp: bool = False, shape: tuple[int, ...] = SHAPE) -> dict:
     """One case through one engine. On a GPU the windows run there: ours stitches on the CPU (the input stays
     there); MONAI gets the input on the GPU, as its users call it, so it stitches there too."""
     from monai.inferers import sliding_window_inference
@@ -72,13 +80,13 @@ def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int
     device = torch.device(device_name)
     cuda = device.type == "cuda"
     method = build_model(model_name).to(device)
-    image = torch.from_numpy(np.random.default_rng(0).standard_normal(SHAPE, dtype=np.float32))
-    availability = torch.ones(SHAPE[0], dtype=torch.bool)
+    image = torch.from_numpy(np.random.default_rng(0).standard_normal(shape, dtype=np.float32))
+    availability = torch.ones(shape[0], dtype=torch.bool)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     with autocast:
         if engine == "medgap":
             output = predict_probabilities(method, image, availability, [roi] * 3, overlap=overlap, mode="gaussian",
@@ -92,16 +100,75 @@ def worker(model_name: str, engine: str, roi: int, overlap: float, sw_batch: int
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    result = {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    cpu_seconds = time.process_time() - start_cpu
+    result = {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "output_shape": list(output.shape), "output_mib": output.numel() * 4 / 2**20}
     if cuda:
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
 
 
+def window_timings(size: int, repeats: int, threads: int) -> dict:
+    """CPU seconds per window ``(1, 4, size³)`` in this process, tasks interleaved per repeat (medians): the U-Net and
+    ShaSpec with every modality, and ShaSpec's 15 modality subsets (Table 1) computed as before (each subset from
+    its zero-filled input through all eight encoders) and as now (each modality encoded once, then Eq. 4 and the
+    decoder per subset: :meth:`ShaSpecSegmentation.predict_subsets_logits`)."""
+    from medgap.evaluation.subsets import all_subsets
+
+    if threads:
+        torch.set_num_threads(threads)
+    unet, shaspec = build_model("supervised"), build_model("shaspec")
+    image = torch.randn(1, 4, size, size, size, generator=torch.Generator().manual_seed(0))
+    every = torch.ones(1, 4, dtype=torch.bool)
+    subsets = torch.tensor(all_subsets(4))
+    encoder = shaspec.encoder
+
+    def subsets_before():
+        for subset in subsets:
+            availability = subset[None]
+            features = encoder.encode(image * availability[..., None, None, None])
+            shaspec.decode(encoder.substitute(features, availability), availability)
+
+    tasks = {"unet": lambda: unet.predict_logits(image, every),
+             "shaspec": lambda: shaspec.predict_logits(image, every),
+             "shaspec_15_subsets_before": subsets_before,
+             "shaspec_15_subsets": lambda: shaspec.predict_subsets_logits(image, subsets)}
+    times = {name: [] for name in tasks}
+    with torch.inference_mode():
+        for task in tasks.values():  # warm-up
+            task()
+        for _ in range(repeats):
+            for name, task in tasks.items():
+                start = time.process_time()  # CPU seconds: the work done, whatever else runs on the machine
+                task()
+                times[name].append(time.process_time() - start)
+    seconds = {name: float(np.median(values)) for name, values in times.items()}
+    return {"size": size, "repeats": repeats, "threads": torch.get_num_threads(), "seconds": seconds,
+            "load_average_1min": os.getloadavg()[0],
+            "seconds_per_repeat": times, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def window_table(windows: dict) -> str:
+    seconds = windows["seconds"]
+    unet = seconds["unet"]
+    rows = [["U-Net (supervised), all modalities", f"{unet:.2f}", "1.00x", ""],
+            ["ShaSpec, all modalities", f"{seconds['shaspec']:.2f}", f"{seconds['shaspec'] / unet:.2f}x",
+             "8 encoder passes + decoder"],
+            ["ShaSpec, 15 subsets as before", f"{seconds['shaspec_15_subsets_before']:.2f}",
+             f"{seconds['shaspec_15_subsets_before'] / unet:.2f}x", "8 encoders + decoder per subset"],
+            ["ShaSpec, 15 subsets now", f"{seconds['shaspec_15_subsets']:.2f}",
+             f"{seconds['shaspec_15_subsets'] / unet:.2f}x",
+             f"8 encoders once + 15 decoders: "
+             f"{seconds['shaspec_15_subsets_before'] / seconds['shaspec_15_subsets']:.2f}x faster than before"]]
+    load = f", load average {windows['load_average_1min']:.1f}" if "load_average_1min" in windows else ""
+    return (f"Per window (1 x 4 x {windows['size']}^3, {windows['threads']} torch thread(s), median of "
+            f"{windows['repeats']} interleaved repeats, measured {windows['measured_at'][:10]}{load}):\n\n"
+            + markdown_table(["what", "CPU s/window", "vs U-Net", "note"], rows))
+
+
 def measure(model, engine, roi, overlap, sw_batch, args) -> dict:
     command = [sys.executable, __file__, "--worker", model, engine, str(roi), str(overlap), str(sw_batch),
-               str(args.threads), args.device, str(int(args.amp))]
+               str(args.threads), args.device, str(int(args.amp)), "x".join(map(str, args.shape))]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -123,16 +190,24 @@ def main(argv=None):
     parser.add_argument("--amp", action="store_true", help="bf16 autocast around both engines")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON (default results/bench_inference.json; on a GPU bench_inference_<device>[_bf16].json)")
-    parser.add_argument("--worker", nargs=8, help=argparse.SUPPRESS)
+    parser.add_argument("--windows", type=int, default=None, metavar="SIZE",
+                        help="also time single windows of SIZE^3 (U-Net vs ShaSpec, ShaSpec's 15 subsets before/now)")
+    parser.add_argument("--cases", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure whole cases (default); --no-cases with --windows times windows only")
+    parser.add_argument("--shape", type=lambda text: tuple(int(v) for v in text.split("x")), default=SHAPE,
+                        help="the case, CxHxWxD (default 4x240x240x155, BraTS; e.g. 4x160x160x128: one batch of 4 "
+                             "windows of 128^3, for a per-case ratio within minutes)")
+    parser.add_argument("--worker", nargs=9, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        model, engine, roi, overlap, sw_batch, threads, device, amp = args.worker
+        model, engine, roi, overlap, sw_batch, threads, device, amp, shape = args.worker
         print(json.dumps(worker(model, engine, int(roi), float(overlap), int(sw_batch), int(threads), device,
-                                bool(int(amp)))))
+                                bool(int(amp)), tuple(int(v) for v in shape.split("x")))))
         return
     if args.out is None:
-        args.out = RESULTS if args.device == "cpu" else RESULTS.with_name(
-            f"bench_inference_{args.device.split(':')[0]}{'_bf16' if args.amp else ''}.json")
+        setting = ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}{'_bf16' if args.amp else ''}") + (
+            "" if args.shape == SHAPE else f"_{'x'.join(map(str, args.shape))}")
+        args.out = RESULTS.with_name(f"bench_inference{setting}.json")
     from medgap.atomic import write_json
 
     if args.full:
@@ -140,32 +215,50 @@ def main(argv=None):
     monai_models = ["supervised"] if args.monai_models is None else args.monai_models
     measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results = {}
-    for model in args.models:
+    engines = {model: ["medgap", "monai"] if model in monai_models else ["medgap"] for model in args.models}
+    runs = {(model, sw_batch, engine): [] for model in args.models for sw_batch in args.sw_batches
+            for engine in engines[model]}
+    # Models and engines interleaved per repeat: load drifts hit all alike.
+    for _ in range(args.repeats if args.cases else 0):
         for sw_batch in args.sw_batches:
-            engines = ["medgap", "monai"] if model in monai_models else ["medgap"]
-            runs = {engine: [] for engine in engines}
-            for _ in range(args.repeats):  # engines interleaved per repeat: load drifts hit both alike
-                for engine in engines:
-                    runs[engine].append(measure(model, engine, args.roi, args.overlap, sw_batch, args))
-            ours = median_run(runs["medgap"])
-            result = {"model": model, "sw_batch_size": sw_batch, "medgap": ours, "measured_at": measured_at,
-                      "repeats": args.repeats}
-            if "monai" in runs:
-                reference = median_run(runs["monai"])
-                ratios = [m["seconds"] / o["seconds"] for o, m in zip(runs["medgap"], runs["monai"])]
-                result.update(monai=reference, throughput_vs_monai=float(np.exp(np.mean(np.log(ratios)))),
+            for model in args.models:
+                for engine in engines[model]:
+                    runs[model, sw_batch, engine].append(measure(model, engine, args.roi, args.overlap, sw_batch,
+                                                                 args))
+    for model in args.models if args.cases else []:
+        for sw_batch in args.sw_batches:
+            ours = runs[model, sw_batch, "medgap"]
+            result = {"model": model, "sw_batch_size": sw_batch, "medgap": median_run(ours),
+                      "measured_at": measured_at, "repeats": args.repeats}
+            if "monai" in engines[model]:
+                reference = runs[model, sw_batch, "monai"]
+                ratios = [m["seconds"] / o["seconds"] for o, m in zip(ours, reference)]
+                result.update(monai=median_run(reference), throughput_vs_monai=float(np.exp(np.mean(np.log(ratios)))),
                               throughput_vs_monai_per_repeat=ratios)
+            if model != "supervised" and "supervised" in args.models:
+                # Per case over the U-Net's: CPU seconds of the process when single-threaded (the work done, which
+                # other tenants of the machine do not inflate), else wall seconds.
+                timing = "cpu_seconds" if args.threads == 1 and args.device == "cpu" else "seconds"
+                ratios = [o[timing] / u[timing] for o, u in zip(ours, runs["supervised", sw_batch, "medgap"])]
+                result.update(vs_unet=float(np.exp(np.mean(np.log(ratios)))), vs_unet_per_repeat=ratios,
+                              vs_unet_timing=timing)
             results[model, sw_batch] = result
     # Model × window-batch pairs not measured now (ShaSpec by default: minutes per case) keep their last result.
-    for earlier in earlier_results(args.out, args.roi, args.overlap):
+    for earlier in earlier_results(args.out, args.roi, args.overlap, args.shape):
         results.setdefault((earlier["model"], earlier["sw_batch_size"]), {**earlier, "earlier": True})
     results = [results[key] for key in sorted(results, key=lambda key: (list(MODEL_NAMES).index(key[0]), key[1]))]
-    table = format_table(results, args)
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    windows = window_timings(args.windows, args.repeats, args.threads) if args.windows else previous.get("windows")
+    # --no-cases: the case table stays as measured (its note describes that run's settings).
+    cases_table = format_table(results, args) if args.cases else previous.get(
+        "cases_table_markdown", previous.get("table_markdown", ""))
+    table = cases_table + (f"\n\n{window_table(windows)}" if windows else "")
     print(table)
-    write_json(args.out, {"benchmark": "bench_inference", "machine": machine_info(), "shape": SHAPE,
+    write_json(args.out, {"benchmark": "bench_inference", "machine": machine_info(), "shape": args.shape,
                           "device": args.device, "amp": args.amp,
                           "roi": args.roi, "overlap": args.overlap, "threads": args.threads or torch.get_num_threads(),
-                          "results": results, "table_markdown": table})
+                          "results": results, "windows": windows, "cases_table_markdown": cases_table,
+                          "table_markdown": table})
     print(f"wrote {args.out}")
 
 
@@ -175,11 +268,11 @@ def median_run(runs: list[dict]) -> dict:
     return {**ordered[(len(ordered) - 1) // 2], "seconds_per_repeat": [run["seconds"] for run in runs]}
 
 
-def earlier_results(path: Path, roi: int, overlap: float) -> list[dict]:
+def earlier_results(path: Path, roi: int, overlap: float, shape: tuple[int, ...]) -> list[dict]:
     if not path.is_file():
         return []
     previous = json.loads(path.read_text())
-    if previous.get("roi") != roi or previous.get("overlap") != overlap:
+    if previous.get("roi") != roi or previous.get("overlap") != overlap or previous.get("shape") != list(shape):
         return []
     return [result for result in previous.get("results", []) if "measured_at" in result]
 
@@ -197,7 +290,11 @@ def format_table(results: list[dict], args) -> str:
         ours, reference = result["medgap"], result.get("monai")
         note = f"earlier run, {result['measured_at'][:10]}" if result.get("earlier") else ""
         gpu = [f"{ours['peak_gpu_mib']:.0f}", f"{reference['peak_gpu_mib']:.0f}" if reference else "–"] if cuda else []
+        vs_unet = result.get("vs_unet")
+        spread = result.get("vs_unet_per_repeat", [])
         rows.append([MODEL_NAMES[result["model"]], result["sw_batch_size"], f"{ours['seconds']:.1f}",
+                     f"{vs_unet:.2f}x" + (f" ({', '.join(f'{r:.2f}' for r in spread)})" if len(spread) > 1 else "")
+                     + (" CPU time" if result.get("vs_unet_timing") == "cpu_seconds" else "") if vs_unet else "–",
                      f"{reference['seconds']:.1f}" if reference else "–",
                      _ratio_cell(result) if reference else "–", *gpu, f"{ours['peak_rss_mib']:.0f}",
                      f"{reference['peak_rss_mib']:.0f}" if reference else "–", note])
@@ -213,10 +310,12 @@ def format_table(results: list[dict], args) -> str:
     gpu_columns = ["medgap GPU peak MiB", "MONAI GPU peak MiB"] if cuda else []
     where = (f"windows on {args.device}{' under bf16 autocast' if args.amp else ''} (ours stitches on the CPU, MONAI "
              f"on the GPU); GPU peak = torch.cuda.max_memory_allocated, " if cuda else "CPU, ")
-    return markdown_table(["model", "windows/batch", "medgap s/case", "MONAI s/case", "throughput vs MONAI",
+    return markdown_table(["model", "windows/batch", "medgap s/case", "s/case vs U-Net", "MONAI s/case",
+                           "throughput vs MONAI",
                            *gpu_columns, "medgap peak MiB", "MONAI peak MiB", "note"], rows) + (
-        f"\n\n{args.repeats} interleaved run(s) per engine: seconds of the median run; throughput = geometric mean "
-        f"of the per-repeat ratios (in brackets). One case {'x'.join(map(str, SHAPE))}, "
+        f"\n\n{args.repeats} interleaved run(s) per model and engine: seconds of the median run; throughput and "
+        f"the ratio to the U-Net = geometric mean of the per-repeat ratios (in brackets). "
+        f"One case {'x'.join(map(str, args.shape))}, "
         f"ROI {args.roi}^3, overlap {args.overlap}, Gaussian blending, "
         f"{where}{args.threads or torch.get_num_threads()} torch thread(s); peak = resident memory of the process; "
         f"MONAI runs the same network through `sliding_window_inference`. ShaSpec (minutes per case on a CPU) runs "

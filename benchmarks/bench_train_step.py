@@ -25,6 +25,10 @@ measured within one run. ShaSpec classification at batch 4 is compared with the 
 Official-shape rows that take minutes per step on a CPU are skipped by default (the table says why and shows
 the last measurement, if any, with its date); ``--full`` runs them, ``--rows KEY ...`` runs a selection.
 
+SS-Net's ratio is taken on process CPU time per step on the CPU (one thread: the work done; wall time on a shared
+machine also counts other tenants), ``--repeats N`` runs the chosen rows N times in rotation and pools their steps;
+a row with ``method.max_voxels`` also reports how far its prototype loss and gradients are from all voxels'.
+
 Run: ``python benchmarks/bench_train_step.py [--full | --rows la/ss_net/official ...] [--device cuda
 --precision bf16-mixed --compile] [--threads N]``; prints Markdown tables and writes
 ``benchmarks/results/bench_train_step.json``.
@@ -91,6 +95,8 @@ ROWS = [
     Row("la/supervised_4/cpu", "supervised (upper bound)", "supervised_upper_atrium3d", "atrium-3d", "CPU", LA_CPU),
     Row("la/mean_teacher/cpu", "Mean Teacher", "mean_teacher_atrium3d", "atrium-3d", "CPU", LA_CPU),
     Row("la/ss_net/cpu", "SS-Net", "ss_net_atrium3d", "atrium-3d", "CPU", LA_CPU),
+    Row("la/ss_net_capped/cpu", "SS-Net (max_voxels)", "ss_net_atrium3d", "atrium-3d", "CPU",
+        {**LA_CPU, "method.max_voxels": 16384}, note="prototype loss on 16,384 of 147,456 voxels per stream"),
     Row("la/supervised_2/official", "supervised (lower bound)", "supervised_lower_atrium3d", "atrium-3d", "official",
         skip=LA_SKIP),
     Row("la/supervised_4/official", "supervised (upper bound)", "supervised_upper_atrium3d", "atrium-3d", "official",
@@ -244,7 +250,8 @@ def worker(key: str, dataset_dir: Path, options: dict) -> dict:
     if cuda:
         torch.cuda.reset_peak_memory_stats(fabric.device)
     before = torch.cuda.memory_allocated(fabric.device) / 2**20 if cuda else current_rss_mib()
-    warmup, train_times = timed(train_step, synchronise, options)
+    cpu_times: list[float] = []
+    warmup, train_times = timed(train_step, synchronise, options, cpu_times)
     result = {"key": key, "method": row.method, "config": f"configs/{row.config}.yaml", "scale": row.scale,
               "overrides": row.overrides, "patch_size": list(config.data.patch_size),
               "batch": f"{config.data.labelled_batch_size}+{config.data.unlabelled_batch_size}"
@@ -253,6 +260,7 @@ def worker(key: str, dataset_dir: Path, options: dict) -> dict:
               "model": describe_model(config), "warmup_steps": warmup, "steps_timed": len(train_times),
               "step_ms_median": 1e3 * statistics.median(train_times),
               "step_ms_mean": 1e3 * statistics.mean(train_times), "step_ms_all": [1e3 * t for t in train_times],
+              "step_cpu_ms_median": 1e3 * statistics.median(cpu_times), "step_cpu_ms_all": [1e3 * t for t in cpu_times],
               "parameters": sum(p.numel() for p in method.parameters()),
               "trainable_parameters": sum(p.numel() for p in trainable),
               "device": torch.cuda.get_device_name(fabric.device) if cuda else "cpu",
@@ -263,12 +271,49 @@ def worker(key: str, dataset_dir: Path, options: dict) -> dict:
     else:
         peak = peak_rss_mib()
         result.update(peak_mib=peak, step_growth_mib=peak - before, memory_kind="process peak RSS (ru_maxrss)")
+    if getattr(config.method, "max_voxels", None):
+        draws = 3 if row.scale == "official" else 5
+        result["prototype_sampling"] = prototype_sampling_error(method, batch, draws)
     if row.test_iterations:
         method.eval()
         _, test_times = timed(test_step, synchronise, {**options, "min_steps": max(options["min_steps"], 30)})
         result.update(test_ms_median=1e3 * statistics.median(test_times),
                       test_ms_mean=1e3 * statistics.mean(test_times), test_steps_timed=len(test_times))
     return result
+
+
+def prototype_sampling_error(method, batch: dict, draws: int) -> dict:
+    """SS-Net's L_cl on ``max_voxels`` sampled voxels per stream against all voxels (the paper's and the default),
+    at the benchmark's batch and the weights and memory its steps left: the relative error of L_cl_l + L_cl_u and
+    the cosine between the gradients it gives the V-Net's parameters and the heads' (projection, prediction),
+    over ``draws`` samples. The network runs in eval mode (no dropout: the same features every time); the heads
+    normalise with batch statistics as in training."""
+    import copy
+
+    def contrastive(max_voxels):
+        trial = copy.deepcopy(method)  # every call updates the memory
+        trial.train()
+        trial.net.eval()
+        trial.config.max_voxels = max_voxels
+        logits, features = trial.net.forward_features(batch["image"])
+        loss_l, loss_u = trial.contrastive_losses(features, torch.softmax(logits.detach(), 1), batch["label"],
+                                                  batch["labelled"])
+        (loss_l + loss_u).backward()
+        flat = lambda modules: torch.cat([torch.zeros(p.numel()) if p.grad is None else p.grad.flatten()  # noqa: E731
+                                          for m in modules for p in m.parameters()])  # (the output conv gets none)
+        return float(loss_l + loss_u), flat([trial.net]), flat([trial.projection, trial.prediction])
+
+    exact_loss, exact_net, exact_heads = contrastive(None)
+    errors, net_cosines, head_cosines = [], [], []
+    for _ in range(draws):
+        loss, net, heads = contrastive(method.config.max_voxels)
+        errors.append(abs(loss - exact_loss) / abs(exact_loss))
+        net_cosines.append(float(torch.nn.functional.cosine_similarity(net, exact_net, dim=0)))
+        head_cosines.append(float(torch.nn.functional.cosine_similarity(heads, exact_heads, dim=0)))
+    return {"draws": draws, "max_voxels": method.config.max_voxels, "exact_loss": exact_loss,
+            "loss_relative_error_mean": statistics.mean(errors), "loss_relative_error_max": max(errors),
+            "net_gradient_cosine_mean": statistics.mean(net_cosines), "net_gradient_cosine_min": min(net_cosines),
+            "head_gradient_cosine_mean": statistics.mean(head_cosines)}
 
 
 def describe_model(config) -> str:
@@ -283,9 +328,10 @@ def describe_model(config) -> str:
     return f"{config.model.arch} {config.model.features}"
 
 
-def timed(function, synchronise, options: dict) -> tuple[int, list[float]]:
+def timed(function, synchronise, options: dict, cpu_times: list[float] | None = None) -> tuple[int, list[float]]:
     """Warm-up calls (≥ 1, until 1 s has passed, ≤ 5; ≥ 3 when compiled: the step index recompiles once), then
-    timed calls: ``(warm-up count, seconds each)``."""
+    timed calls: ``(warm-up count, seconds each)``; ``cpu_times`` receives each call's CPU seconds of this
+    process (all its threads), which other tenants of a shared machine do not inflate as they do wall time."""
     least = 3 if options["compile"] else 1
     warmup, started = 0, time.perf_counter()
     while warmup < least or (warmup < 5 and time.perf_counter() - started < 1.0):
@@ -296,10 +342,12 @@ def timed(function, synchronise, options: dict) -> tuple[int, list[float]]:
     while len(times) < options["max_steps"] and (len(times) < options["min_steps"]
                                                  or sum(times) < options["budget_s"]):
         synchronise()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         function()
         synchronise()
         times.append(time.perf_counter() - start)
+        if cpu_times is not None:
+            cpu_times.append(time.process_time() - start_cpu)
     return warmup, times
 
 
@@ -335,6 +383,24 @@ def measure(row: Row, dataset_dir: Path, args) -> dict:
         return {"key": row.key, "error": reason}
     result["wall_s"] = time.perf_counter() - started
     return result
+
+
+def merge_repeats(earlier: dict, later: dict) -> dict:
+    """One row measured in several repeats: step times pooled (median and mean over all), the highest peak memory,
+    the mean load; a failed repeat fails the row."""
+    if "error" in earlier or "error" in later:
+        return earlier if "error" in earlier else later
+    merged = {**earlier, "step_ms_all": earlier["step_ms_all"] + later["step_ms_all"],
+              "repeats": earlier.get("repeats", 1) + 1,
+              "load_average_1min": (earlier["load_average_1min"] + later["load_average_1min"]) / 2}
+    if "step_cpu_ms_all" in earlier:
+        merged["step_cpu_ms_all"] = earlier["step_cpu_ms_all"] + later["step_cpu_ms_all"]
+        merged["step_cpu_ms_median"] = statistics.median(merged["step_cpu_ms_all"])
+    merged.update(step_ms_median=statistics.median(merged["step_ms_all"]),
+                  step_ms_mean=statistics.mean(merged["step_ms_all"]), steps_timed=len(merged["step_ms_all"]),
+                  peak_mib=max(earlier["peak_mib"], later["peak_mib"]),
+                  step_growth_mib=max(earlier["step_growth_mib"], later["step_growth_mib"]))
+    return merged
 
 
 def import_worker_modules(rows: list[Row]) -> None:
@@ -411,7 +477,8 @@ def main_table(results: dict[str, dict]) -> str:
 
 
 def ratio_table(results: dict[str, dict]) -> tuple[str, list[dict]]:
-    """Mean Teacher and SS-Net step time over the supervised step at the same shapes (within one run)."""
+    """Mean Teacher and SS-Net step time over the supervised step at the same shapes (within one run); SS-Net with
+    ``max_voxels`` too where it was measured."""
     rows, summary = [], []
     for family, (prefix, lower_bound, upper_bound) in RATIO_FAMILIES.items():
         for scale in ("cpu", "official"):
@@ -419,23 +486,54 @@ def ratio_table(results: dict[str, dict]) -> tuple[str, list[dict]]:
             lower, upper = f"{prefix}/{lower_bound}/{scale}", f"{prefix}/{upper_bound}/{scale}"
             if not all(k in results and "error" not in results[k] for k in (lower, upper, *keys.values())):
                 continue
-            ms = {name: results[k]["step_ms_median"] for name, k in {"lower": lower, "upper": upper, **keys}.items()}
+            capped = f"{prefix}/ss_net_capped/{scale}"
+            if capped in results and "error" not in results[capped]:
+                keys["ss_net_capped"] = capped
+            measured = [results[k] for k in (lower, upper, *keys.values())]
+            # On the CPU, ratios of process CPU time per step (single-threaded: the work done; wall time on a
+            # shared machine also counts the other tenants' share of the cores); rows measured before that, wall.
+            timing = "step_cpu_ms_median" if all("step_cpu_ms_median" in r for r in measured) else "step_ms_median"
+            ms = {name: results[k][timing] for name, k in {"lower": lower, "upper": upper, **keys}.items()}
             entry = {"family": family, "scale": scale, "patch_size": results[keys["ss_net"]]["patch_size"],
                      "batch": results[keys["ss_net"]]["batch"], "ms": ms,
+                     "timing": "CPU time" if timing == "step_cpu_ms_median" else "wall time",
                      "ss_net_vs_lower": ms["ss_net"] / ms["lower"], "ss_net_vs_upper": ms["ss_net"] / ms["upper"],
                      "mean_teacher_vs_lower": ms["mean_teacher"] / ms["lower"],
                      "ss_net_peak_vs_upper": results[keys["ss_net"]]["peak_mib"] / results[upper]["peak_mib"],
                      "earlier": any(results[k].get("earlier") for k in (lower, upper, *keys.values()))}
+            if "ss_net_capped" in keys:
+                entry.update(ss_net_capped_vs_upper=ms["ss_net_capped"] / ms["upper"],
+                             ss_net_capped_peak_vs_upper=results[capped]["peak_mib"] / results[upper]["peak_mib"],
+                             max_voxels=results[capped]["overrides"].get("method.max_voxels"))
             summary.append(entry)
+            capped_cells = ([f"{entry['ss_net_capped_vs_upper']:.2f}x", f"{entry['ss_net_capped_peak_vs_upper']:.2f}x"]
+                            if "ss_net_capped" in keys else ["–", "–"])
             rows.append([family, "x".join(map(str, entry["patch_size"])), entry["batch"], fmt(ms["lower"]),
                          fmt(ms["upper"]), fmt(ms["mean_teacher"]), fmt(ms["ss_net"]),
                          f"{entry['ss_net_vs_lower']:.2f}x", f"{entry['ss_net_vs_upper']:.2f}x",
                          f"{entry['mean_teacher_vs_lower']:.2f}x", f"{entry['ss_net_peak_vs_upper']:.2f}x",
-                         "earlier runs (see above)" if entry["earlier"] else ""])
+                         *capped_cells, "; ".join(filter(None, [entry["timing"], "earlier runs (see above)"
+                                                                 if entry["earlier"] else ""]))])
     header = ["family", "patch", "batch (SSL)", "supervised L ms", "supervised L+U ms", "Mean Teacher ms",
               "SS-Net ms", "SS-Net / sup. L", "SS-Net / sup. L+U", "MT / sup. L", "SS-Net / sup. L+U peak memory",
-              "note"]
+              "SS-Net max_voxels / sup. L+U", "its peak memory / sup. L+U", "note"]
     return markdown_table(header, rows), summary
+
+
+def sampling_table(results: dict[str, dict]) -> str:
+    """L_cl on a voxel sample against all voxels, per row that sets ``max_voxels``."""
+    rows = []
+    for row in ROWS:
+        sampling = results.get(row.key, {}).get("prototype_sampling")
+        if sampling:
+            rows.append([row.key, fmt(sampling["max_voxels"]), sampling["draws"], f"{sampling['exact_loss']:.4f}",
+                         f"{100 * sampling['loss_relative_error_mean']:.2f} % "
+                         f"(max {100 * sampling['loss_relative_error_max']:.2f} %)",
+                         f"{sampling['net_gradient_cosine_mean']:.3f} (min {sampling['net_gradient_cosine_min']:.3f})",
+                         f"{sampling['head_gradient_cosine_mean']:.3f}"])
+    header = ["row", "max_voxels per stream", "draws", "L_cl (all voxels)", "relative error of L_cl",
+              "cosine of V-Net gradients", "cosine of head gradients"]
+    return markdown_table(header, rows) if rows else ""
 
 
 def shaspec_table(results: dict[str, dict]) -> tuple[str, dict | None]:
@@ -475,6 +573,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=30, help="timed steps at most")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="keep timing until this many seconds have passed (default 3; --full 20)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the chosen rows this many times in rotation and pool their step times, so that "
+                             "ratios between rows are taken under the same load (default 1)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per row")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON (default results/bench_train_step.json on the CPU in fp32, else "
@@ -502,14 +603,17 @@ def main(argv=None) -> int:
             if row.dataset not in datasets:
                 datasets[row.dataset] = generate(row.dataset, Path(tmp) / row.dataset, cases=DATASETS[row.dataset],
                                                  seed=0, test_cases=0)
-            result = measure(row, datasets[row.dataset], args)
-            result.update(measured_at=measured_at, load_average_1min=os.getloadavg()[0])
-            results[row.key] = result
-            shown = result.get("error") or f"{result['step_ms_median']:.0f} ms/step, {result['steps_timed']} timed"
-            print(f"{row.key}: {shown}", file=sys.stderr, flush=True)
+        for repeat in range(args.repeats):  # rows in rotation: each repeat's rows share the machine's load
+            for row in rows:
+                result = measure(row, datasets[row.dataset], args)
+                result.update(measured_at=measured_at, load_average_1min=os.getloadavg()[0])
+                results[row.key] = merge_repeats(results[row.key], result) if repeat else result
+                shown = result.get("error") or f"{result['step_ms_median']:.0f} ms/step, {result['steps_timed']} timed"
+                print(f"{row.key}: {shown}", file=sys.stderr, flush=True)
     table = main_table(results)
     ratios, ratio_summary = ratio_table(results)
     shaspec, shaspec_summary = shaspec_table(results)
+    sampling = sampling_table(results)
     device = results.get(rows[0].key, {}).get("device", args.device) if rows else args.device
     title = (f"Training step per method ({device}, precision {args.precision}"
              f"{', compiled' if args.compile else ''}); median ms per step")
@@ -517,6 +621,8 @@ def main(argv=None) -> int:
         f"{title}\n\n{table}",
         f"Semi-supervised methods over the supervised step at the same shapes (L = labelled images per step, "
         f"U = unlabelled):\n\n{ratios}" if ratio_summary else "",
+        f"SS-Net's prototype loss on a voxel sample (`method.max_voxels`) against all voxels (the default), at the "
+        f"benchmark batch, mean over draws:\n\n{sampling}" if sampling else "",
         f"ShaSpec classification vs the paper's computational comparison:\n\n{shaspec}" if shaspec else ""]))
     print(markdown)
     failed = [key for key in (row.key for row in rows) if "error" in results[key]]
@@ -524,7 +630,7 @@ def main(argv=None) -> int:
         "benchmark": "bench_train_step", "machine": machine_info(), "device": args.device,
         "precision": args.precision, "compile": args.compile, "threads": args.threads or torch.get_num_threads(),
         "mode": "rows" if args.rows else ("full" if args.full else "quick"),
-        "min_steps": args.min_steps, "max_steps": args.max_steps, "budget_s": args.budget_s,
+        "min_steps": args.min_steps, "max_steps": args.max_steps, "budget_s": args.budget_s, "repeats": args.repeats,
         "rows": [results[row.key] for row in ROWS if row.key in results],
         "ssnet_vs_supervised": ratio_summary, "shaspec_cls_vs_paper": shaspec_summary,
         "seconds": time.perf_counter() - started, "failed": failed, "table_markdown": markdown})

@@ -31,24 +31,30 @@ BENCHMARKS = {
         "between runs). Also the loader alone with its default workers, per batch.",
         "loop overhead ≤ 5 %; loader time per batch < step time."),
     "bench_inference": (
-        "Sliding-window inference of one BraTS-sized case",
+        "Sliding-window inference of one case (BraTS-sized unless the title names a shape)",
         "`medgap.inference.sliding_window.predict_probabilities` on one 4×240×240×155 case (ROI 128³, overlap "
         "0.5, Gaussian blending) with the U-Net (supervised) and ShaSpec, against "
         "`monai.inferers.sliding_window_inference` with the same windows; seconds per case and peak resident "
         "memory, each run in its own process. ShaSpec (minutes per case on a CPU) is not re-run by `make bench`: "
         "`--models supervised shaspec` or `--full` runs it; its last result is kept, with its date. Engines "
-        "alternate; the throughput ratio is the geometric mean of the ratios within each repeat.",
-        "throughput vs MONAI ≥ 1.0×; memory bounded as the window batch grows."),
+        "alternate; the throughput ratio is the geometric mean of the ratios within each repeat. ShaSpec against "
+        "the U-Net: models interleaved per repeat, per case (CPU seconds of the single-threaded process; "
+        "`--shape 4x160x160x128` is one batch of four 128³ windows, minutes instead of an hour) and per window "
+        "(`--windows SIZE`: one subset, and the 15 subsets of Table 1 as before — eight encoders per subset — and "
+        "now, each window encoded once).",
+        "throughput vs MONAI ≥ 1.0×; memory bounded as the window batch grows; ShaSpec ≤ 4× the U-Net per case."),
     "bench_train_step": (
         "Training step per method",
         "ms per step (forward with every loss term, backward, optimiser step, EMA update), peak memory and "
         "parameters of every method, built from its `configs/*.yaml` exactly as `medgap train` builds it, on "
         "random batches shaped like the loader's, at our CPU defaults and at the papers' shapes. Official rows "
         "that take minutes per step on a CPU are skipped by default (`--full` runs them; their last measurement "
-        "is kept). Also: Mean Teacher and SS-Net over the supervised step at the same shapes, and ShaSpec "
+        "is kept). Also: Mean Teacher and SS-Net over the supervised step at the same shapes (on the CPU in process "
+        "CPU time per step, which the machine's other tenants do not inflate; `--repeats N` runs the rows in "
+        "rotation), SS-Net's prototype loss on a voxel sample (`max_voxels`) against all voxels, and ShaSpec "
         "classification at batch 4 against the paper's computational table.",
-        "none (a record); ShaSpec cls compared with the paper's 0.0257 s train / 0.0016 s test / 1421 MiB / "
-        "0.22 M on an RTX 3090."),
+        "SS-Net ≤ 3× the supervised step with as many images (L+U); ShaSpec cls compared with the paper's "
+        "0.0257 s train / 0.0016 s test / 1421 MiB / 0.22 M on an RTX 3090."),
 }
 
 HEADER = """# Benchmarks

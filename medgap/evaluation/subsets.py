@@ -26,7 +26,7 @@ from medgap.errors import MedgapError, RunFolderError
 from medgap.evaluation.evaluate import load_run, load_run_config
 from medgap.evaluation.reports import distance_unit, markdown_table, p_value_cell, records_to_csv, write_results
 from medgap.inference.classify import predict_classes
-from medgap.inference.predict import predict_case
+from medgap.inference.predict import predict_case_subsets
 from medgap.methods.base import ClassificationMethod, SegmentationMethod
 from medgap.methods.shaspec import SharedSpecificEncoder
 from medgap.metrics import SegmentationMetrics, aggregate, label_to_masks, paired_ttest
@@ -108,22 +108,28 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
     else:
         scores = SegmentationMetrics(metrics=("dice", "hd95"), hd95_definition=evaluation.hd95_definition,
                                      empty_penalty=evaluation.empty_penalty)
-        for subset in chosen:
-            symbol = label or subset_symbol(subset)
-            skipped[symbol] = 0
-            for case in cases:
-                done += 1
+        symbols = [label or subset_symbol(subset) for subset in chosen]
+        skipped.update({symbol: 0 for symbol in symbols})
+        for case in cases:
+            scored = []
+            for symbol, subset in zip(symbols, chosen):
                 if not has_subset(case, subset):
                     skipped[symbol] += 1
                 elif (case.availability & np.asarray(subset)).any():  # "available": a case with no modality
-                    prediction = predict_case(method, case, config, availability=np.asarray(subset))
-                    truth_map = index_to_label(np.asarray(case.label()), spec)
-                    scores.update(case.case_id, label_to_masks(prediction, spec.regions, spec.labels),
-                                  label_to_masks(truth_map, spec.regions, spec.labels), spacing=case.spacing,
-                                  subset=symbol)
-                if progress is not None:
-                    progress(done, total)
-        records, metrics = scores.records, ("dice", "hd95")
+                    scored.append((symbol, np.asarray(subset)))
+            # All subsets of a case at once: ShaSpec encodes each window once for all of them.
+            predictions = predict_case_subsets(method, case, config, [subset for _, subset in scored])
+            if scored:
+                truth = label_to_masks(index_to_label(np.asarray(case.label()), spec), spec.regions, spec.labels)
+            for (symbol, _), prediction in zip(scored, predictions):
+                scores.update(case.case_id, label_to_masks(prediction, spec.regions, spec.labels), truth,
+                              spacing=case.spacing, subset=symbol)
+            done += len(chosen)
+            if progress is not None:
+                progress(done, total)
+        rank = {symbol: index for index, symbol in enumerate(symbols)}
+        records = sorted(scores.records, key=lambda record: rank[record["subset"]])  # subset by subset, cases in order
+        metrics = ("dice", "hd95")
     for record in records:
         record["seed"] = config.trainer.seed
     aggregated = aggregate(records, ("subset", "structure"), metrics)

@@ -43,14 +43,21 @@ def predict_array(method, image: np.ndarray, availability: np.ndarray, config: E
     ``name`` (a case id or file) names the input in the error raised when no modality is available."""
     if not np.asarray(availability).any():
         raise MedgapError(f"{name}: no modality available (empty availability): nothing to predict from")
+    probabilities = _probabilities(method, image, availability, config, device)
+    return _label_map(method, probabilities, config), probabilities
+
+
+def _probabilities(method, image: np.ndarray, availability: np.ndarray, config: ExperimentConfig,
+                   device: torch.device | None) -> torch.Tensor:
     inference = config.inference
-    probabilities = predict_probabilities(
+    return predict_probabilities(
         method, image, availability, inference_patch(config), overlap=window_overlap(config), mode=inference.mode,
         sw_batch_size=inference.sw_batch_size, device=device)
+
+
+def _label_map(method, probabilities: torch.Tensor, config: ExperimentConfig) -> np.ndarray:
     label = method.targets.to_label_map(probabilities)
-    if inference.largest_component:
-        label = keep_largest_component(label)
-    return label, probabilities
+    return keep_largest_component(label) if config.inference.largest_component else label
 
 
 def predict_case(method, case: PreprocessedCase, config: ExperimentConfig, availability: np.ndarray | None = None,
@@ -60,6 +67,25 @@ def predict_case(method, case: PreprocessedCase, config: ExperimentConfig, avail
     present = case.availability if availability is None else (case.availability & availability)
     image[~present] = 0.0
     return predict_array(method, image, present, config, device, name=f"case {case.case_id}")[0]
+
+
+def predict_case_subsets(method, case: PreprocessedCase, config: ExperimentConfig, subsets: list[np.ndarray],
+                         device: torch.device | None = None) -> list[np.ndarray]:
+    """Label maps of a preprocessed case under each availability of ``subsets`` (each ``(C,)`` bool, intersected
+    with the case's), equal to :func:`predict_case` per subset.
+
+    A method with ``predict_subsets_logits`` (ShaSpec: what an encoder computes for a modality does not depend on
+    the others) gets all subsets in one sliding-window pass, each window encoded once; others go subset by subset.
+    """
+    if not hasattr(method, "predict_subsets_logits") or len(subsets) < 2:
+        return [predict_case(method, case, config, availability=subset, device=device) for subset in subsets]
+    present = np.stack([case.availability & np.asarray(subset) for subset in subsets])
+    if not present.any(1).all():
+        raise MedgapError(f"case {case.case_id}: no modality available (empty availability): nothing to predict from")
+    image = np.array(case.image(), dtype=np.float32)
+    image[~case.availability] = 0.0
+    probabilities = _probabilities(method, image, present, config, device)  # (M, K, *S)
+    return [_label_map(method, per_subset, config) for per_subset in probabilities]
 
 
 def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLike, output_dir: str | os.PathLike,

@@ -22,7 +22,9 @@ def predict_probabilities(
 
     Args:
         method: a segmentation method (``predict_logits``, ``targets.probabilities``), in eval mode.
-        availability: ``(C,)`` bool, present modalities (methods that model missing modalities use it).
+        availability: ``(C,)`` bool, present modalities (methods that model missing modalities use it); or
+            ``(M, C)``: M availabilities at once (the method's ``predict_subsets_logits``), probabilities
+            ``(M, K, *S)``.
         patch_size: window size; 2 entries on a 3-D volume = slice-wise 2-D inference.
         overlap: fraction of window overlap; mode: ``gaussian`` or ``constant`` blending.
     """
@@ -31,15 +33,21 @@ def predict_probabilities(
     availability = torch.as_tensor(availability, dtype=torch.bool)
     slice_wise = len(patch_size) == 2 and image.ndim == 4
     batch = image.permute(3, 0, 1, 2) if slice_wise else image.unsqueeze(0)
+    subsets = availability.ndim == 2
 
     def predictor(windows: torch.Tensor) -> torch.Tensor:
+        if subsets:  # (B, M, K, *w) → (B, M·K, *w): blending is per channel, so the M maps stitch independently
+            logits = method.predict_subsets_logits(windows, availability.to(windows.device))
+            return method.targets.probabilities(logits.flatten(0, 1).float()).reshape(
+                windows.shape[0], -1, *windows.shape[2:])
         present = availability.to(windows.device).expand(windows.shape[0], -1)
         return method.targets.probabilities(method.predict_logits(windows, present).float())
 
     probabilities = sliding_window_inference(
         batch, roi_size=list(patch_size), sw_batch_size=sw_batch_size, predictor=predictor, overlap=overlap,
         mode=mode, sw_device=device, device=torch.device("cpu"), padding_mode="constant", cval=0.0)
-    return probabilities.permute(1, 2, 3, 0) if slice_wise else probabilities[0]
+    probabilities = probabilities.permute(1, 2, 3, 0) if slice_wise else probabilities[0]
+    return probabilities.reshape(len(availability), -1, *probabilities.shape[1:]) if subsets else probabilities
 
 
 def keep_largest_component(label: np.ndarray) -> np.ndarray:

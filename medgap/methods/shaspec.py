@@ -109,6 +109,8 @@ def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str
 def substitute_missing(features: torch.Tensor, shared: torch.Tensor, availability: torch.Tensor,
                        mode: str = "mean", source: torch.Tensor | None = None) -> torch.Tensor:
     """``features (B, N, C, *S)`` with the rows of missing modalities replaced by :func:`generate_missing`."""
+    if bool(availability.all()):  # nothing to replace (inference on complete cases): no full-size temporaries
+        return features
     generated = generate_missing(shared, availability, mode, source).expand_as(features)
     return torch.where(_per_modality(availability, features.ndim), features, generated)
 
@@ -218,24 +220,53 @@ class SharedSpecificEncoder(nn.Module):
         conv = nn.Conv3d if dims == 3 else nn.Conv2d
         self.fusion = conv(2 * features[-1], features[-1], 3, padding=1)  # g, shared across modalities
 
+    def encode(self, image: torch.Tensor, present: torch.Tensor | None = None) -> ModalityFeatures:
+        """Per-modality features before Eq. 4: ``image (B, N, *S)`` → :class:`ModalityFeatures` whose ``fused``
+        is r + g([r, s]) for every modality and ``copy_source`` is empty.
+
+        Each modality is encoded on its own (one sample per modality, instance-normalised alone), so an available
+        modality's features do not depend on which others are missing: evaluating several subsets of one image
+        can encode it once. ``present (N,)`` bool: encode only these modalities; the others' rows are zero (use
+        it only when every sample lacks them, so that Eq. 4 replaces those rows)."""
+        batch, modalities = image.shape[:2]
+        if modalities != self.modalities:
+            raise ValueError(f"expected {self.modalities} modalities, got image of shape {tuple(image.shape)}")
+        kept = range(modalities) if present is None else [int(i) for i in torch.nonzero(present.cpu()).flatten()]
+        # The shared encoder sees every modality as a separate sample: one set of weights for all of them.
+        chosen = image[:, list(kept)] if len(kept) < modalities else image
+        skips = self.shared(chosen.reshape(batch * len(kept), 1, *image.shape[2:]))
+        skips = [skip.reshape(batch, len(kept), *skip.shape[1:]) for skip in skips]
+        specific = torch.stack([self.specific[i](image[:, i:i + 1])[-1] for i in kept], 1)
+        pairs = torch.cat([skips[-1], specific], 2).flatten(0, 1)  # (B·n, 2C, *s)
+        fused = skips[-1] + self.fusion(pairs).reshape(skips[-1].shape)  # f = r + g([r, s])
+        if len(kept) < modalities:  # zero rows for the modalities not encoded
+            def scatter(tensor: torch.Tensor) -> torch.Tensor:
+                full = tensor.new_zeros(batch, modalities, *tensor.shape[2:])
+                full[:, list(kept)] = tensor
+                return full
+
+            skips, specific, fused = [scatter(skip) for skip in skips], scatter(specific), scatter(fused)
+        empty = torch.zeros(0, dtype=torch.long, device=image.device)
+        return ModalityFeatures(skips, skips[-1], specific, fused, empty)
+
+    def substitute(self, features: ModalityFeatures, availability: torch.Tensor,
+                   copy_source: torch.Tensor | None = None) -> ModalityFeatures:
+        """Eq. 4 for one ``availability (B, N)``: the fused rows of missing modalities replaced.
+
+        ``copy_source (B,)``: the modality ``missing_feature: copy`` copies (default: the first available)."""
+        copy_source = first_available(availability) if copy_source is None else copy_source
+        fused = substitute_missing(features.fused, features.shared, availability, self.missing_feature, copy_source)
+        return features._replace(fused=fused, copy_source=copy_source)
+
     def forward(self, image: torch.Tensor, availability: torch.Tensor,
                 copy_source: torch.Tensor | None = None) -> ModalityFeatures:
         """``image (B, N, *S)`` (missing channels zero), ``availability (B, N)`` bool → :class:`ModalityFeatures`.
 
-        ``copy_source (B,)``: the modality ``missing_feature: copy`` copies (default: the first available)."""
-        batch, modalities = image.shape[:2]
-        if modalities != self.modalities:
-            raise ValueError(f"expected {self.modalities} modalities, got image of shape {tuple(image.shape)}")
-        # The shared encoder sees every modality as a separate sample: one set of weights for all of them.
-        skips = self.shared(image.reshape(batch * modalities, 1, *image.shape[2:]))
-        skips = [skip.reshape(batch, modalities, *skip.shape[1:]) for skip in skips]
-        shared = skips[-1]
-        specific = torch.stack([encoder(image[:, i:i + 1])[-1] for i, encoder in enumerate(self.specific)], 1)
-        pairs = torch.cat([shared, specific], 2).flatten(0, 1)  # (B·N, 2C, *s)
-        fused = shared + self.fusion(pairs).reshape(shared.shape)  # f = r + g([r, s])
-        copy_source = first_available(availability) if copy_source is None else copy_source
-        fused = substitute_missing(fused, shared, availability, self.missing_feature, copy_source)  # Eq. 4
-        return ModalityFeatures(skips, shared, specific, fused, copy_source)
+        ``copy_source (B,)``: the modality ``missing_feature: copy`` copies (default: the first available).
+        Without autograd (inference), modalities that no sample has are not encoded at all; while training they
+        are, so that every parameter gets its (zero) gradient and the optimiser updates stay the same."""
+        present = None if torch.is_grad_enabled() else availability.any(0)
+        return self.substitute(self.encode(image, present), availability, copy_source)
 
 
 def _check_modalities(spec: DatasetSpec) -> int:
@@ -316,6 +347,18 @@ class ShaSpecSegmentation(SegmentationMethod, _ShaSpecLosses):
 
     def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
         return self(apply_availability(image, availability), availability)
+
+    def predict_subsets_logits(self, image: torch.Tensor, subsets: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, S, K, *S)`` of ``image (B, N, *S)`` under each availability of ``subsets (S, N)`` bool:
+        ``[:, s]`` equals ``predict_logits(image, subsets[s])``, but every modality is encoded once for all S
+        subsets (8 encoder passes for BraTS' 15 subsets instead of 8 per subset); only Eq. 4 and the decoder run
+        per subset."""
+        features = self.encoder.encode(image, subsets.any(0))  # only the modalities some subset uses
+        logits = []
+        for subset in subsets:
+            availability = subset.expand(image.shape[0], -1)
+            logits.append(self.decode(self.encoder.substitute(features, availability), availability))
+        return torch.stack(logits, 1)
 
 
 class ShaSpecClassification(ClassificationMethod, _ShaSpecLosses):

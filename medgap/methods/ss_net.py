@@ -110,6 +110,8 @@ def vat_perturbation(predict: Callable[[torch.Tensor], torch.Tensor], image: tor
 
 
 def _mlp(width_in: int, width: int, width_out: int, activation: nn.Module) -> nn.Sequential:
+    # The activation may work in place (as the official heads): BatchNorm's backward needs its input, not its
+    # output, so one (N, width) tensor per head is not kept for the backward pass.
     return nn.Sequential(nn.Linear(width_in, width), nn.BatchNorm1d(width), activation, nn.Linear(width, width_out))
 
 
@@ -165,9 +167,9 @@ class SSNet(SegmentationMethod):
         # The network first, so that with the same seed it starts from the same weights as ``supervised``.
         self.net = build_net(config.model, self.dims, spec.num_channels, num_classes)
         width, dim = config.model.features[0], self.config.embedding_dim
-        self.projection = _mlp(width, dim, dim, nn.ReLU())
-        self.prediction = _mlp(dim, dim, dim, nn.ReLU())
-        self.selectors = nn.ModuleList(_mlp(dim, dim, 1, nn.LeakyReLU(0.2)) for _ in range(num_classes))
+        self.projection = _mlp(width, dim, dim, nn.ReLU(inplace=True))
+        self.prediction = _mlp(dim, dim, dim, nn.ReLU(inplace=True))
+        self.selectors = nn.ModuleList(_mlp(dim, dim, 1, nn.LeakyReLU(0.2, inplace=True)) for _ in range(num_classes))
         self.memory = ClassMemory(num_classes, self.config.memory_size, dim,
                                   background=self.config.memory_classes == "all")
         self.loss_sup = SegmentationLoss(self.output, self.config.dice_weight, self.config.ce_weight)
@@ -190,53 +192,65 @@ class SSNet(SegmentationMethod):
     def prototype_loss(self, predicted: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Selector-weighted mean of ``1 − cos(feature, memory entry of its class)``, summed over classes / K.
 
+        As the official code, class c's selector sees only the class-c voxels (its BatchNorm normalises over them)
+        and a class needs two voxels (BatchNorm) and a memory entry to contribute. The official code builds the
+        ``(N_c, M)`` matrix of distances to every memory entry; its weighted mean equals, exactly,
+        ``mean_i w_i (1 − x_i·v̄_c / ‖x_i‖)`` with ``v̄_c`` the mean of the unit-normalised entries (the cosine is
+        linear in the entry), which needs one dot product per voxel instead of M and no ``(N_c, M)`` tensors.
+
         Args: ``predicted (N, D)`` prediction-head outputs, ``classes (N,)`` (ground truth or pseudo labels).
         """
-        if predicted.shape[0] < 2:  # BatchNorm in the selectors needs two rows
-            return predicted.sum() * 0.0
-        num_classes = len(self.selectors)
         total = predicted.sum() * 0.0
-        unit = F.normalize(predicted, dim=1)
-        for c in range(num_classes):
-            memory = self.memory.entries(c)
+        prototypes = {c: F.normalize(self.memory.entries(c), dim=1).mean(0) for c in range(len(self.selectors))
+                      if int(self.memory.count[c]) > 0}                     # c → v̄_c (D,); no gradient
+        if not prototypes:
+            return total
+        # F.normalize's guard: x / max(‖x‖, 1e-12). Dot products with every prototype at once: (N, P).
+        inverse_norm = 1.0 / predicted.norm(dim=1).clamp_min(1e-12)
+        cosines = (predicted @ torch.stack(list(prototypes.values())).T) * inverse_norm[:, None]
+        for column, c in enumerate(prototypes):
             mask = classes == c
-            if memory.shape[0] == 0 or not mask.any():
+            count = int(mask.sum())
+            if count < 2:  # BatchNorm in the selector needs two rows (the official code skips such classes too)
                 continue
             # The selector sees detached features: it learns how much each voxel should count, while only
             # the cosine term moves the features. Weights are normalised to mean 1 over the class's voxels.
-            weights = torch.sigmoid(self.selectors[c](predicted.detach())[:, 0])[mask]
-            weights = weights * (weights.numel() / weights.sum().clamp_min(1e-8))
-            distance = 1.0 - unit[mask] @ F.normalize(memory, dim=1).T    # (N_c, M); memory has no gradient
-            total = total + (distance * weights[:, None]).mean()
-        return total / num_classes
+            weights = torch.sigmoid(self.selectors[c](predicted.detach()[mask])[:, 0])
+            weights = weights * (count / weights.sum().clamp_min(1e-8))
+            total = total + (weights * (1.0 - cosines[mask, column])).mean()
+        return total / len(self.selectors)
 
-    def _voxels(self, features: torch.Tensor, logits: torch.Tensor, rows: torch.Tensor):
+    def _voxels(self, features: torch.Tensor, probabilities: torch.Tensor, rows: torch.Tensor):
         """Flatten the samples ``rows`` of ``(B, F, *S)``/``(B, K, *S)`` to voxels ``(N, F)``, ``(N, K)`` and the
         flat indices kept (a random subset of ``max_voxels`` when set)."""
         flat_features = features[rows].movedim(1, -1).reshape(-1, features.shape[1])
-        flat_logits = logits[rows].detach().movedim(1, -1).reshape(-1, logits.shape[1])
+        flat_probabilities = probabilities[rows].movedim(1, -1).reshape(-1, probabilities.shape[1])
         keep = None
         limit = self.config.max_voxels
         if limit is not None and flat_features.shape[0] > limit:
             keep = torch.randperm(flat_features.shape[0], device=features.device)[:limit]
-            flat_features, flat_logits = flat_features[keep], flat_logits[keep]
-        return flat_features, flat_logits, keep
+            flat_features, flat_probabilities = flat_features[keep], flat_probabilities[keep]
+        return flat_features, flat_probabilities, keep
 
-    def contrastive_losses(self, features: torch.Tensor, logits: torch.Tensor, label: torch.Tensor,
+    def contrastive_losses(self, features: torch.Tensor, probabilities: torch.Tensor, label: torch.Tensor,
                            labelled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """L_cl_l and L_cl_u (Eqs. 4–5); updates the memory from the labelled voxels first."""
+        """L_cl_l and L_cl_u (Eqs. 4–5); updates the memory from the labelled voxels first.
+
+        Args: ``features (B, F, *S)`` decoder features, ``probabilities (B, K, *S)`` the main pass's softmax
+        (detached), ``label (B, *S)``, ``labelled (B,)``.
+        """
         zero = features.sum() * 0.0
         losses = []
         for is_labelled, rows in ((True, labelled), (False, ~labelled)):
             if not rows.any():
                 losses.append(zero)
                 continue
-            voxels, voxel_logits, keep = self._voxels(features, logits, rows)
+            voxels, voxel_probabilities, keep = self._voxels(features, probabilities, rows)
             if voxels.shape[0] < 2:
                 losses.append(zero)
                 continue
             projected = self.projection(voxels)
-            confidence, predicted = torch.softmax(voxel_logits, dim=1).max(dim=1)
+            confidence, predicted = voxel_probabilities.max(dim=1)
             if is_labelled:
                 classes = label[rows].reshape(-1)
                 classes = classes if keep is None else classes[keep]
@@ -255,9 +269,11 @@ class SSNet(SegmentationMethod):
         logs = {"loss_sup": float(loss_sup.detach()), "lambda": weight}
         if weight == 0.0:  # nothing unsupervised to learn: exactly supervised training
             return StepOutput(loss_sup, logs)
-        # p(x) from the main pass, detached, is the VAT target (the official code runs an extra no-grad pass).
-        loss_lds = self.lds_loss(image, torch.softmax(logits, dim=1).detach())
-        loss_cl_l, loss_cl_u = self.contrastive_losses(features, logits, label, labelled)
+        # p(x) from the main pass, detached, is the VAT target (the official code runs an extra no-grad pass) and
+        # gives the prototype memory its confidences and the unlabelled voxels their pseudo labels.
+        probabilities = torch.softmax(logits.detach(), dim=1)
+        loss_lds = self.lds_loss(image, probabilities)
+        loss_cl_l, loss_cl_u = self.contrastive_losses(features, probabilities, label, labelled)
         loss = loss_sup + weight * (loss_lds + self.config.contrastive_weight * (loss_cl_l + loss_cl_u))
         logs.update(loss_lds=float(loss_lds.detach()), loss_cl_l=float(loss_cl_l.detach()),
                     loss_cl_u=float(loss_cl_u.detach()))

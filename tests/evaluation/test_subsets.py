@@ -59,6 +59,21 @@ def test_evaluate_all_subsets_writes_table_one(runs):
     assert -1 <= silhouettes["silhouette_shared"] <= 1 and -1 <= silhouettes["silhouette_specific"] <= 1
 
 
+def test_all_subsets_of_a_case_in_one_pass_equal_subset_by_subset(runs):
+    """ShaSpec encodes each window once for every subset: the label maps are those of one pass per subset."""
+    from medgap.evaluation.evaluate import load_run
+    from medgap.inference.predict import predict_case, predict_case_subsets
+
+    _, _, run_dirs = runs
+    config, data, method = load_run(run_dirs["shaspec", 0], "val")
+    assert hasattr(method, "predict_subsets_logits")
+    subsets = [np.asarray(subset) for subset in all_subsets(2)]
+    for case in data.split_cases("val")[:2]:
+        together = predict_case_subsets(method, case, config, subsets)
+        for subset, prediction in zip(subsets, together):
+            np.testing.assert_array_equal(prediction, predict_case(method, case, config, availability=subset))
+
+
 def test_evaluate_named_subsets_matches_the_all_subsets_row(runs):
     """A dedicated model is scored on its one subset: the same per-case numbers as that row of the full table."""
     from medgap.evaluation.subsets import evaluate_subsets

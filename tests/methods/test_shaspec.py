@@ -86,6 +86,46 @@ def test_a_batch_mixing_subsets_equals_per_sample_results(dims):
     assert torch.allclose(batched, noisy, atol=1e-5)
 
 
+def count_encoder_calls(encoder):
+    """Hooks counting the forward calls of the shared and of each specific encoder: ``[shared, spec_1, ...]``."""
+    calls = [0] * (1 + len(encoder.specific))
+    for index, module in enumerate([encoder.shared, *encoder.specific]):
+        module.register_forward_hook(lambda *_, index=index: calls.__setitem__(index, calls[index] + 1))
+    return calls
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_all_subsets_from_one_encoding_equal_one_prediction_per_subset(dims):
+    from medgap.evaluation.subsets import all_subsets
+
+    patch = (16,) * dims
+    method = make_method(make_spec(), patch=patch).eval()
+    image = torch.randn(2, 4, *patch)
+    subsets = torch.tensor(all_subsets(4))
+    calls = count_encoder_calls(method.encoder)
+    with torch.no_grad():
+        together = method.predict_subsets_logits(image, subsets)
+        assert calls == [1, 1, 1, 1, 1]  # 8 encoder passes for the 15 subsets (the shared one batched)
+        assert together.shape == (2, 15, 3, *patch)
+        for index, subset in enumerate(subsets):
+            alone = method.predict_logits(image, subset.expand(2, -1))
+            torch.testing.assert_close(together[:, index], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_inference_does_not_encode_modalities_that_no_sample_has():
+    method = make_method(make_spec()).eval()
+    image = torch.randn(3, 4, 16, 16)
+    availability = torch.tensor([[1, 0, 1, 0], [0, 0, 1, 0], [1, 0, 1, 1]], dtype=torch.bool)  # nobody has T1
+    calls = count_encoder_calls(method.encoder)
+    with torch.no_grad():
+        skipped = method.predict_logits(image, availability)
+    assert calls == [1, 1, 0, 1, 1]
+    with torch.enable_grad():  # training encodes every modality (every parameter gets its gradient)
+        every = method.predict_logits(image, availability)
+    assert calls == [2, 2, 1, 2, 2]
+    torch.testing.assert_close(skipped, every.detach(), rtol=1e-5, atol=1e-5)
+
+
 def test_cyclic_pairs_of_available_modalities():
     availability = torch.tensor([[1, 1, 1, 1], [1, 0, 1, 1], [0, 1, 0, 1], [0, 0, 1, 0]], dtype=torch.bool)
     sample, first, second = cyclic_pairs(availability)

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -123,13 +125,75 @@ def test_prototype_loss_is_selector_weighted_one_minus_cosine(method_2d):
     predicted = torch.randn(6, 32)
     classes = torch.tensor([1, 1, 1, 0, 2, 1])  # classes 0 and 2 have no memory: they do not contribute
     loss = method_2d.prototype_loss(predicted, classes)
-    with torch.no_grad():
-        weights = torch.sigmoid(method_2d.selectors[1](predicted)[:, 0])[classes == 1]
+    with torch.no_grad():  # as the official code: the selector sees (and normalises over) the class's voxels only
+        weights = torch.sigmoid(method_2d.selectors[1](predicted[classes == 1])[:, 0])
     weights = weights / weights.mean()
     cosine = F.normalize(predicted[classes == 1], dim=1) @ F.normalize(stored, dim=1).T
     expected = ((1 - cosine) * weights[:, None]).mean() / 3  # summed over classes, divided by K = 3
     assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
     memory.count.zero_()
+
+
+def official_contrastive_losses(method, features, logits, label, labelled):
+    """L_cl_l, L_cl_u written as the official ``train_ss_3d.py`` + ``contrastive_class_to_class_learned_memory``
+    compute them (all voxels, the (N_c, M) distance matrix, selector on the class's voxels), with medgap's memory
+    (highest confidence, foreground only) and without the official memory selector (see DEVIATIONS)."""
+    num_classes = logits.shape[1]
+    probabilities = torch.softmax(logits, dim=1)
+    losses = []
+    for is_labelled, rows in ((True, labelled), (False, ~labelled)):
+        voxels = features[rows].movedim(1, -1).reshape(-1, features.shape[1])
+        confidence, predicted = probabilities[rows].movedim(1, -1).reshape(-1, num_classes).max(dim=1)
+        projected = method.projection(voxels)
+        if is_labelled:
+            classes = label[rows].reshape(-1)
+            method.memory.update(projected.detach(), classes, predicted, confidence)
+        else:
+            classes = predicted
+        prediction = method.prediction(projected)
+        loss = 0.0
+        for c in range(num_classes):
+            features_c, memory_c = prediction[classes == c], method.memory.entries(c)
+            if features_c.shape[0] > 1 and memory_c.shape[0] > 0:
+                distances = 1 - F.normalize(features_c, dim=1) @ F.normalize(memory_c, dim=1).T  # (N_c, M)
+                weights = torch.sigmoid(method.selectors[c](features_c.detach()))
+                weights = weights.shape[0] / weights.sum(dim=0) * weights
+                loss = loss + (distances * weights).mean()
+        losses.append(loss / num_classes)
+    return losses
+
+
+@pytest.mark.parametrize("filled_memory", [False, True])
+def test_contrastive_losses_equal_the_official_formulation_in_value_and_gradients(method_2d, filled_memory):
+    torch.manual_seed(3)
+    ours = copy.deepcopy(method_2d).train()
+    ours.memory.count.zero_()
+    if filled_memory:  # older entries from earlier steps, for every foreground class
+        for c in (1, 2):
+            ours.memory.update(torch.randn(40, 32), torch.full((40,), c), torch.full((40,), c), torch.rand(40))
+    reference = copy.deepcopy(ours)
+    features = torch.randn(4, 8, 16, 16)
+    logits, label = torch.randn(4, 3, 16, 16) * 3, torch.randint(0, 3, (4, 16, 16))
+    labelled = torch.tensor([True, True, False, False])
+    results = {}
+    for name, method, losses in (
+            ("ours", ours, lambda f: ours.contrastive_losses(f, torch.softmax(logits, 1), label, labelled)),
+            ("official", reference, lambda f: official_contrastive_losses(reference, f, logits, label, labelled))):
+        leaf = features.clone().requires_grad_(True)
+        loss_l, loss_u = losses(leaf)
+        (loss_l + 2 * loss_u).backward()
+        grads = {k: p.grad for k, p in method.named_parameters() if p.grad is not None}
+        results[name] = (float(loss_l.detach()), float(loss_u.detach()), leaf.grad, grads,
+                         method.memory.features.clone())
+    (l_ours, u_ours, grad_ours, params_ours, memory_ours), (l_ref, u_ref, grad_ref, params_ref, memory_ref) = (
+        results["ours"], results["official"])
+    assert l_ours > 0 and u_ours > 0
+    assert l_ours == pytest.approx(l_ref, rel=1e-5) and u_ours == pytest.approx(u_ref, rel=1e-5)
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=1e-4, atol=1e-7)
+    assert set(params_ours) == set(params_ref) and any(k.startswith("selectors.2") for k in params_ours)
+    for key in params_ref:
+        torch.testing.assert_close(params_ours[key], params_ref[key], rtol=1e-4, atol=1e-7, msg=key)
+    torch.testing.assert_close(memory_ours, memory_ref)
 
 
 def test_training_step_combines_the_losses_with_the_ramp(method_2d):
