@@ -304,6 +304,11 @@ DEVIATIONS = [
     Deviation("VAT gradient normalisation", "g / ‖g‖ (guarded only against 0): ‖r_adv‖ = ε exactly",
               "official: g / (‖g‖ + 1e-8)", "on a fresh network ‖g‖ ≈ 1e-5, so the official ε shrinks", None,
               "paper; official code (ycwu1997/SS-Net)"),
+    Deviation("prototype memory update", "a running memory per class: each step's most confident correctly "
+              "predicted labelled features (projected in train mode, detached) go in ahead of older entries, "
+              "cut to `memory_size`", "official: rebuilt every step from the current batch's projections, taken "
+              "with the heads in eval mode", "noticed while optimising the step (issue 22); not yet changed",
+              None, "official code (ycwu1997/SS-Net), read 2026-12-02"),
     Deviation("prototype selector", "input detached; one selector per class on the voxel features",
               "official: also a selector on the memory entries", "the selector learns the weights, only the "
               "cosine term moves the features", None, "paper; official code (ycwu1997/SS-Net)"),
