@@ -346,7 +346,7 @@ def main(argv=None) -> int:
                     raise SystemExit(f"{pipeline}: medgap's run used another split than nnU-Net's")
             row.update(pipeline=pipeline, budget_s=budget_s, load_average_at_start=load,
                        scores=score(row["predictions"], args.work, data))
-            row["predictions"] = str(row["predictions"])
+            row["predictions"] = str(row["predictions"].relative_to(args.work))  # under --work
             rows.append(row)
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     markdown = table(rows)
