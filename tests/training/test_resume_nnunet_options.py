@@ -1,16 +1,12 @@
 """nnU-Net's augmentation and deep supervision keep exact resume: every sample's rotation, scaling, elastic field
 and gamma come from its own (seed, step, sample) generator, not from state that an interruption would lose."""
 
-import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import tiny_config, train_interrupted_then_resumed
+from medgap.methods import supervised
 from medgap.training.checkpoint import load_checkpoint
 from medgap.training.loop import train
-
-
-class Interrupt(Exception):
-    pass
 
 
 def test_resume_with_nnunet_augmentation_and_deep_supervision_is_bit_identical(tiny_dataset, tmp_path, monkeypatch):
@@ -20,21 +16,7 @@ def test_resume_with_nnunet_augmentation_and_deep_supervision_is_bit_identical(t
     config = tiny_config(tiny_dataset, **every_time, **{"method.deep_supervision": True,
                                                         "model.features": [4, 8, 16, 32]})
     train(config, tmp_path / "straight")
-
-    from medgap.methods import supervised
-
-    original = supervised.Supervised.on_after_optimizer_step
-
-    def crash_at_step_five(self, step):
-        if step == 4:
-            raise Interrupt()
-        original(self, step)
-
-    monkeypatch.setattr(supervised.Supervised, "on_after_optimizer_step", crash_at_step_five)
-    with pytest.raises(Interrupt):
-        train(config, tmp_path / "interrupted")
-    monkeypatch.setattr(supervised.Supervised, "on_after_optimizer_step", original)
-    train(config, tmp_path / "interrupted", resume=True)
+    train_interrupted_then_resumed(config, tmp_path / "interrupted", monkeypatch, supervised.Supervised)
 
     straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")["model"]
     resumed = load_checkpoint(tmp_path / "interrupted" / "checkpoints" / "last.pt")["model"]
