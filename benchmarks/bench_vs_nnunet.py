@@ -161,11 +161,11 @@ def prepare_cases(work: Path, cases: int, seed: int, log: Path) -> tuple[Path, d
     from medgap.config import load_config
     from medgap.data.pipeline import prepare_data
 
-    data = work / "brain_tumour"
+    data = work / f"brain_tumour_{cases}cases_seed{seed}"  # one folder per dataset: --exist-ok reuses it
     run(medgap_cli("synth", "brain-tumour", str(data), "--cases", str(cases), "--seed", str(seed), "--exist-ok"),
         log)
     config = load_config(CONFIG, [f"data.dataset_dir={data}", f"trainer.seed={seed}"])
-    split_run = work / "split"
+    split_run = work / f"split_{data.name}"  # prepare_data reuses a run folder's splits.json
     split_run.mkdir(exist_ok=True)
     splits = prepare_data(config.data, seed, split_run, only_splits=("test",)).splits
     return data, splits
@@ -182,8 +182,9 @@ def nnunet_dataset(work: Path, data: Path, splits: dict) -> dict[str, Path]:
     """nnU-Net's raw/preprocessed/results folders: train + validation cases in imagesTr, the test cases apart."""
     roots = {name: work / f"nnUNet_{name}" for name in ("raw", "preprocessed", "results")}
     raw = roots["raw"] / DATASET_NAME
-    if raw.exists():
-        shutil.rmtree(raw)
+    for folder in (raw, work / "test"):  # links to an earlier run's dataset
+        if folder.exists():
+            shutil.rmtree(folder)
     development = splits["train"] + splits["val"]
     link_cases(data / "imagesTr", raw / "imagesTr", development, "{case}_[0-9][0-9][0-9][0-9].nii.gz")
     link_cases(data / "labelsTr", raw / "labelsTr", development, "{case}.nii.gz")
@@ -207,9 +208,11 @@ def nnunet_env(roots: dict[str, Path], threads: int) -> dict:
 def nnunet_plan(venv: Path, roots: dict[str, Path], splits: dict, threads: int, log: Path) -> dict:
     """nnU-Net's own planning and preprocessing; then medgap's split as fold 0. Returns the 3d_fullres plan."""
     env = nnunet_env(roots, threads)
+    preprocessed = roots["preprocessed"] / DATASET_NAME
+    if preprocessed.exists():  # nnU-Net would reuse another dataset's fingerprint
+        shutil.rmtree(preprocessed)
     seconds = run([venv / "bin" / "nnUNetv2_plan_and_preprocess", "-d", DATASET_ID, "-c", "3d_fullres",
                    "--verify_dataset_integrity", "-npfp", threads, "-np", threads], log, env)
-    preprocessed = roots["preprocessed"] / DATASET_NAME
     write_json(preprocessed / "splits_final.json", [{"train": splits["train"], "val": splits["val"]}])
     plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
     full = plans["configurations"]["3d_fullres"]
