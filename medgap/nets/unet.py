@@ -77,15 +77,20 @@ class UNetDecoder(nn.Module):
         self.blocks = nn.ModuleList(conv_block(dims, 2 * deep[i + 1], deep[i + 1], norm) for i in range(len(deep) - 1))
 
     def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
-        return self.forward_levels(skips)[-1]
+        x = skips[-1]  # a one-scale U-Net has no decoder level
+        for x in self._levels(skips):  # keeps only the current level (inference memory)
+            pass
+        return x
 
     def forward_levels(self, skips: list[torch.Tensor]) -> list[torch.Tensor]:
         """Every decoder block's output, coarsest first; the last is :meth:`forward`'s feature map."""
-        x, levels = skips[-1], []
+        return list(self._levels(skips))
+
+    def _levels(self, skips: list[torch.Tensor]):
+        x = skips[-1]
         for upsample, block, skip in zip(self.upsample, self.blocks, reversed(skips[:-1])):
             x = block(torch.cat([upsample(x), skip], dim=1))
-            levels.append(x)
-        return levels
+            yield x
 
 
 class UNet(nn.Module):
