@@ -55,6 +55,18 @@ BENCHMARKS = {
         "classification at batch 4 against the paper's computational table.",
         "SS-Net ≤ 3× the supervised step with as many images (L+U); ShaSpec cls compared with the paper's "
         "0.0257 s train / 0.0016 s test / 1421 MiB / 0.22 M on an RTX 3090."),
+    "bench_vs_nnunet": (
+        "Supervised segmentation vs nnU-Net v2 at equal wall-clock budgets",
+        "`medgap synth brain-tumour --cases 36 --seed 0`, medgap's train/validation/test split (nnU-Net gets the "
+        "same train/validation split as its fold 0 in `splits_final.json`; the test cases are held out of both). "
+        "nnU-Net v2 plans and preprocesses the dataset itself (3d_fullres) and trains on the CPU through a "
+        "time-limited trainer (its loop stopped at the budget, its poly learning rate over the budget's time); "
+        "medgap trains its demo config, with nnU-Net's augmentation (`data.augmentation.nnunet`) and with deep "
+        "supervision (`method.deep_supervision`), for as many steps as a calibration run says fit the budget. Both "
+        "predict the test cases (nnU-Net with its mirroring unless `--no-tta`) and `medgap score` scores both: "
+        "Dice (%) and HD95 (mm) per BraTS region. Not part of `make bench`: it installs nnU-Net into its own "
+        "virtual environment and runs for hours (`python benchmarks/bench_vs_nnunet.py --budgets 5 20 60`).",
+        "medgap ahead of nnU-Net at every budget up to an hour on the CPU (issue 22)."),
 }
 
 HEADER = """# Benchmarks
@@ -73,6 +85,7 @@ python benchmarks/bench_train_step.py --rows la/ss_net/official la/supervised_2/
 python benchmarks/bench_train_step.py --device cuda --precision bf16-mixed --compile       # on a GPU
 make bench-gpu                                   # on a GPU: the papers' shapes in fp32 / bf16 / bf16 + compile, inference ± bf16
 python benchmarks/bench_inference.py --models supervised shaspec   # + ShaSpec (minutes per case on a CPU)
+python benchmarks/bench_vs_nnunet.py --budgets 5 20 60   # vs nnU-Net v2 (not in make bench: installs it, hours)
 python benchmarks/readme.py                      # rebuild this file from results/*.json
 ```
 

@@ -32,6 +32,18 @@ class AugmentationConfig:
     intensity_shift: float = 0.1  # random additive shift ± this (in normalised units), per channel
     noise_std: float = 0.05  # Gaussian noise standard deviation (normalised units)
     rot90_flip_probability: float = 0.0  # chance of k·90° in the first two axes + a mirror (UA-MT/SS-Net RandomRotFlip)
+    nnunet: bool = False  # add nnU-Net v2's rotation, scaling, elastic deformation and gamma to segmentation patches;
+    # the nnunet keys below act only with it and default to nnU-Net's values (its mirroring is flip_*: every axis, 0.5)
+    rotation_probability: float = 0.2  # nnunet: chance of a rotation about every axis (nnU-Net 0.2)
+    rotation_degrees: float | None = None  # nnunet: largest angle per axis; null: nnU-Net's 30° (3-D), 180° (2-D)
+    scaling_probability: float = 0.2  # nnunet: chance of an isotropic scaling (nnU-Net 0.2)
+    scaling_range: list[float] = field(default_factory=lambda: [0.7, 1.4])  # nnunet: factor range; > 1 = smaller objects
+    elastic_probability: float = 0.0  # nnunet: chance of an elastic deformation (nnU-Net v2: 0, off)
+    elastic_scale: list[float] = field(default_factory=lambda: [0.0, 0.2])  # nnunet: smoothing σ range, × patch size
+    elastic_magnitude: list[float] = field(default_factory=lambda: [0.0, 0.2])  # nnunet: largest shift range, × half patch
+    gamma_probability: float = 0.3  # nnunet: chance of a gamma per sample, every channel its own γ (nnU-Net 0.3)
+    gamma_inverted_probability: float = 0.1  # nnunet: chance of a gamma on the inverted image (nnU-Net 0.1)
+    gamma_range: list[float] = field(default_factory=lambda: [0.7, 1.5])  # nnunet: γ range (below 1 half the time)
 
 
 @dataclass
@@ -395,7 +407,11 @@ FRACTION, PROBABILITY = Range(0, 1, high_open=True), Range(0, 1)
 RANGES: dict[type, dict[str, Range]] = {
     AugmentationConfig: {"flip_probability": PROBABILITY, "intensity_scale": NON_NEGATIVE,
                          "intensity_shift": NON_NEGATIVE, "noise_std": NON_NEGATIVE,
-                         "rot90_flip_probability": PROBABILITY},
+                         "rot90_flip_probability": PROBABILITY, "rotation_probability": PROBABILITY,
+                         "rotation_degrees": Range(0, 180), "scaling_probability": PROBABILITY,
+                         "scaling_range": POSITIVE, "elastic_probability": PROBABILITY, "elastic_scale": NON_NEGATIVE,
+                         "elastic_magnitude": NON_NEGATIVE, "gamma_probability": PROBABILITY,
+                         "gamma_inverted_probability": PROBABILITY, "gamma_range": POSITIVE},
     DataConfig: {"patch_size": AT_LEAST_ONE, "labelled_batch_size": AT_LEAST_ONE,
                  "unlabelled_batch_size": NON_NEGATIVE, "labelled_ratio": Range(0, 1, low_open=True),
                  "labelled_count": NON_NEGATIVE, "val_fraction": FRACTION, "test_fraction": FRACTION,
@@ -429,6 +445,12 @@ def check_ranges(config: Any, source: str = "<config>", prefix: str = "") -> Non
             allowed = ranges.get(item.name)
             if allowed is not None and number not in allowed:
                 raise _keyed(f"{source}: {where} must be {allowed}, got {number!r}", where)
+    if isinstance(config, AugmentationConfig):
+        for name in ("scaling_range", "elastic_scale", "elastic_magnitude", "gamma_range"):
+            values = getattr(config, name)
+            if len(values) != 2 or values[0] > values[1]:
+                raise _keyed(f"{source}: {prefix}{name} must be [low, high] with low <= high, got {values}",
+                             prefix + name)
     if isinstance(config, DataConfig) and config.val_fraction + config.test_fraction >= 1:
         raise _keyed(f"{source}: {prefix}val_fraction + {prefix}test_fraction must be < 1 (no training cases "
                      f"left), got {config.val_fraction:g} + {config.test_fraction:g}", prefix + "val_fraction")

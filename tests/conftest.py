@@ -71,3 +71,28 @@ def tiny_config(dataset_dir: Path, **overrides):
     }
     base.update(overrides)
     return load_config(None, [f"{key}={value}" for key, value in base.items()])
+
+
+def train_interrupted_then_resumed(config, run_dir: Path, monkeypatch, method_class, crash_at_step: int = 4) -> int:
+    """Train ``config`` into ``run_dir``, crash in ``method_class.on_after_optimizer_step`` at ``crash_at_step``,
+    then resume to the end. Returns the step of the checkpoint the crash left (what the resume started from)."""
+    from medgap.training.checkpoint import load_checkpoint
+    from medgap.training.loop import train
+
+    class Interrupt(Exception):
+        pass
+
+    original = method_class.on_after_optimizer_step
+
+    def crash(self, step):
+        if step == crash_at_step:
+            raise Interrupt()
+        original(self, step)
+
+    monkeypatch.setattr(method_class, "on_after_optimizer_step", crash)
+    with pytest.raises(Interrupt):
+        train(config, run_dir)
+    interrupted_at = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    monkeypatch.setattr(method_class, "on_after_optimizer_step", original)
+    train(config, run_dir, resume=True)
+    return interrupted_at

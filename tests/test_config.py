@@ -63,6 +63,9 @@ def test_every_shipped_config_loads(path):
     ("data.labelled_ratio=1.5", "data.labelled_ratio must be in (0, 1], got 1.5"),
     ("inference.overlap=1", "inference.overlap must be in [0, 1), got 1.0"),
     ("data.augmentation.flip_probability=2", "data.augmentation.flip_probability must be in [0, 1], got 2.0"),
+    ("data.augmentation.scaling_range=[1.4,0.7]", "override 'data.augmentation.scaling_range=[1.4,0.7]': "
+     "data.augmentation.scaling_range must be [low, high] with low <= high, got [1.4, 0.7]"),
+    ("data.augmentation.gamma_range=[0,1.5]", "data.augmentation.gamma_range[0] must be > 0, got 0.0"),
     ("model.dropout=.inf", "model.dropout must be a finite number, got inf"),
     ("trainer.devices=0", "trainer.devices must be >= 1, got 0"),
     ("data.val_fraction=0.9", "data.val_fraction + data.test_fraction must be < 1"),

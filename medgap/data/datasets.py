@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from medgap.data.preprocess import PreprocessedCase
 from medgap.data.samplers import Sample
-from medgap.data.transforms import Augmentation, crop_patch
+from medgap.data.transforms import Augmentation, SpatialAugmentation, crop_patch
 
 
 class PatchDataset(Dataset):
@@ -25,12 +25,15 @@ class PatchDataset(Dataset):
             even if a label file exists).
         augmentation: applied to every patch, or ``None``.
         foreground_probability: chance of centring a labelled patch on foreground.
+        spatial: rotation/scaling/elastic deformation applied while cropping (nnU-Net's), or ``None``.
     """
 
     def __init__(self, cases: list[PreprocessedCase], patch_size: tuple[int, ...], labelled: list[bool],
-                 augmentation: Augmentation | None = None, foreground_probability: float = 0.33):
+                 augmentation: Augmentation | None = None, foreground_probability: float = 0.33,
+                 spatial: SpatialAugmentation | None = None):
         self.cases, self.patch_size, self.labelled = cases, tuple(patch_size), labelled
         self.augmentation, self.foreground_probability = augmentation, foreground_probability
+        self.spatial = spatial
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -42,7 +45,12 @@ class PatchDataset(Dataset):
         use_label = self.labelled[index]
         label = case.label() if use_label else None
         foreground = case.foreground() if use_label else None
-        image, label = crop_patch(case.image(), label, self.patch_size, rng, foreground, self.foreground_probability)
+
+        def crop(size: tuple[int, ...], rng: np.random.Generator):
+            return crop_patch(case.image(), label, size, rng, foreground, self.foreground_probability)
+
+        # the spatial transform draws only when configured, so without it every sample is as before
+        image, label = crop(self.patch_size, rng) if self.spatial is None else self.spatial(self.patch_size, rng, crop)
         if self.augmentation is not None:
             image, label = self.augmentation(image, label, case.availability, rng)
         return {

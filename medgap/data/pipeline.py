@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from medgap.atomic import is_within, write_json
-from medgap.config import DataConfig
+from medgap.config import AugmentationConfig, DataConfig
 from medgap.data.cases import Case, discover_cases
 from medgap.data.classification import ClassificationDataset, load_class_labels
 from medgap.data.dataset_json import DatasetSpec, load_dataset_json
@@ -20,7 +20,7 @@ from medgap.data.datasets import PatchDataset, collate
 from medgap.data.preprocess import PreprocessedCase, preprocess_cases
 from medgap.data.samplers import TwoStreamBatchSampler
 from medgap.data.splits import load_splits, make_splits
-from medgap.data.transforms import Augmentation
+from medgap.data.transforms import Augmentation, SpatialAugmentation
 from medgap.errors import ConfigError, DatasetError
 
 
@@ -94,6 +94,20 @@ def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, w
                         class_labels=class_labels)
 
 
+def build_augmentation(config: AugmentationConfig) -> tuple[Augmentation, SpatialAugmentation | None]:
+    """The per-patch augmentation and, with ``nnunet``, nnU-Net's spatial one (``None`` without: nothing drawn)."""
+    gamma = (config.gamma_probability, config.gamma_inverted_probability) if config.nnunet else (0.0, 0.0)
+    augmentation = Augmentation(tuple(config.flip_axes), config.flip_probability, config.intensity_scale,
+                                config.intensity_shift, config.noise_std, config.rot90_flip_probability, *gamma,
+                                tuple(config.gamma_range))
+    if not config.nnunet:
+        return augmentation, None
+    return augmentation, SpatialAugmentation(
+        config.rotation_probability, config.rotation_degrees, config.scaling_probability,
+        tuple(config.scaling_range), config.elastic_probability, tuple(config.elastic_scale),
+        tuple(config.elastic_magnitude))
+
+
 def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: int = 0, world_size: int = 1,
                     start_step: int = 0) -> DataLoader:
     """An endless loader of two-stream batches (labelled first), positioned at ``start_step``."""
@@ -118,14 +132,12 @@ def training_loader(data: PreparedData, config: DataConfig, seed: int, *, rank: 
         raise DatasetError(f"{config.dataset_dir}: no labelled training cases")
     if config.unlabelled_batch_size > 0 and not unlabelled:
         raise DatasetError(f"{config.dataset_dir}: data.unlabelled_batch_size > 0 but there are no unlabelled cases")
-    augment = config.augmentation
-    augmentation = Augmentation(tuple(augment.flip_axes), augment.flip_probability, augment.intensity_scale,
-                                augment.intensity_shift, augment.noise_std, augment.rot90_flip_probability)
+    augmentation, spatial = build_augmentation(config.augmentation)
     if data.class_labels is not None:
         dataset = ClassificationDataset(train, tuple(config.patch_size), classes, labelled_flags, augmentation)
     else:
         dataset = PatchDataset(train, tuple(config.patch_size), labelled_flags, augmentation,
-                               config.foreground_probability)
+                               config.foreground_probability, spatial)
     sampler = TwoStreamBatchSampler(labelled, unlabelled, config.labelled_batch_size, config.unlabelled_batch_size,
                                     seed, rank, world_size, start_step)
     # An explicit generator keeps DataLoader from drawing its base seed from the global torch RNG, which would

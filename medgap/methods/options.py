@@ -45,6 +45,7 @@ class SupervisedOptions(MethodConfig):
     dice_weight: float = 1.0
     ce_weight: float = 1.0
     region_bce: Literal["mean", "sum"] = "mean"  # BraTS-style regions: mean or sum of the per-region BCE terms
+    deep_supervision: bool = False  # nnU-Net's: the loss on lower U-Net decoder levels too (weights 1/2^i, normalised)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 
 from medgap.config import ExperimentConfig
 from medgap.data.dataset_json import DatasetSpec
-from medgap.losses import SegmentationLoss
+from medgap.losses import DeepSupervisionLoss, SegmentationLoss, deep_supervision_weights
 from medgap.methods.base import SegmentationMethod, StepOutput
 from medgap.methods.options import SupervisedOptions
 from medgap.nets import build_net
@@ -23,9 +23,14 @@ class Supervised(SegmentationMethod):
     def __init__(self, config: ExperimentConfig, spec: DatasetSpec):
         super().__init__(spec)
         dims = len(config.data.patch_size)
-        self.net = build_net(config.model, dims, spec.num_channels, self.targets.num_outputs)
+        # nnU-Net's deep supervision: a head on every lower decoder level it weights (training only; the
+        # checkpoint's main path and prediction are unchanged)
+        levels = len(config.model.features) - 1
+        heads = sum(w > 0 for w in deep_supervision_weights(levels)) - 1 if config.method.deep_supervision else 0
+        self.net = build_net(config.model, dims, spec.num_channels, self.targets.num_outputs, heads)
         self.loss = SegmentationLoss(self.output, config.method.dice_weight, config.method.ce_weight,
                                      config.method.region_bce)
+        self.deep_supervision = DeepSupervisionLoss(self.loss, levels) if config.method.deep_supervision else None
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
@@ -33,8 +38,10 @@ class Supervised(SegmentationMethod):
     def training_step(self, batch: dict, step: int) -> StepOutput:
         labelled = batch["labelled"]
         image, label = batch["image"][labelled], batch["label"][labelled]
-        logits = self.net(image)
-        loss = self.loss(logits, self.targets.targets(label))
+        if self.deep_supervision is not None:
+            loss = self.deep_supervision(self.net.forward_deep_supervision(image), label, self.targets.targets)
+        else:
+            loss = self.loss(self.net(image), self.targets.targets(label))
         return StepOutput(loss, {"loss_sup": float(loss.detach())})
 
     def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:

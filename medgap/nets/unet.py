@@ -77,10 +77,20 @@ class UNetDecoder(nn.Module):
         self.blocks = nn.ModuleList(conv_block(dims, 2 * deep[i + 1], deep[i + 1], norm) for i in range(len(deep) - 1))
 
     def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
+        x = skips[-1]  # a one-scale U-Net has no decoder level
+        for x in self._levels(skips):  # keeps only the current level (inference memory)
+            pass
+        return x
+
+    def forward_levels(self, skips: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every decoder block's output, coarsest first; the last is :meth:`forward`'s feature map."""
+        return list(self._levels(skips))
+
+    def _levels(self, skips: list[torch.Tensor]):
         x = skips[-1]
         for upsample, block, skip in zip(self.upsample, self.blocks, reversed(skips[:-1])):
             x = block(torch.cat([upsample(x), skip], dim=1))
-        return x
+            yield x
 
 
 class UNet(nn.Module):
@@ -92,14 +102,23 @@ class UNet(nn.Module):
         features: channels per scale, e.g. ``[16, 32, 64, 128]`` (4 scales, 3 downsamplings).
         norm: ``instance`` | ``batch`` | ``group``.
         dropout: dropout at the bottleneck.
+        deep_supervision_heads: 1×1 heads on this many decoder levels below the finest, for
+            :meth:`forward_deep_supervision` (training only: ``forward`` and the main path's weights and their
+            initialisation are the same with or without them); at most ``len(features) - 2``.
     """
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, features: list[int] = (16, 32, 64, 128),
-                 norm: str = "instance", dropout: float = 0.0):
+                 norm: str = "instance", dropout: float = 0.0, deep_supervision_heads: int = 0):
         super().__init__()
         self.encoder = UNetEncoder(dims, in_channels, list(features), norm, dropout)
         self.decoder = UNetDecoder(dims, list(features), norm)
         self.head = _conv(dims)(features[0], out_channels, 1)
+        if not 0 <= deep_supervision_heads <= max(len(features) - 2, 0):
+            raise ValueError(f"{deep_supervision_heads} deep-supervision heads for {len(features) - 1} decoder levels")
+        if deep_supervision_heads:  # built after the main path, so the main path's initialisation is unchanged
+            # decoder level i (from the finest) has features[i] channels at 1 / 2**i of the resolution
+            self.deep_supervision_heads = nn.ModuleList(_conv(dims)(features[i], out_channels, 1)
+                                                        for i in range(1, deep_supervision_heads + 1))
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the decoder's last feature map (for heads that work on features)."""
@@ -108,3 +127,10 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[0]
+
+    def forward_deep_supervision(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Logits at full resolution, then at 1/2, 1/4, ... for every deep-supervision head: ``[(B, K, *S),
+        (B, K, *S/2), ...]`` (nnU-Net's order, finest first)."""
+        levels = self.decoder.forward_levels(self.encoder(x))[::-1]  # finest first
+        heads = getattr(self, "deep_supervision_heads", [])
+        return [self.head(levels[0]), *(head(level) for head, level in zip(heads, levels[1:]))]

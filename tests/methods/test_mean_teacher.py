@@ -1,15 +1,11 @@
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import tiny_config, train_interrupted_then_resumed
 from medgap.data.dataset_json import load_dataset_json
 from medgap.methods import build_method, mean_teacher
 from medgap.training.checkpoint import load_checkpoint
 from medgap.training.loop import train
-
-
-class Interrupt(Exception):
-    pass
 
 
 def mt_config(dataset, **overrides):
@@ -63,18 +59,7 @@ def test_ssl4mis_defaults():
 def test_teacher_is_checkpointed_and_resume_is_bit_identical(tiny_dataset, tmp_path, monkeypatch):
     config = mt_config(tiny_dataset)
     train(config, tmp_path / "straight")
-    original = mean_teacher.MeanTeacher.on_after_optimizer_step
-
-    def crash_at_step_five(self, step):
-        if step == 4:
-            raise Interrupt()
-        original(self, step)
-
-    monkeypatch.setattr(mean_teacher.MeanTeacher, "on_after_optimizer_step", crash_at_step_five)
-    with pytest.raises(Interrupt):
-        train(config, tmp_path / "interrupted")
-    monkeypatch.setattr(mean_teacher.MeanTeacher, "on_after_optimizer_step", original)
-    train(config, tmp_path / "interrupted", resume=True)
+    train_interrupted_then_resumed(config, tmp_path / "interrupted", monkeypatch, mean_teacher.MeanTeacher)
     straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")["model"]
     resumed = load_checkpoint(tmp_path / "interrupted" / "checkpoints" / "last.pt")["model"]
     assert any(key.startswith("teacher.") for key in straight) and straight.keys() == resumed.keys()

@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import tiny_config, train_interrupted_then_resumed
 from medgap.errors import CheckpointError, RunFolderError, TrainingError
 from medgap.evaluation.evaluate import load_trained_method
 from medgap.methods import build_method
@@ -40,19 +40,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_p
 
     from medgap.methods import supervised
 
-    original = supervised.Supervised.on_after_optimizer_step
-
-    def crash_at_step_five(self, step):
-        if step == 4:
-            raise Interrupt()
-        original(self, step)
-
-    monkeypatch.setattr(supervised.Supervised, "on_after_optimizer_step", crash_at_step_five)
-    with pytest.raises(Interrupt):
-        train(config, tmp_path / "interrupted")
-    assert load_checkpoint(tmp_path / "interrupted" / "checkpoints" / "last.pt")["step"] == 3
-    monkeypatch.setattr(supervised.Supervised, "on_after_optimizer_step", original)
-    train(config, tmp_path / "interrupted", resume=True)
+    assert train_interrupted_then_resumed(config, tmp_path / "interrupted", monkeypatch, supervised.Supervised) == 3
 
     straight, resumed = final_parameters(tmp_path / "straight"), final_parameters(tmp_path / "interrupted")
     assert straight.keys() == resumed.keys()
