@@ -28,6 +28,7 @@ from medgap.evaluation.references import SanityCheck, sanity_table
 from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.methods.deviations import deviation_table
 from medgap.metrics.stats import Comparison, ordering_verdict
+from medgap.phases import PhaseRecorder, phase, recording
 
 # The shipped configs: package data in an installed wheel; in the repository medgap/configs links to configs/.
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -130,20 +131,26 @@ def load_run_config(run: Run):
     return load_config(path, [f"{key}={json.dumps(value, default=str)}" for key, value in run.overrides.items()])
 
 
-def execute(run: Run, *, console=None, log: Callable[[str], None] = print) -> tuple[Any, float, bool]:
-    """Train (unless an identical finished run is in ``run_dir``) and evaluate; returns (result, seconds, reused)."""
-    from medgap.training.loop import train
+def execute(run: Run, *, console=None, log: Callable[[str], None] = print,
+            recorder: PhaseRecorder | None = None) -> tuple[Any, float, bool]:
+    """Train (unless an identical finished run is in ``run_dir``) and evaluate; returns (result, seconds, reused).
 
+    The run's ``reproduce.json`` records its wall time per phase (:mod:`medgap.phases`) under ``phases``; a
+    ``recorder`` that already holds a worker's start-up and data generation carries them into it."""
     finished = finished_result(run)
     if finished is not None:
         return (*finished, True)
     started = time.perf_counter()
-    train(load_run_config(run), run.run_dir, overwrite=True, console=console)
-    result = run.evaluate(run.run_dir) if run.evaluate else None
+    with recording(recorder) as phases:
+        with phase("start-up"):  # torch and Lightning: imported once per process, by its first run
+            from medgap.training.loop import train
+        train(load_run_config(run), run.run_dir, overwrite=True, console=console)
+        with phase("test evaluation"):
+            result = run.evaluate(run.run_dir) if run.evaluate else None
     seconds = round(time.perf_counter() - started, 1)
     # Only a finished run (trained and evaluated) is marked, so an interrupted reproduction resumes here.
     write_json(run.run_dir / "reproduce.json", {"fingerprint": run.fingerprint(), "config": run.config, "overrides": run.overrides,
-                        "tags": run.tags, "seconds": seconds, "result": result})
+                        "tags": run.tags, "seconds": seconds, "phases": phases.totals(), "result": result})
     log(f"{run.run_dir.name}: {seconds:.0f} s")
     return result, seconds, False
 
@@ -155,6 +162,12 @@ def finished_result(run: Run) -> tuple[Any, float] | None:
     if saved.get("fingerprint") == run.fingerprint() and "result" in saved:
         return saved["result"], saved.get("seconds", 0.0)
     return None
+
+
+def saved_phases(run: Run) -> dict[str, float]:
+    """The seconds per phase a finished run recorded in its ``reproduce.json`` (empty for runs of an older medgap)."""
+    marker = run.run_dir / "reproduce.json"
+    return json.loads(marker.read_text()).get("phases", {}) if marker.is_file() else {}
 
 
 def depends_on(run: Run, earlier: list[Run]) -> list[Run]:
@@ -208,7 +221,8 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
             log_path = run.run_dir.parent / f"{run.run_dir.name}.log"
             with open(log_path, "w") as output:
                 process = subprocess.Popen([sys.executable, "-m", "medgap.reproduce", worker_args[0], run.run_dir.name,
-                                            *worker_args[1:]], stdout=output, stderr=subprocess.STDOUT, env=env)
+                                            *worker_args[1:]], stdout=output, stderr=subprocess.STDOUT,
+                                           env={**env, LAUNCHED_ENV: repr(time.time())})
             running[run.run_dir] = (run, process, log_path)
         if failed is not None and not running:
             break
@@ -231,6 +245,7 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
 
 
 PARENT_ENV = "MEDGAP_PARENT_PID"  # set for reproduce --jobs workers: the process whose death ends them
+LAUNCHED_ENV = "MEDGAP_LAUNCHED_AT"  # and the time.time() of their launch: their start-up phase is timed from it
 
 
 def exit_with_parent(parent: int | None = None, *, kernel_signal: bool = True, interval: float = 1.0) -> None:
@@ -345,8 +360,19 @@ def convergence_note(runs: list[Run]) -> str:
             "best and added at least a quarter of the curve's range)" + (f": {listed}." if rising else "."))
 
 
+def phase_line(profile: dict) -> str:
+    """One sentence: the runs' minutes per phase (summed over runs) and this invocation's own, from
+    :func:`medgap.reproduce.phase_profile`."""
+    summed = ", ".join(f"{name} {seconds / 60:.1f}" for name, seconds in profile["runs_summed_s"].items()
+                       if seconds >= 0.05 * 60)
+    own = ", ".join(f"{name} {seconds / 60:.1f}" for name, seconds in profile.get("invocation_s", {}).items()
+                    if name != "runs" and seconds >= 0.05 * 60)
+    return (f"Where the minutes went (summed over the runs; `reproduce.json` in the work folder): {summed}"
+            + (f"; besides the runs: {own}" if own else ""))
+
+
 def write_page(path: Path, *, title: str, command: str, context: Context, report: Report, seconds: float,
-               trained_seconds: float, reused: int, fresh_run: dict | None = None) -> Path:
+               trained_seconds: float, reused: int, fresh_run: dict | None = None, phases: dict | None = None) -> Path:
     from medgap.training.run_folder import git_revision
 
     header = [
@@ -362,6 +388,7 @@ def write_page(path: Path, *, title: str, command: str, context: Context, report
         "evaluation summed over all runs"
         + (f"; the last invocation that trained all {fresh_run['runs']} runs took {fresh_run['minutes']:.1f} min "
            f"(--jobs {fresh_run['jobs']}, finished {fresh_run['finished']})" if fresh_run else ""),
+        *([f"- {phase_line(phases)}"] if phases and phases.get("runs_summed_s") else []),
         f"- Machine: {machine()}",
         f"- medgap revision: `{git_revision() or 'unknown'}`; finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
