@@ -49,6 +49,18 @@ BENCHMARKS = {
         "classification at batch 4 against the paper's computational table.",
         "none (a record); ShaSpec cls compared with the paper's 0.0257 s train / 0.0016 s test / 1421 MiB / "
         "0.22 M on an RTX 3090."),
+    "bench_reproduce": (
+        "Where a reproduction's minutes go",
+        "`medgap reproduce PAPER --jobs 2` split by phase (worker start-up, data generation, preprocessing, setup, "
+        "training steps, validation, checkpoints, test evaluation, metrics, plots, GWAS, attributions), from the "
+        "seconds each run records in its `reproduce.json`, summed over a paper's runs. The quick default trains "
+        "every run at `--budget tiny` with forked workers; the `small` profile trains one run per config and "
+        "extrapolates by the plan's counts. `spawn` rows start a fresh interpreter per run (medgap before issue "
+        "22), `fork` rows fork workers from the parent after the imports; both are measured in turn and their "
+        "outputs compared. Not part of `make bench`'s 15 minutes at `small` (`--budget small --runs "
+        "representative --workers spawn fork` takes about an hour on 2 loaded cores); each entry is kept with its "
+        "date until re-measured.",
+        "≥ 2× less wall time for the same runs at `small`, outputs identical."),
 }
 
 HEADER = """# Benchmarks

@@ -1,0 +1,172 @@
+"""Where a reproduction's minutes go: ``medgap reproduce PAPER`` split by phase, per paper, before and after the
+start-up savings.
+
+Every run of a reproduction records its wall time per phase (``medgap.phases``: worker start-up, data generation,
+preprocessing, setup, training steps, validation, checkpoints, test evaluation, metrics, plots, GWAS,
+attributions) in its ``reproduce.json``; this script trains a paper's runs in a scratch work folder and adds them
+up. ``--runs all`` trains every run of the plan; ``--runs representative`` one run of each config (the first in
+the plan, plus the runs it reads) and extrapolates each config's phases by its count in the plan (the table says
+so). ``--workers`` chooses how ``--jobs`` workers start: ``spawn`` = a fresh ``python -m medgap.reproduce`` per
+run (medgap before issue 22), ``fork`` = forked from the parent after the imports (the default on Linux);
+``--workers spawn fork`` measures both, alternating per paper, and checks that their ``metrics.jsonl`` and results
+are identical.
+
+Run: ``python benchmarks/bench_reproduce.py`` (quick: ``--budget tiny``, all papers, forked workers);
+``python benchmarks/bench_reproduce.py --budget small --runs representative --workers spawn fork --papers shaspec``.
+Results are merged into ``benchmarks/results/bench_reproduce.json`` by (budget, runs, paper, workers): a quick run
+does not replace the ``small`` profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info, markdown_table  # noqa: E402
+
+from medgap.atomic import write_json  # noqa: E402
+from medgap.phases import add_totals, phase, recording  # noqa: E402
+from medgap.reproduce import PAPERS, _runs, _setup  # noqa: E402
+from medgap.reproduce import runner  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_reproduce.json"
+# the table's columns, in the order a run goes through them; any other phase is added to "other"
+COLUMNS = ("start-up", "data generation", "preprocess", "setup", "training", "validation", "checkpoints",
+           "test evaluation", "metrics", "plots", "gwas", "attributions", "other")
+
+
+def representative(runs: list[runner.Run]) -> list[runner.Run]:
+    """The first run of each config in plan order, with the runs they read (in plan order)."""
+    chosen, seen = set(), set()
+    for run in runs:
+        if run.config not in seen:
+            seen.add(run.config)
+            chosen.add(run.run_dir)
+            chosen.update(other.run_dir for other in run.upstream)
+    return [run for run in runs if run.run_dir in chosen]
+
+
+def profile(paper: str, budget: str, selection: str, workers: str, jobs: int, work: Path) -> dict:
+    """Train ``paper``'s runs (all, or the representative ones) into ``work``; phases summed (and extrapolated)."""
+    started = time.perf_counter()
+    with recording() as invocation:
+        with phase("start-up"):
+            module, sizes, seeds, work = _setup(paper, budget, None, work)
+        with phase("data generation"):
+            data = module.datasets(sizes, work / "data")
+        planned = _runs(module, sizes, seeds, data, work, None)
+        chosen = planned if selection == "all" else representative(planned)
+        worker_args = [paper, "--budget", budget, "--seeds", str(len(seeds)), "--work-dir", str(work)]
+        with phase("runs"):
+            runner.execute_parallel(chosen, jobs, worker_args, log=lambda line: None, fork=workers == "fork")
+    wall = time.perf_counter() - started
+    per_run = {run.run_dir.name: runner.saved_phases(run) for run in chosen}
+    plan_counts, chosen_counts = Counter(run.config for run in planned), Counter(run.config for run in chosen)
+    summed: dict[str, float] = {}
+    for run in chosen:  # each config's runs stand for all of that config's runs in the plan
+        scale = plan_counts[run.config] / chosen_counts[run.config]
+        summed = add_totals(summed, {name: seconds * scale for name, seconds in per_run[run.run_dir.name].items()})
+    own = invocation.totals()
+    measured_runs = sum(sum(phases.values()) for phases in per_run.values())
+    return {"paper": paper, "budget": budget, "runs": selection, "workers": workers, "jobs": jobs,
+            "planned_runs": len(planned), "trained_runs": len(chosen), "wall_s": round(wall, 1),
+            "runs_wall_s": own.get("runs", 0.0), "measured_run_seconds": round(measured_runs, 1),
+            "extrapolated_phases_s": {name: round(seconds, 1) for name, seconds in summed.items()},
+            "parent_phases_s": {name: seconds for name, seconds in own.items() if name != "runs"},
+            "per_run_phases_s": per_run, "load_average": os.getloadavg(),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def identical_outputs(first: Path, second: Path) -> bool:
+    """Whether two work folders' runs logged the same metrics (wall-clock fields aside) and the same results."""
+    def rows(path: Path) -> list[dict]:
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+                for line in path.read_text().splitlines() if line.strip()]
+
+    def result(path: Path):  # file paths in results name the work folder: compare the rest
+        return json.loads(path.read_text().replace(str(path.parents[2]), "<work>"))["result"]
+
+    names = sorted(p.parent.name for p in (first / "runs").glob("*/reproduce.json"))
+    return bool(names) and all(
+        rows(first / "runs" / n / "metrics.jsonl") == rows(second / "runs" / n / "metrics.jsonl")
+        and result(first / "runs" / n / "reproduce.json") == result(second / "runs" / n / "reproduce.json")
+        for n in names)
+
+
+def minutes(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds / 60:.2f}"
+
+
+def table(entries: list[dict]) -> str:
+    """One row per (paper, budget, selection, workers): extrapolated worker-minutes per phase, their sum, the
+    estimated wall time with ``--jobs`` (sum / jobs + the parent's data generation) and the speed-up over spawn."""
+    rows, baseline = [], {}
+    for entry in sorted(entries, key=lambda e: (e["budget"], e["runs"], e["paper"], e["workers"] != "spawn")):
+        phases = dict.fromkeys(COLUMNS, 0.0)
+        for name, seconds in entry["extrapolated_phases_s"].items():
+            phases[name if name in phases else "other"] += seconds
+        total = sum(phases.values())
+        wall = total / entry["jobs"] + entry["parent_phases_s"].get("data generation", 0.0)
+        key = (entry["budget"], entry["runs"], entry["paper"])
+        if entry["workers"] == "spawn":
+            baseline[key] = wall
+        speedup = f"{baseline[key] / wall:.1f}x" if key in baseline and entry["workers"] != "spawn" else ""
+        scope = ("all runs" if entry["runs"] == "all" else
+                 f"{entry['trained_runs']} of {entry['planned_runs']} runs, extrapolated")
+        same = {True: "identical", False: "DIFFER", None: ""}[entry.get("identical_to_spawn")]
+        rows.append([entry["paper"], entry["budget"], scope, entry["workers"],
+                     *(minutes(phases[name]) for name in COLUMNS), minutes(total), minutes(wall), speedup, same,
+                     " / ".join(f"{value:.1f}" for value in entry["load_average"]), entry["measured_at"][:16]])
+    return markdown_table(["paper", "budget", "runs", "workers", *COLUMNS, "sum", "wall (est.)", "speed-up",
+                           "outputs", "load 1/5/15", "measured"], rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", nargs="+", choices=list(PAPERS), default=list(PAPERS))
+    parser.add_argument("--budget", choices=("tiny", "small", "medium"), default="tiny")
+    parser.add_argument("--runs", choices=("all", "representative"), default="all",
+                        help="every run of the plan, or one per config extrapolated by the plan's counts")
+    parser.add_argument("--workers", nargs="+", choices=("spawn", "fork"), default=["fork"],
+                        help="how --jobs workers start (both: measured in turn, outputs compared)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--work-dir", type=Path, default=None, help="kept if given (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if "fork" in args.workers and not runner.can_fork():
+        parser.error("--workers fork: this platform cannot fork workers")
+    saved = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    entries = {(e["paper"], e["budget"], e["runs"], e["workers"]): e for e in saved.get("entries", [])}
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as scratch:
+        for paper in args.papers:
+            folders = {}
+            for workers in args.workers:
+                folders[workers] = Path(scratch) / f"{paper}-{args.budget}-{workers}"
+                entry = profile(paper, args.budget, args.runs, workers, args.jobs, folders[workers])
+                if workers != "spawn" and "spawn" in folders:
+                    entry["identical_to_spawn"] = identical_outputs(folders["spawn"], folders[workers])
+                entries[(paper, args.budget, args.runs, workers)] = entry
+                print(f"{paper} {args.budget} {args.runs} {workers}: {entry['wall_s']:.0f} s "
+                      f"(load {entry['load_average'][0]:.1f})", flush=True)
+    text = table(list(entries.values())) + (
+        "\n\nMinutes per phase summed over a paper's runs (worker-minutes; `--jobs` runs that many at once), from "
+        "each run's `reproduce.json`. *extrapolated*: one run per config trained, its phases multiplied by the "
+        "config's count in the plan. wall (est.) = sum / jobs + the parent's data generation (the report is not "
+        "run). spawn: a fresh interpreter per run (before issue 22); fork: workers forked from the parent after "
+        "the imports. outputs: metrics.jsonl and results of the fork runs vs the spawn runs. The machine is shared: "
+        "compare rows measured together (same load).")
+    print(text)
+    write_json(args.out, {"benchmark": "bench_reproduce", "machine": machine_info(), "threads": 1,
+                          "entries": list(entries.values()), "table_markdown": text})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
