@@ -130,21 +130,28 @@ def table(entries: list[dict]) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--papers", nargs="+", choices=list(PAPERS), default=list(PAPERS))
+    parser.add_argument("--papers", nargs="*", choices=list(PAPERS), default=list(PAPERS))
     parser.add_argument("--budget", choices=("tiny", "small", "medium"), default="tiny")
     parser.add_argument("--runs", choices=("all", "representative"), default="all",
                         help="every run of the plan, or one per config extrapolated by the plan's counts")
     parser.add_argument("--workers", nargs="+", choices=("spawn", "fork"), default=["fork"],
                         help="how --jobs workers start (both: measured in turn, outputs compared)")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--work-dir", type=Path, default=None, help="kept if given (default: a temporary folder)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="where the runs go, kept (default: a temporary folder); finished runs there are reused")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="also take the entries of these results files (measured by parallel invocations)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if "fork" in args.workers and not runner.can_fork():
         parser.error("--workers fork: this platform cannot fork workers")
     saved = json.loads(args.out.read_text()) if args.out.is_file() else {}
     entries = {(e["paper"], e["budget"], e["runs"], e["workers"]): e for e in saved.get("entries", [])}
-    with tempfile.TemporaryDirectory(dir=args.work_dir) as scratch:
+    for other in args.merge:
+        entries.update({(e["paper"], e["budget"], e["runs"], e["workers"]): e
+                        for e in json.loads(other.read_text())["entries"]})
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = args.work_dir or scratch
         for paper in args.papers:
             folders = {}
             for workers in args.workers:
