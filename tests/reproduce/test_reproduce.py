@@ -140,6 +140,18 @@ def test_parallel_jobs_write_the_same_page_and_are_reused(tmp_path, capsys):
     runs = sorted(p.parent.name for p in (tmp_path / "work" / "runs").glob("*/reproduce.json"))
     logs = sorted(p.stem for p in (tmp_path / "work" / "runs").glob("*.log"))
     assert runs and runs == logs  # every run trained in a worker, with its own log
+    # each run's seconds per phase, their sums in the work folder's reproduce.json and on the page
+    profile = json.loads((tmp_path / "work" / "reproduce.json").read_text())
+    summed = {}
+    for name in runs:
+        phases = json.loads((tmp_path / "work" / "runs" / name / "reproduce.json").read_text())["phases"]
+        assert {"start-up", "preprocess", "training", "validation", "test evaluation", "plots"} <= set(phases), name
+        assert profile["runs"][name] == phases
+        for key, seconds in phases.items():
+            summed[key] = summed.get(key, 0.0) + seconds
+    assert profile["runs_summed_s"] == pytest.approx(summed, abs=0.1)
+    assert {"data generation", "runs", "report"} <= set(profile["invocation_s"])
+    assert "Where the minutes went (summed over the runs" in page and "training" in page.split("Where the minutes", 1)[1]
     again = run_tiny("shaspec", tmp_path, capsys)
     assert re.search(r"runs: (\d+) \(\1 reused from an earlier invocation\)", again)
 
