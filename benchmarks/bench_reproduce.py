@@ -53,8 +53,29 @@ def representative(runs: list[runner.Run]) -> list[runner.Run]:
     return [run for run in runs if run.run_dir in chosen]
 
 
-def profile(paper: str, budget: str, selection: str, workers: str, jobs: int, work: Path) -> dict:
-    """Train ``paper``'s runs (all, or the representative ones) into ``work``; phases summed (and extrapolated)."""
+def events(steps: int, every: int) -> int:
+    """How often the loop validates (or checkpoints) in ``steps`` steps: every ``every`` steps and at the end."""
+    return steps // every + (steps % every != 0)
+
+
+def shorten(run: runner.Run, fraction: float) -> dict[str, float]:
+    """Train ``run`` for ``fraction`` of its steps; returns the factors that extrapolate its step-bound phases
+    (training ∝ steps; validation and checkpoints ∝ how often they happen) back to the full run."""
+    trainer = runner.load_run_config(run).trainer
+    steps = max(1, round(trainer.max_steps * fraction))
+    run.overrides = {**run.overrides, "trainer.max_steps": steps}
+    saves = lambda n: events(n, trainer.val_every) + events(n, trainer.checkpoint_every)  # noqa: E731
+    return {"training": trainer.max_steps / steps,
+            "validation": events(trainer.max_steps, trainer.val_every) / events(steps, trainer.val_every),
+            "checkpoints": saves(trainer.max_steps) / saves(steps)}
+
+
+def profile(paper: str, budget: str, selection: str, workers: str, jobs: int, work: Path,
+            steps_fraction: float = 1.0) -> dict:
+    """Train ``paper``'s runs (all, or the representative ones) into ``work``; phases summed (and extrapolated).
+
+    ``steps_fraction`` < 1 trains each run for that share of its steps (evaluation, plots and start-up are
+    measured whole) and extrapolates the step-bound phases (:func:`shorten`)."""
     started = time.perf_counter()
     with recording() as invocation:
         with phase("start-up"):
@@ -63,6 +84,7 @@ def profile(paper: str, budget: str, selection: str, workers: str, jobs: int, wo
             data = module.datasets(sizes, work / "data")
         planned = _runs(module, sizes, seeds, data, work, None)
         chosen = planned if selection == "all" else representative(planned)
+        factors = {run.run_dir.name: shorten(run, steps_fraction) if steps_fraction < 1 else {} for run in chosen}
         worker_args = [paper, "--budget", budget, "--seeds", str(len(seeds)), "--work-dir", str(work)]
         with phase("runs"):
             runner.execute_parallel(chosen, jobs, worker_args, log=lambda line: None, fork=workers == "fork")
@@ -72,10 +94,13 @@ def profile(paper: str, budget: str, selection: str, workers: str, jobs: int, wo
     summed: dict[str, float] = {}
     for run in chosen:  # each config's runs stand for all of that config's runs in the plan
         scale = plan_counts[run.config] / chosen_counts[run.config]
-        summed = add_totals(summed, {name: seconds * scale for name, seconds in per_run[run.run_dir.name].items()})
+        factor = factors[run.run_dir.name]
+        summed = add_totals(summed, {name: seconds * scale * factor.get(name, 1.0)
+                                     for name, seconds in per_run[run.run_dir.name].items()})
     own = invocation.totals()
     measured_runs = sum(sum(phases.values()) for phases in per_run.values())
     return {"paper": paper, "budget": budget, "runs": selection, "workers": workers, "jobs": jobs,
+            "steps_fraction": steps_fraction,
             "planned_runs": len(planned), "trained_runs": len(chosen), "wall_s": round(wall, 1),
             "runs_wall_s": own.get("runs", 0.0), "measured_run_seconds": round(measured_runs, 1),
             "extrapolated_phases_s": {name: round(seconds, 1) for name, seconds in summed.items()},
@@ -120,6 +145,8 @@ def table(entries: list[dict]) -> str:
         speedup = f"{baseline[key] / wall:.1f}x" if key in baseline and entry["workers"] != "spawn" else ""
         scope = ("all runs" if entry["runs"] == "all" else
                  f"{entry['trained_runs']} of {entry['planned_runs']} runs, extrapolated")
+        if entry.get("steps_fraction", 1.0) < 1:
+            scope += f"; {entry['steps_fraction']:.0%} of the steps"
         same = {True: "identical", False: "DIFFER", None: ""}[entry.get("identical_to_spawn")]
         rows.append([entry["paper"], entry["budget"], scope, entry["workers"],
                      *(minutes(phases[name]) for name in COLUMNS), minutes(total), minutes(wall), speedup, same,
@@ -137,6 +164,9 @@ def main(argv=None):
     parser.add_argument("--workers", nargs="+", choices=("spawn", "fork"), default=["fork"],
                         help="how --jobs workers start (both: measured in turn, outputs compared)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--steps-fraction", type=float, default=1.0,
+                        help="train each run for this share of its steps and extrapolate training, validation and "
+                             "checkpoints by their counts (forked workers only: a spawned worker reads the plan)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="where the runs go, kept (default: a temporary folder); finished runs there are reused")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
@@ -145,21 +175,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if "fork" in args.workers and not runner.can_fork():
         parser.error("--workers fork: this platform cannot fork workers")
+    if not 0 < args.steps_fraction <= 1 or (args.steps_fraction < 1 and "spawn" in args.workers):
+        parser.error("--steps-fraction must be in (0, 1], and below 1 only with --workers fork")
     saved = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    entries = {(e["paper"], e["budget"], e["runs"], e["workers"]): e for e in saved.get("entries", [])}
+    key = lambda e: (e["paper"], e["budget"], e["runs"], e["workers"], e.get("steps_fraction", 1.0))  # noqa: E731
+    entries = {key(e): e for e in saved.get("entries", [])}
     for other in args.merge:
-        entries.update({(e["paper"], e["budget"], e["runs"], e["workers"]): e
-                        for e in json.loads(other.read_text())["entries"]})
+        entries.update({key(e): e for e in json.loads(other.read_text())["entries"]})
     with tempfile.TemporaryDirectory() as scratch:
         scratch = args.work_dir or scratch
         for paper in args.papers:
             folders = {}
             for workers in args.workers:
                 folders[workers] = Path(scratch) / f"{paper}-{args.budget}-{workers}"
-                entry = profile(paper, args.budget, args.runs, workers, args.jobs, folders[workers])
+                entry = profile(paper, args.budget, args.runs, workers, args.jobs, folders[workers],
+                                args.steps_fraction)
                 if workers != "spawn" and "spawn" in folders:
                     entry["identical_to_spawn"] = identical_outputs(folders["spawn"], folders[workers])
-                entries[(paper, args.budget, args.runs, workers)] = entry
+                entries[key(entry)] = entry
                 print(f"{paper} {args.budget} {args.runs} {workers}: {entry['wall_s']:.0f} s "
                       f"(load {entry['load_average'][0]:.1f})", flush=True)
     text = table(list(entries.values())) + (
