@@ -26,7 +26,7 @@ from medgap.errors import MedgapError, RunFolderError
 from medgap.evaluation.evaluate import load_run, load_run_config
 from medgap.evaluation.reports import distance_unit, markdown_table, p_value_cell, records_to_csv, write_results
 from medgap.inference.classify import predict_classes
-from medgap.inference.predict import predict_case
+from medgap.inference.predict import predict_case_subsets
 from medgap.methods.base import ClassificationMethod, SegmentationMethod
 from medgap.methods.shaspec import SharedSpecificEncoder
 from medgap.metrics import SegmentationMetrics, aggregate, label_to_masks, paired_ttest
@@ -108,22 +108,25 @@ def evaluate_subsets(run_dir: str | os.PathLike, *, subsets: str | Sequence[Sequ
     else:
         scores = SegmentationMetrics(metrics=("dice", "hd95"), hd95_definition=evaluation.hd95_definition,
                                      empty_penalty=evaluation.empty_penalty)
+        by_subset: dict[tuple, list[dict]] = {subset: [] for subset in chosen}  # records, listed subset by subset
         for subset in chosen:
             symbol = label or subset_symbol(subset)
-            skipped[symbol] = 0
-            for case in cases:
-                done += 1
-                if not has_subset(case, subset):
-                    skipped[symbol] += 1
-                elif (case.availability & np.asarray(subset)).any():  # "available": a case with no modality
-                    prediction = predict_case(method, case, config, availability=np.asarray(subset))
-                    truth_map = index_to_label(np.asarray(case.label()), spec)
-                    scores.update(case.case_id, label_to_masks(prediction, spec.regions, spec.labels),
-                                  label_to_masks(truth_map, spec.regions, spec.labels), spacing=case.spacing,
-                                  subset=symbol)
-                if progress is not None:
-                    progress(done, total)
-        records, metrics = scores.records, ("dice", "hd95")
+            skipped[symbol] = sum(not has_subset(case, subset) for case in cases)
+        for case in cases:  # every subset of a case in one sliding-window pass (each modality encoded once)
+            wanted = [subset for subset in chosen
+                      if has_subset(case, subset) and (case.availability & np.asarray(subset)).any()]
+            if not wanted:
+                continue
+            predictions = predict_case_subsets(method, case, config, [np.asarray(s) for s in wanted])
+            truth_map = index_to_label(np.asarray(case.label()), spec)
+            for subset, prediction in zip(wanted, predictions):
+                by_subset[subset] += scores.update(
+                    case.case_id, label_to_masks(prediction, spec.regions, spec.labels),
+                    label_to_masks(truth_map, spec.regions, spec.labels), spacing=case.spacing,
+                    subset=label or subset_symbol(subset))
+            if progress is not None:
+                progress(done := done + len(chosen), total)
+        records, metrics = [record for subset in chosen for record in by_subset[subset]], ("dice", "hd95")
     for record in records:
         record["seed"] = config.trainer.seed
     aggregated = aggregate(records, ("subset", "structure"), metrics)

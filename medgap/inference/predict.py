@@ -15,7 +15,8 @@ from medgap.data.cases import Case, discover_images, load_case
 from medgap.data.preprocess import PreprocessedCase
 from medgap.data.transforms import normalise
 from medgap.errors import ConfigError, DatasetError, MedgapError
-from medgap.inference.sliding_window import keep_largest_component, predict_probabilities
+from medgap.inference.sliding_window import (keep_largest_component, predict_probabilities,
+                                             predict_subset_probabilities)
 
 
 def inference_patch(config: ExperimentConfig) -> list[int]:
@@ -47,10 +48,12 @@ def predict_array(method, image: np.ndarray, availability: np.ndarray, config: E
     probabilities = predict_probabilities(
         method, image, availability, inference_patch(config), overlap=window_overlap(config), mode=inference.mode,
         sw_batch_size=inference.sw_batch_size, device=device)
+    return _label_map(method, probabilities, config), probabilities
+
+
+def _label_map(method, probabilities: torch.Tensor, config: ExperimentConfig) -> np.ndarray:
     label = method.targets.to_label_map(probabilities)
-    if inference.largest_component:
-        label = keep_largest_component(label)
-    return label, probabilities
+    return keep_largest_component(label) if config.inference.largest_component else label
 
 
 def predict_case(method, case: PreprocessedCase, config: ExperimentConfig, availability: np.ndarray | None = None,
@@ -60,6 +63,23 @@ def predict_case(method, case: PreprocessedCase, config: ExperimentConfig, avail
     present = case.availability if availability is None else (case.availability & availability)
     image[~present] = 0.0
     return predict_array(method, image, present, config, device, name=f"case {case.case_id}")[0]
+
+
+def predict_case_subsets(method, case: PreprocessedCase, config: ExperimentConfig, subsets: list[np.ndarray],
+                         device: torch.device | None = None) -> list[np.ndarray]:
+    """Label maps of a preprocessed case for several modality subsets (``(C,)`` bool each, intersected with the
+    case's modalities) in one sliding-window pass (:func:`predict_subset_probabilities`): the maps
+    :func:`predict_case` gives with ``availability=subset``, each window batch encoded once for all subsets."""
+    image = np.array(case.image(), dtype=np.float32)
+    image[~case.availability] = 0.0
+    present = np.stack([case.availability & np.asarray(subset, dtype=bool) for subset in subsets])
+    if not present.any(1).all():
+        raise MedgapError(f"case {case.case_id}: no modality available (empty availability): nothing to predict from")
+    inference = config.inference
+    probabilities = predict_subset_probabilities(
+        method, image, present, inference_patch(config), overlap=window_overlap(config), mode=inference.mode,
+        sw_batch_size=inference.sw_batch_size, device=device)
+    return [_label_map(method, subset, config) for subset in probabilities]
 
 
 def predict_folder(method, config: ExperimentConfig, input_dir: str | os.PathLike, output_dir: str | os.PathLike,

@@ -128,6 +128,18 @@ class SegmentationMethod(Method):
         self.targets = SegmentationTargets(spec)
         self.output = self.targets.output
 
+    def predict_logits_subsets(self, image: torch.Tensor, availabilities: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of the same windows ``image (B, C, *S)`` for each modality subset ``availabilities (M, C)`` bool:
+        a list of ``M`` ``(B, K, *S)``, each what ``predict_logits`` gives on the image with the subset's other
+        channels zeroed (a missing-modality evaluation asks for all 2^C − 1). A method whose per-modality features
+        do not depend on the other modalities overrides it to encode each modality once (ShaSpec)."""
+        logits = []
+        for subset in availabilities:
+            present = subset.expand(image.shape[0], -1)
+            kept = present.reshape(*present.shape, *[1] * (image.ndim - 2))
+            logits.append(self.predict_logits(torch.where(kept, image, torch.zeros((), dtype=image.dtype)), present))
+        return logits
+
     def validation_scores(self, data, config, device=None, split: str = "val") -> dict[str, float]:
         """Mean Dice per structure over the ``split`` cases (whole volumes, sliding window; at most
         ``trainer.val_max_cases``): ``{"dice": mean over structures, "dice_<structure>": ...}``."""

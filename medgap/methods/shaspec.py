@@ -317,6 +317,25 @@ class ShaSpecSegmentation(SegmentationMethod, _ShaSpecLosses):
     def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
         return self(apply_availability(image, availability), availability)
 
+    def predict_logits_subsets(self, image: torch.Tensor, availabilities: torch.Tensor) -> list[torch.Tensor]:
+        """Logits for each subset ``availabilities (M, N)`` of the same windows, every modality encoded once.
+
+        A modality's shared and specific features come from its own channel only (the shared encoder takes the
+        modalities as separate samples), and Eq. 4 replaces the whole row of a missing one: so the rows of the
+        present modalities are those of the zeroed image, and each subset only fills its missing rows and
+        decodes — ``predict_logits``'s numbers for 1 encoder pass instead of M."""
+        batch = image.shape[0]
+        every = torch.ones(batch, availabilities.shape[1], dtype=torch.bool, device=image.device)
+        encoded = self.encoder(image, every)
+        logits = []
+        for subset in availabilities:
+            availability = subset.expand(batch, -1)
+            source = first_available(availability)  # predict_logits' copy source
+            fused = substitute_missing(encoded.fused, encoded.shared, availability, self.options.missing_feature,
+                                       source)  # Eq. 4
+            logits.append(self.decode(encoded._replace(fused=fused, copy_source=source), availability))
+        return logits
+
 
 class ShaSpecClassification(ClassificationMethod, _ShaSpecLosses):
     """Classification: fused maps → vectors (``head_pooling``) → concatenation → FC–dropout–FC → logits."""
