@@ -4,9 +4,9 @@ start-up savings.
 Every run of a reproduction records its wall time per phase (``medgap.phases``: worker start-up, data generation,
 preprocessing, setup, training steps, validation, checkpoints, test evaluation, metrics, plots, GWAS,
 attributions) in its ``reproduce.json``; this script trains a paper's runs in a scratch work folder and adds them
-up. ``--runs all`` trains every run of the plan; ``--runs representative`` one run of each config (the first in
-the plan, plus the runs it reads) and extrapolates each config's phases by its count in the plan (the table says
-so). ``--workers`` chooses how ``--jobs`` workers start: ``spawn`` = a fresh ``python -m medgap.reproduce`` per
+up. ``--runs all`` trains every run of the plan; ``--runs representative`` one run of each kind (config and
+table/stage: the first in the plan, plus the runs it reads) and extrapolates each kind's phases by its count in
+the plan (the table says so). ``--workers`` chooses how ``--jobs`` workers start: ``spawn`` = a fresh ``python -m medgap.reproduce`` per
 run (medgap before issue 22), ``fork`` = forked from the parent after the imports (the default on Linux);
 ``--workers spawn fork`` measures both, alternating per paper, and checks that their ``metrics.jsonl`` and results
 are identical.
@@ -42,12 +42,18 @@ COLUMNS = ("start-up", "data generation", "preprocess", "setup", "training", "va
            "test evaluation", "metrics", "plots", "gwas", "attributions", "other")
 
 
+def kind(run: runner.Run) -> tuple:
+    """What a run costs like: its config and the part of the paper it serves (the ``table``/``stage``/``mode`` tag:
+    ShaSpec's dedicated runs score 1 modality subset where the non-dedicated ones score 15)."""
+    return (run.config, *(run.tags.get(tag) for tag in ("table", "stage", "mode")))
+
+
 def representative(runs: list[runner.Run]) -> list[runner.Run]:
-    """The first run of each config in plan order, with the runs they read (in plan order)."""
+    """The first run of each :func:`kind` in plan order, with the runs they read (in plan order)."""
     chosen, seen = set(), set()
     for run in runs:
-        if run.config not in seen:
-            seen.add(run.config)
+        if kind(run) not in seen:
+            seen.add(kind(run))
             chosen.add(run.run_dir)
             chosen.update(other.run_dir for other in run.upstream)
     return [run for run in runs if run.run_dir in chosen]
@@ -90,10 +96,10 @@ def profile(paper: str, budget: str, selection: str, workers: str, jobs: int, wo
             runner.execute_parallel(chosen, jobs, worker_args, log=lambda line: None, fork=workers == "fork")
     wall = time.perf_counter() - started
     per_run = {run.run_dir.name: runner.saved_phases(run) for run in chosen}
-    plan_counts, chosen_counts = Counter(run.config for run in planned), Counter(run.config for run in chosen)
+    plan_counts, chosen_counts = Counter(map(kind, planned)), Counter(map(kind, chosen))
     summed: dict[str, float] = {}
-    for run in chosen:  # each config's runs stand for all of that config's runs in the plan
-        scale = plan_counts[run.config] / chosen_counts[run.config]
+    for run in chosen:  # each kind's runs stand for all of that kind's runs in the plan
+        scale = plan_counts[kind(run)] / chosen_counts[kind(run)]
         factor = factors[run.run_dir.name]
         summed = add_totals(summed, {name: seconds * scale * factor.get(name, 1.0)
                                      for name, seconds in per_run[run.run_dir.name].items()})
@@ -106,6 +112,9 @@ def profile(paper: str, budget: str, selection: str, workers: str, jobs: int, wo
             "extrapolated_phases_s": {name: round(seconds, 1) for name, seconds in summed.items()},
             "parent_phases_s": {name: seconds for name, seconds in own.items() if name != "runs"},
             "per_run_phases_s": per_run, "load_average": os.getloadavg(),
+            "stands_for": {run.run_dir.name: {"runs": plan_counts[kind(run)] / chosen_counts[kind(run)],
+                                              "factors": factors[run.run_dir.name], "config": run.config,
+                                              "tags": run.tags} for run in chosen},
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
@@ -123,6 +132,50 @@ def identical_outputs(first: Path, second: Path) -> bool:
         rows(first / "runs" / n / "metrics.jsonl") == rows(second / "runs" / n / "metrics.jsonl")
         and result(first / "runs" / n / "reproduce.json") == result(second / "runs" / n / "reproduce.json")
         for n in names)
+
+
+def subset_pass_speedup(cases: int = 1) -> dict:
+    """ShaSpec's 15-subset prediction of a ``small`` brain-tumour test case (untrained weights: the cost does not
+    depend on them): one sliding-window pass per subset (medgap before issue 22) vs one pass for all subsets, the
+    label maps compared. Times the configs of ``bt_shaspec_seed0`` and ``bt_zerofill_seed0``."""
+    import numpy as np
+    import torch
+
+    from medgap.data.pipeline import prepare_data
+    from medgap.data.synthetic import generate
+    from medgap.evaluation.subsets import all_subsets
+    from medgap.inference.predict import predict_case, predict_case_subsets
+    from medgap.registry import build_method
+
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        module, sizes, seeds, work = _setup("shaspec", "small", None, scratch)
+        segmentation = sizes["segmentation"]
+        generate("brain-tumour", work / "data" / "brain_tumour", cases=12, seed=0, test_cases=0,
+                 spacing=segmentation["spacing"])
+        (work / "data" / "digits_av").mkdir()
+        planned = {run.run_dir.name: run for run in module.runs(sizes, seeds, {
+            "brain_tumour": work / "data" / "brain_tumour", "digits_av": work / "data" / "digits_av"}, work / "runs")}
+        for name in ("bt_shaspec_seed0", "bt_zerofill_seed0"):
+            config = runner.load_run_config(planned[name])
+            data = prepare_data(config.data, 0, work / "runs" / name, write_splits=False, only_splits=("test",))
+            torch.manual_seed(0)
+            method = build_method(config, data.spec).eval()
+            subsets = [np.asarray(subset) for subset in all_subsets(data.spec.num_channels)]
+            per_subset = together = 0.0
+            identical = True
+            for case in data.split_cases("test")[:cases]:
+                started = time.perf_counter()
+                one_by_one = [predict_case(method, case, config, availability=subset) for subset in subsets]
+                per_subset += time.perf_counter() - started
+                started = time.perf_counter()
+                joint = predict_case_subsets(method, case, config, subsets)
+                together += time.perf_counter() - started
+                identical &= all(np.array_equal(a, b) for a, b in zip(one_by_one, joint))
+            results[name] = {"per_subset_s": round(per_subset, 2), "one_pass_s": round(together, 2),
+                             "speedup": round(per_subset / together, 2), "identical": identical,
+                             "shape": list(case.shape), "load_average": os.getloadavg()}
+    return results
 
 
 def minutes(seconds: float | None) -> str:
@@ -155,6 +208,38 @@ def table(entries: list[dict]) -> str:
                            "outputs", "load 1/5/15", "measured"], rows)
 
 
+def before_after(entries: list[dict], subset_pass: dict | None) -> str:
+    """Per paper (``small``, forked workers): the measured profile's sum and wall, and what the same runs cost
+    before issue 22, estimated from two measured differences: each run's start-up as a spawned worker (the mean
+    per run of the ``spawn`` entries) instead of the forked one's, and ShaSpec's 15-subset test evaluation one
+    sliding-window pass per subset (``subset_pass``: the measured per-case ratio) instead of one for all."""
+    spawned = [phases.get("start-up", 0.0) for entry in entries if entry["workers"] == "spawn"
+               for phases in entry["per_run_phases_s"].values()]
+    if not spawned:
+        return ""
+    spawn_startup = sum(spawned) / len(spawned)
+    subset_ratio = (subset_pass or {}).get("bt_shaspec_seed0", {}).get("speedup")
+    rows = []
+    for entry in sorted(entries, key=lambda e: e["paper"]):
+        if entry["workers"] != "fork" or entry["budget"] != "small":
+            continue
+        after = sum(entry["extrapolated_phases_s"].values())
+        before = after + (spawn_startup * entry["planned_runs"] - entry["extrapolated_phases_s"].get("start-up", 0.0))
+        for name, role in entry.get("stands_for", {}).items():
+            if subset_ratio and role["config"].startswith("shaspec_brain") and role["tags"].get("table") == "non-dedicated":
+                before += entry["per_run_phases_s"][name].get("test evaluation", 0.0) * role["runs"] * (subset_ratio - 1)
+        parent = entry["parent_phases_s"].get("data generation", 0.0)
+        rows.append([entry["paper"], str(entry["planned_runs"]), minutes(before), minutes(after),
+                     minutes(before / entry["jobs"] + parent), minutes(after / entry["jobs"] + parent),
+                     f"{before / after:.2f}x"])
+    return markdown_table(["paper (small)", "runs", "before: worker-min", "after: worker-min", "before: wall (est.)",
+                           "after: wall (est.)", "speed-up"], rows) + (
+        f"\n\nBefore = the measured profile with each run's start-up as a spawned worker ({spawn_startup:.0f} s per run, "
+        f"the mean of the spawn rows above, same load) and ShaSpec's non-dedicated test evaluation "
+        + (f"{subset_ratio:.2f}x slower (one sliding-window pass per subset; measured on a small test case, "
+           "identical label maps)" if subset_ratio else "unchanged (not measured)") + ".")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", nargs="*", choices=list(PAPERS), default=list(PAPERS))
@@ -169,6 +254,8 @@ def main(argv=None):
                              "checkpoints by their counts (forked workers only: a spawned worker reads the plan)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="where the runs go, kept (default: a temporary folder); finished runs there are reused")
+    parser.add_argument("--subset-pass", action="store_true",
+                        help="also time ShaSpec's 15-subset prediction of a small test case, per subset vs one pass")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="also take the entries of these results files (measured by parallel invocations)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -195,16 +282,21 @@ def main(argv=None):
                 entries[key(entry)] = entry
                 print(f"{paper} {args.budget} {args.runs} {workers}: {entry['wall_s']:.0f} s "
                       f"(load {entry['load_average'][0]:.1f})", flush=True)
+    subset_pass = subset_pass_speedup() if args.subset_pass else saved.get("subset_pass")
     text = table(list(entries.values())) + (
         "\n\nMinutes per phase summed over a paper's runs (worker-minutes; `--jobs` runs that many at once), from "
-        "each run's `reproduce.json`. *extrapolated*: one run per config trained, its phases multiplied by the "
-        "config's count in the plan. wall (est.) = sum / jobs + the parent's data generation (the report is not "
+        "each run's `reproduce.json`. *extrapolated*: one run per kind (config and table/stage) trained, its "
+        "phases multiplied by the kind's count in the plan; *% of the steps*: each run trained for that share of its "
+        "steps, training, validation and checkpoints scaled back by their counts. wall (est.) = sum / jobs + the parent's data generation (the report is not "
         "run). spawn: a fresh interpreter per run (before issue 22); fork: workers forked from the parent after "
         "the imports. outputs: metrics.jsonl and results of the fork runs vs the spawn runs. The machine is shared: "
         "compare rows measured together (same load).")
+    summary = before_after(list(entries.values()), subset_pass)
+    if summary:
+        text += "\n\n" + summary
     print(text)
     write_json(args.out, {"benchmark": "bench_reproduce", "machine": machine_info(), "threads": 1,
-                          "entries": list(entries.values()), "table_markdown": text})
+                          "entries": list(entries.values()), "subset_pass": subset_pass, "table_markdown": text})
     print(f"wrote {args.out}")
 
 
