@@ -53,14 +53,15 @@ BENCHMARKS = {
         "Where a reproduction's minutes go",
         "`medgap reproduce PAPER --jobs 2` split by phase (worker start-up, data generation, preprocessing, setup, "
         "training steps, validation, checkpoints, test evaluation, metrics, plots, GWAS, attributions), from the "
-        "seconds each run records in its `reproduce.json`, summed over a paper's runs. The quick default trains "
-        "every run at `--budget tiny` with forked workers; the `small` profile trains one run per config and "
-        "extrapolates by the plan's counts. `spawn` rows start a fresh interpreter per run (medgap before issue "
-        "22), `fork` rows fork workers from the parent after the imports; both are measured in turn and their "
-        "outputs compared. Not part of `make bench`'s 15 minutes at `small` (`--budget small --runs "
-        "representative --workers spawn fork` takes about an hour on 2 loaded cores); each entry is kept with its "
-        "date until re-measured.",
-        "≥ 2× less wall time for the same runs at `small`, outputs identical."),
+        "seconds each run records in its `reproduce.json`, summed over a paper's runs (worker-minutes). The quick "
+        "default trains every run at `--budget tiny`; the `small` profile (`--budget small --runs representative "
+        "--steps-fraction 0.2`, not part of `make bench`) trains one run of each kind for a fifth of its steps and "
+        "extrapolates by the step and plan counts. `spawn` rows start a fresh interpreter per run (medgap before "
+        "issue 22), `fork` rows fork the workers after the imports; measured in turn, outputs compared. The second "
+        "table puts each paper's `small` cost before and after issue 22 side by side. Each entry keeps its date "
+        "and load until re-measured.",
+        "≥ 2× less wall time for the same runs at `small`, outputs identical; where training steps dominate, "
+        "the table shows the bound."),
 }
 
 HEADER = """# Benchmarks

@@ -68,8 +68,12 @@ def predict_case(method, case: PreprocessedCase, config: ExperimentConfig, avail
 def predict_case_subsets(method, case: PreprocessedCase, config: ExperimentConfig, subsets: list[np.ndarray],
                          device: torch.device | None = None) -> list[np.ndarray]:
     """Label maps of a preprocessed case for several modality subsets (``(C,)`` bool each, intersected with the
-    case's modalities) in one sliding-window pass (:func:`predict_subset_probabilities`): the maps
-    :func:`predict_case` gives with ``availability=subset``, each window batch encoded once for all subsets."""
+    case's modalities): the maps :func:`predict_case` gives with ``availability=subset``. A method that shares work
+    between subsets (``shares_subset_work``: ShaSpec) predicts them in one sliding-window pass
+    (:func:`predict_subset_probabilities`), each window batch encoded once; others one pass per subset."""
+    if not method.shares_subset_work:
+        return [predict_case(method, case, config, availability=np.asarray(subset), device=device)
+                for subset in subsets]
     image = np.array(case.image(), dtype=np.float32)
     image[~case.availability] = 0.0
     present = np.stack([case.availability & np.asarray(subset, dtype=bool) for subset in subsets])

@@ -128,6 +128,11 @@ class SegmentationMethod(Method):
         self.targets = SegmentationTargets(spec)
         self.output = self.targets.output
 
+    # True where predict_logits_subsets shares work between the subsets (ShaSpec encodes each modality once): the
+    # subset evaluation then predicts all subsets in one sliding-window pass. Otherwise one pass per subset is as
+    # fast (stitching M times the channels costs what the shared pass saves in calls).
+    shares_subset_work: ClassVar[bool] = False
+
     def predict_logits_subsets(self, image: torch.Tensor, availabilities: torch.Tensor) -> list[torch.Tensor]:
         """Logits of the same windows ``image (B, C, *S)`` for each modality subset ``availabilities (M, C)`` bool:
         a list of ``M`` ``(B, K, *S)``, each what ``predict_logits`` gives on the image with the subset's other

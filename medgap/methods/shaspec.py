@@ -317,6 +317,8 @@ class ShaSpecSegmentation(SegmentationMethod, _ShaSpecLosses):
     def predict_logits(self, image: torch.Tensor, availability: torch.Tensor) -> torch.Tensor:
         return self(apply_availability(image, availability), availability)
 
+    shares_subset_work = True
+
     def predict_logits_subsets(self, image: torch.Tensor, availabilities: torch.Tensor) -> list[torch.Tensor]:
         """Logits for each subset ``availabilities (M, N)`` of the same windows, every modality encoded once.
 
