@@ -245,6 +245,8 @@ def before_after(entries: list[dict], subset_pass: dict | None) -> str:
         rows.append([entry["paper"], str(entry["planned_runs"]), minutes(before), minutes(after),
                      minutes(before / entry["jobs"] + parent), minutes(after / entry["jobs"] + parent),
                      f"{before / after:.2f}x"])
+    if not rows:
+        return ""
     return markdown_table(["paper (small)", "runs", "before: worker-min", "after: worker-min", "before: wall (est.)",
                            "after: wall (est.)", "speed-up"], rows) + (
         "\n\nBefore = the measured profile with each run's start-up as a spawned worker (per run, from the spawn "
@@ -278,7 +280,10 @@ def main(argv=None):
     if not 0 < args.steps_fraction <= 1 or (args.steps_fraction < 1 and "spawn" in args.workers):
         parser.error("--steps-fraction must be in (0, 1], and below 1 only with --workers fork")
     saved = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    key = lambda e: (e["paper"], e["budget"], e["runs"], e["workers"], e.get("steps_fraction", 1.0))  # noqa: E731
+    # one entry per setting and load class: a measurement under heavy load does not replace a quiet one
+    heavy = lambda e: e["load_average"][0] > 4 * (os.cpu_count() or 1)  # noqa: E731
+    key = lambda e: (e["paper"], e["budget"], e["runs"], e["workers"], e.get("steps_fraction", 1.0),  # noqa: E731
+                     heavy(e))
     entries = {key(e): e for e in saved.get("entries", [])}
     for other in args.merge:
         entries.update({key(e): e for e in json.loads(other.read_text())["entries"]})
