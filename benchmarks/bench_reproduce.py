@@ -183,6 +183,12 @@ def subset_pass_speedup(repeats: int = 3) -> dict:
     return results
 
 
+def heavy(entry: dict) -> bool:
+    """The load class of a measurement (1-min load above 4 per core): an entry measured under heavy load neither
+    replaces nor is compared with a quieter one."""
+    return entry["load_average"][0] > 4 * (os.cpu_count() or 1)
+
+
 def minutes(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds / 60:.2f}"
 
@@ -197,7 +203,7 @@ def table(entries: list[dict]) -> str:
             phases[name if name in phases else "other"] += seconds
         total = sum(phases.values())
         wall = total / entry["jobs"] + entry["parent_phases_s"].get("data generation", 0.0)
-        key = (entry["budget"], entry["runs"], entry["paper"])
+        key = (entry["budget"], entry["runs"], entry["paper"], heavy(entry))
         if entry["workers"] == "spawn":
             baseline[key] = wall
         speedup = f"{baseline[key] / wall:.1f}x" if key in baseline and entry["workers"] != "spawn" else ""
@@ -280,8 +286,6 @@ def main(argv=None):
     if not 0 < args.steps_fraction <= 1 or (args.steps_fraction < 1 and "spawn" in args.workers):
         parser.error("--steps-fraction must be in (0, 1], and below 1 only with --workers fork")
     saved = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    # one entry per setting and load class: a measurement under heavy load does not replace a quiet one
-    heavy = lambda e: e["load_average"][0] > 4 * (os.cpu_count() or 1)  # noqa: E731
     key = lambda e: (e["paper"], e["budget"], e["runs"], e["workers"], e.get("steps_fraction", 1.0),  # noqa: E731
                      heavy(e))
     entries = {key(e): e for e in saved.get("entries", [])}
