@@ -67,6 +67,19 @@ BENCHMARKS = {
         "Dice (%) and HD95 (mm) per BraTS region. Not part of `make bench`: it installs nnU-Net into its own "
         "virtual environment and runs for hours (`python benchmarks/bench_vs_nnunet.py --budgets 5 20 60`).",
         "medgap ahead of nnU-Net at every budget up to an hour on the CPU (issue 22)."),
+    "bench_reproduce": (
+        "Where a reproduction's minutes go",
+        "`medgap reproduce PAPER --jobs 2` split by phase (worker start-up, data generation, preprocessing, setup, "
+        "training steps, validation, checkpoints, test evaluation, metrics, plots, GWAS, attributions), from the "
+        "seconds each run records in its `reproduce.json`, summed over a paper's runs (worker-minutes). The quick "
+        "default trains every run at `--budget tiny`; the `small` profile (`--budget small --runs representative "
+        "--steps-fraction 0.2`, not part of `make bench`) trains one run of each kind for a fifth of its steps and "
+        "extrapolates by the step and plan counts. `spawn` rows start a fresh interpreter per run (medgap before "
+        "issue 22), `fork` rows fork the workers after the imports; measured in turn, outputs compared. The second "
+        "table puts each paper's `small` cost before and after issue 22 side by side. Each entry keeps its date "
+        "and load until re-measured.",
+        "≥ 2× less wall time for the same runs at `small`, outputs identical; where training steps dominate, "
+        "the table shows the bound."),
 }
 
 HEADER = """# Benchmarks

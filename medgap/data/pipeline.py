@@ -22,6 +22,7 @@ from medgap.data.samplers import TwoStreamBatchSampler
 from medgap.data.splits import load_splits, make_splits
 from medgap.data.transforms import Augmentation, SpatialAugmentation
 from medgap.errors import ConfigError, DatasetError
+from medgap.phases import timed
 
 
 @dataclass
@@ -42,6 +43,7 @@ def default_cache_dir(dataset_dir: str | os.PathLike, run_dir: str | os.PathLike
     return Path(run_dir).resolve().parent / ".medgap_cache" / f"{Path(dataset_dir).name}-{key}"
 
 
+@timed('preprocess')
 def prepare_data(config: DataConfig, seed: int, run_dir: str | os.PathLike, *, write_splits: bool = True,
                  only_splits: tuple[str, ...] | None = None,
                  progress: Callable[[int, int], None] | None = None) -> PreparedData:

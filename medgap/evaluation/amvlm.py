@@ -28,6 +28,7 @@ from medgap.inference.predict import predict_case
 from medgap.methods.amvlm_ssmis import AMVLMSegmentation
 from medgap.metrics import dice, jaccard
 from medgap.metrics.stats import paired_ttest
+from medgap.phases import timed
 
 
 def score_run(run_dir: str | os.PathLike, split: str = "test", checkpoint: str = "best") -> dict:
@@ -101,6 +102,7 @@ def comparison_table(scores: dict[str, list[dict]], reference: str | None = None
 
 
 @torch.no_grad()
+@timed('plots')
 def plot_text_guided(run_dir: str | os.PathLike, path: str | os.PathLike, cases: int = 4, split: str = "test",
                      checkpoint: str = "best") -> Path:
     """Rows of (image + report, text-guided mask, prediction, ground truth) for an ``amvlm_ssmis`` run."""
@@ -192,6 +194,7 @@ def _spec(config):
     return load_dataset_json(config.data.dataset_dir)
 
 
+@timed('plots')
 def plot_uncertainty(results: dict[str, dict], path: str | os.PathLike) -> Path:
     """Bar plots of :func:`similarity_under_multiplicity` for several pretraining runs (e.g. with/without PDT)."""
     import matplotlib

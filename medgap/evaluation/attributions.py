@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medgap.optional import require
+from medgap.phases import timed
 
 ALGORITHMS = ("integrated_gradients", "ig_noise_tunnel", "deeplift")
 
@@ -77,6 +78,7 @@ def attribute(explainer: nn.Module, person: torch.Tensor, algorithm: str, steps:
     return result[0].detach()
 
 
+@timed('attributions')
 def global_importance(method, modality: str, reference_images: torch.Tensor, reference_genetics: torch.Tensor,
                       people_images: torch.Tensor, people_genetics: torch.Tensor, algorithm: str,
                       steps: int = 50) -> np.ndarray:
@@ -108,6 +110,7 @@ def precision_at_k(importance: np.ndarray, names, causal, k: int) -> dict[str, f
     return {"k": k, "precision": hits / k, "random": len(causal & set(names)) / len(names)}
 
 
+@timed('plots')
 def manhattan_importance_plot(names, importance: np.ndarray, causal, path: str | os.PathLike, title: str = "") -> Path:
     """SNP importance along the genome (``rs<chrom>_<pos>`` names), causal SNPs in red."""
     from medgap.evaluation.plots import _save, plt
@@ -131,6 +134,7 @@ def manhattan_importance_plot(names, importance: np.ndarray, causal, path: str |
     return _save(figure, path)
 
 
+@timed('plots')
 def top_features_plot(names, importance: np.ndarray, causal, path: str | os.PathLike, top: int = 15,
                       title: str = "") -> Path:
     """Horizontal bars of the ``top`` most important PGS/genes, causal ones in red."""

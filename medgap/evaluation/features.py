@@ -15,6 +15,7 @@ import torch
 
 from medgap.evaluation.plots import _save, plt
 from medgap.methods.base import ClassificationMethod, SegmentationMethod
+from medgap.phases import timed
 
 
 @torch.inference_mode()
@@ -49,6 +50,7 @@ def pooled_features(method, cases, config, max_items: int = 200) -> tuple[np.nda
     return shared[keep].numpy(), specific[keep].numpy(), modality[keep].numpy()
 
 
+@timed('plots')
 def plot_shared_specific(method, cases, config, path: str | os.PathLike, *, seed: int = 0,
                          channel_names: tuple[str, ...] | None = None) -> Path:
     """Two t-SNE panels (shared | specific) coloured by modality, with silhouette scores in the titles.

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from medgap.phases import timed
+
 GENOME_WIDE = 5e-8
 
 
@@ -91,6 +93,7 @@ def recovered_causal(loci: list[dict], causal: list[tuple[int, int]], window: in
                for c, x in causal)
 
 
+@timed('gwas')
 def gwas_summary(phenotypes: np.ndarray, genotypes: np.ndarray, chromosome: np.ndarray, position: np.ndarray,
                  causal: list[tuple[int, int]], covariates: np.ndarray | None = None, window: int = 50_000,
                  suggestive: float = 1e-5) -> dict:
@@ -108,6 +111,7 @@ def gwas_summary(phenotypes: np.ndarray, genotypes: np.ndarray, chromosome: np.n
     return result
 
 
+@timed('plots')
 def manhattan_plot(chromosome: np.ndarray, position: np.ndarray, p: np.ndarray, path: str | os.PathLike, *,
                    title: str = "", causal: list[tuple[int, int]] = (), bonferroni: float | None = None) -> Path:
     """−log10 p (min over phenotypes) along the genome, chromosomes alternating in colour, causal SNPs marked,

@@ -9,6 +9,7 @@ import numpy as np
 
 # the Agg backend, the atomic PNG writer, and the training curves (re-exported: the loop writes them)
 from medgap.training.curves import _save, plot_training_curves, plt  # noqa: F401
+from medgap.phases import timed
 
 
 def best_slice(label: np.ndarray, axis: int = -1) -> int:
@@ -18,6 +19,7 @@ def best_slice(label: np.ndarray, axis: int = -1) -> int:
     return int(np.argmax(counts)) if counts.any() else label.shape[-1] // 2
 
 
+@timed('plots')
 def plot_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, path: str | os.PathLike, *,
                  title: str = "", label_names: dict[int, str] | None = None) -> Path:
     """Image slice with ground truth and prediction side by side; 3-D inputs use the slice with most foreground.

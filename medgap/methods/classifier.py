@@ -119,8 +119,6 @@ class ImageClassifier(ClassificationMethod):
     @torch.no_grad()
     def validation_scores(self, data, config: ExperimentConfig, device=None, split: str = "val") -> dict[str, float]:
         """Quadratic-weighted kappa and accuracy over every labelled case of ``split`` at once."""
-        from sklearn.metrics import cohen_kappa_score
-
         from medgap.data.classification import whole_image_batches
 
         self.eval()
@@ -132,10 +130,18 @@ class ImageClassifier(ClassificationMethod):
             if device is not None:
                 image, availability = image.to(device), availability.to(device)
             predicted.append(self.predict_logits(image, availability).argmax(1).cpu().numpy())
-        predicted = np.concatenate(predicted)
-        truth = np.array([data.class_labels[case.case_id] for case in cases])
-        kappa = cohen_kappa_score(truth, predicted, weights="quadratic") if len(set(truth) | set(predicted)) > 1 else 0.0
-        return {"kappa": float(kappa), "accuracy": float((predicted == truth).mean())}
+        return grading_scores(np.array([data.class_labels[case.case_id] for case in cases]),
+                              np.concatenate(predicted))
+
+
+def grading_scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Quadratic-weighted Cohen's kappa and accuracy of predicted grades ``(N,)`` against ``truth (N,)`` (kappa 0
+    when a single grade occurs in both: it is undefined)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    kappa = cohen_kappa_score(truth, predicted, weights="quadratic") if len(set(truth) | set(predicted)) > 1 else 0.0
+    return {"kappa": float(kappa), "accuracy": float((predicted == truth).mean())}
 
 
 def build(config: ExperimentConfig, spec: DatasetSpec) -> ImageClassifier:

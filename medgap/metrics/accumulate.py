@@ -17,6 +17,7 @@ from typing import Any
 from medgap.metrics.overlap import MetricInputError, dice, jaccard, to_binary_pair
 from medgap.metrics.stats import aggregate as aggregate_records
 from medgap.metrics.surface import check_hd95_definition, extract_surfaces, metrics_from_surfaces, normalise_spacing
+from medgap.phases import timed
 
 SUPPORTED_METRICS = ("dice", "jaccard", "hd95", "asd")
 SURFACE_METRICS = ("hd95", "asd")
@@ -65,6 +66,7 @@ class SegmentationMetrics:
         ``gt_empty``, ``pred_empty`` and the extra columns given to :meth:`update`."""
         return list(self._records)
 
+    @timed("metrics")
     def update(
         self,
         case_id: str,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from medgap.atomic import write_json
 from medgap.errors import ConfigError, MedgapError
-from medgap.reproduce.runner import (Claim, Context, Report, Run, execute, execute_parallel, finished_result,
-                                     link_upstream, load_run_config, write_page)
+from medgap.phases import PhaseRecorder, add_totals, phase, recording
+from medgap.reproduce.runner import (LAUNCHED_ENV, Claim, Context, Report, Run, execute, execute_parallel,
+                                     finished_result, link_upstream, load_run_config, saved_phases, write_page)
 
 PAPERS = {
     "shaspec": ("medgap.reproduce.shaspec", "ShaSpec (CVPR 2023): missing-modality segmentation and classification"),
@@ -46,32 +47,51 @@ def reproduce(paper: str, *, budget: str = "small", seeds: int | None = None, wo
     title = PAPERS[paper][1]
     out = Path(out_dir) if out_dir else work / "results" if smoke else Path("docs/results")
     started = time.perf_counter()
-    data = module.datasets(sizes, work / "data")
-    runs = _runs(module, sizes, seed_list, data, work, smoke)
-    if jobs == 1:
-        results, trained, reused = {}, 0.0, 0
-        for index, run in enumerate(runs, start=1):
-            log(f"[{index}/{len(runs)}] {run.run_dir.name}")
-            results[run.run_dir], seconds, was_reused = execute(run, console=console, log=log)
-            trained += seconds
-            reused += was_reused
-    else:
-        worker = [paper, "--budget", budget, "--seeds", str(len(seed_list)), "--work-dir", str(work),
-                  *(["--smoke", str(smoke)] if smoke else [])]
-        results, trained, reused = execute_parallel(runs, jobs, worker, log=log)
-    timing = work / "fresh_run.json"  # the wall time of the last invocation that trained every run
-    if reused == 0:
-        write_json(timing, {"minutes": round((time.perf_counter() - started) / 60, 1), "runs": len(runs),
-                            "jobs": jobs, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
-    context = Context(paper=paper, budget=budget, seeds=seed_list, runs=runs, results=results, data=data,
-                      plots_dir=out / paper)
-    report = module.report(context)
+    with recording() as invocation:  # this process's own phases; each run records its own in its folder
+        with phase("data generation"):
+            data = module.datasets(sizes, work / "data")
+        runs = _runs(module, sizes, seed_list, data, work, smoke)
+        with phase("runs"):
+            if jobs == 1:
+                results, trained, reused = {}, 0.0, 0
+                for index, run in enumerate(runs, start=1):
+                    log(f"[{index}/{len(runs)}] {run.run_dir.name}")
+                    results[run.run_dir], seconds, was_reused = execute(run, console=console, log=log)
+                    trained += seconds
+                    reused += was_reused
+            else:
+                worker = [paper, "--budget", budget, "--seeds", str(len(seed_list)), "--work-dir", str(work),
+                          *(["--smoke", str(smoke)] if smoke else [])]
+                results, trained, reused = execute_parallel(runs, jobs, worker, log=log)
+        timing = work / "fresh_run.json"  # the wall time of the last invocation that trained every run
+        if reused == 0:
+            write_json(timing, {"minutes": round((time.perf_counter() - started) / 60, 1), "runs": len(runs),
+                                "jobs": jobs, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+        context = Context(paper=paper, budget=budget, seeds=seed_list, runs=runs, results=results, data=data,
+                          plots_dir=out / paper)
+        with phase("report"):
+            report = module.report(context)
+    profile = phase_profile(runs, invocation.totals(), jobs=jobs, wall=time.perf_counter() - started)
+    write_json(work / "reproduce.json", profile)
     command = "medgap reproduce " + shlex.join([paper, "--budget", budget, "--seeds", str(len(seed_list))]
                                                + (["--jobs", str(jobs)] if jobs > 1 else [])
                                                + (["--smoke", str(smoke)] if smoke else []))
     return write_page(out / f"{paper}.md", title=f"{title} — medgap reproduction", command=command, context=context,
                       report=report, seconds=time.perf_counter() - started, trained_seconds=trained, reused=reused,
-                      fresh_run=json.loads(timing.read_text()) if timing.is_file() else None)
+                      fresh_run=json.loads(timing.read_text()) if timing.is_file() else None, phases=profile)
+
+
+def phase_profile(runs: list[Run], invocation: dict[str, float], *, jobs: int, wall: float) -> dict:
+    """What ``<work>/reproduce.json`` holds: each run's seconds per phase (from its own ``reproduce.json``), their
+    sum over the runs (worker-seconds: with ``--jobs N`` up to N run at once), and this invocation's own phases
+    (data generation, the report; ``runs`` is the wall time spent waiting for the runs)."""
+    per_run = {run.run_dir.name: saved_phases(run) for run in runs}
+    summed: dict[str, float] = {}
+    for phases in per_run.values():
+        summed = add_totals(summed, phases)
+    return {"wall_s": round(wall, 1), "jobs": jobs,
+            "runs_summed_s": {name: round(seconds, 1) for name, seconds in sorted(summed.items(), key=lambda x: -x[1])},
+            "invocation_s": invocation, "runs": per_run}
 
 
 def plan(paper: str, *, budget: str = "small", seeds: int | None = None,
@@ -127,12 +147,20 @@ def _setup(paper: str, budget: str, seeds: int | None, work_dir, smoke: int | No
 def run_one(paper: str, run_name: str, *, budget: str, seeds: int, work_dir: str | os.PathLike,
             smoke: int | None = None) -> None:
     """Train and evaluate the run called ``run_name`` of a reproduction (the body of one ``--jobs`` worker)."""
-    module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir, smoke)
-    runs = _runs(module, sizes, seed_list, module.datasets(sizes, work / "data"), work, smoke)
+    recorder = PhaseRecorder()
+    launched = os.environ.get(LAUNCHED_ENV)
+    if launched:  # the interpreter's start-up and imports so far, from the parent's clock
+        recorder.add("start-up", max(time.time() - float(launched), 0.0))
+    with recording(recorder):
+        with phase("start-up"):  # the paper module and what it imports
+            module, sizes, seed_list, work = _setup(paper, budget, seeds, work_dir, smoke)
+        with phase("data generation"):  # normally done by the parent already: only checked here
+            data = module.datasets(sizes, work / "data")
+        runs = _runs(module, sizes, seed_list, data, work, smoke)
     matching = [run for run in runs if run.run_dir.name == run_name]
     if not matching:
         raise ConfigError(f"reproduce {paper} --budget {budget}: no run called {run_name!r}")
-    execute(matching[0])
+    execute(matching[0], recorder=recorder)
 
 
 def _worker_main(argv: list[str] | None = None) -> None:

@@ -162,6 +162,7 @@ def _evaluate_grading(run_dir: Path) -> dict:
     """Test images: (true grade, predicted grade) each, and the split-level kappa/accuracy."""
     from medgap.data.classification import whole_image_batches
     from medgap.evaluation.evaluate import load_run
+    from medgap.methods.classifier import grading_scores
 
     config, data, method = load_run(run_dir, "test")
     cases = [case for case in data.split_cases("test") if case.case_id in data.class_labels]
@@ -169,7 +170,9 @@ def _evaluate_grading(run_dir: Path) -> dict:
     for chunk, image, availability in whole_image_batches(cases, config.data.patch_size, 128):
         for case, grade in zip(chunk, method.predict_logits(image, availability).argmax(1).tolist()):
             per_case[case.case_id] = [data.class_labels[case.case_id], grade]
-    scores = method.validation_scores(data, config, None, split="test")
+    # the split's scores from these predictions (validation_scores on "test" would predict every image again)
+    scores = (grading_scores(*np.array(list(per_case.values())).T) if per_case
+              else {"kappa": float("nan"), "accuracy": float("nan")})
     return {"per_case": per_case, **scores, "labelled": len(data.splits["labelled"]),
             "train": len(data.splits["train"])}
 

@@ -28,6 +28,7 @@ from medgap.evaluation.references import SanityCheck, sanity_table
 from medgap.evaluation.reports import markdown_table, p_value_cell
 from medgap.methods.deviations import deviation_table
 from medgap.metrics.stats import Comparison, ordering_verdict
+from medgap.phases import PhaseRecorder, phase, recording
 
 # The shipped configs: package data in an installed wheel; in the repository medgap/configs links to configs/.
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -130,20 +131,26 @@ def load_run_config(run: Run):
     return load_config(path, [f"{key}={json.dumps(value, default=str)}" for key, value in run.overrides.items()])
 
 
-def execute(run: Run, *, console=None, log: Callable[[str], None] = print) -> tuple[Any, float, bool]:
-    """Train (unless an identical finished run is in ``run_dir``) and evaluate; returns (result, seconds, reused)."""
-    from medgap.training.loop import train
+def execute(run: Run, *, console=None, log: Callable[[str], None] = print,
+            recorder: PhaseRecorder | None = None) -> tuple[Any, float, bool]:
+    """Train (unless an identical finished run is in ``run_dir``) and evaluate; returns (result, seconds, reused).
 
+    The run's ``reproduce.json`` records its wall time per phase (:mod:`medgap.phases`) under ``phases``; a
+    ``recorder`` that already holds a worker's start-up and data generation carries them into it."""
     finished = finished_result(run)
     if finished is not None:
         return (*finished, True)
     started = time.perf_counter()
-    train(load_run_config(run), run.run_dir, overwrite=True, console=console)
-    result = run.evaluate(run.run_dir) if run.evaluate else None
+    with recording(recorder) as phases:
+        with phase("start-up"):  # torch and Lightning: imported once per process, by its first run
+            from medgap.training.loop import train
+        train(load_run_config(run), run.run_dir, overwrite=True, console=console)
+        with phase("test evaluation"):
+            result = run.evaluate(run.run_dir) if run.evaluate else None
     seconds = round(time.perf_counter() - started, 1)
     # Only a finished run (trained and evaluated) is marked, so an interrupted reproduction resumes here.
     write_json(run.run_dir / "reproduce.json", {"fingerprint": run.fingerprint(), "config": run.config, "overrides": run.overrides,
-                        "tags": run.tags, "seconds": seconds, "result": result})
+                        "tags": run.tags, "seconds": seconds, "phases": phases.totals(), "result": result})
     log(f"{run.run_dir.name}: {seconds:.0f} s")
     return result, seconds, False
 
@@ -155,6 +162,12 @@ def finished_result(run: Run) -> tuple[Any, float] | None:
     if saved.get("fingerprint") == run.fingerprint() and "result" in saved:
         return saved["result"], saved.get("seconds", 0.0)
     return None
+
+
+def saved_phases(run: Run) -> dict[str, float]:
+    """The seconds per phase a finished run recorded in its ``reproduce.json`` (empty for runs of an older medgap)."""
+    marker = run.run_dir / "reproduce.json"
+    return json.loads(marker.read_text()).get("phases", {}) if marker.is_file() else {}
 
 
 def depends_on(run: Run, earlier: list[Run]) -> list[Run]:
@@ -171,18 +184,21 @@ def link_upstream(runs: list[Run]) -> list[Run]:
     return runs
 
 
-def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
-                     log: Callable[[str], None] = print) -> tuple[dict[Path, Any], float, int]:
-    """Train up to ``jobs`` runs at once, each in a ``python -m medgap.reproduce`` process with
-    ``cpu_count // jobs`` threads; returns (run_dir → result, summed seconds, reused count).
+def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *, log: Callable[[str], None] = print,
+                     fork: bool | None = None) -> tuple[dict[Path, Any], float, int]:
+    """Train up to ``jobs`` runs at once, each in its own worker process with ``cpu_count // jobs`` threads;
+    returns (run_dir → result, summed seconds, reused count).
+
+    ``fork`` (default: where the platform has it, i.e. Linux) forks each worker from this process after importing
+    torch, Lightning, MONAI and matplotlib once here: a worker then starts in milliseconds instead of the 10 s of
+    CPU (a minute on a loaded machine) an interpreter needs to import them, which a tiny run's training does not
+    even take. Otherwise each worker is a fresh ``python -m medgap.reproduce`` process given ``worker_args``.
+    Either way a worker's output goes to ``<run>.log`` beside its folder.
 
     A run waits for the runs it reads (``Run.upstream``, :func:`link_upstream`). A failed run stops new starts; the
     running ones finish (their results are kept for the next invocation) and the failure is raised naming the
     run's log.
     """
-    import subprocess
-    import sys
-
     from medgap.errors import MedgapError
 
     results, seconds, reused = {}, {}, 0
@@ -191,9 +207,12 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
         if finished is not None:
             results[run.run_dir], seconds[run.run_dir] = finished
             reused += 1
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, PARENT_ENV: str(os.getpid())}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     waiting = [run for run in runs if run.run_dir not in results]
+    fork = can_fork() if fork is None else fork
+    if fork and waiting:
+        with phase("start-up"):
+            preload_worker_modules()
     running, failed, started = {}, None, 0
     while waiting or running:
         while failed is None and len(running) < jobs:
@@ -206,10 +225,8 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
             log(f"[{reused + started}/{len(runs)}] {run.run_dir.name} (worker)")
             run.run_dir.parent.mkdir(parents=True, exist_ok=True)
             log_path = run.run_dir.parent / f"{run.run_dir.name}.log"
-            with open(log_path, "w") as output:
-                process = subprocess.Popen([sys.executable, "-m", "medgap.reproduce", worker_args[0], run.run_dir.name,
-                                            *worker_args[1:]], stdout=output, stderr=subprocess.STDOUT, env=env)
-            running[run.run_dir] = (run, process, log_path)
+            start = _fork_worker if fork else _spawn_worker
+            running[run.run_dir] = (run, start(run, threads, log_path, worker_args), log_path)
         if failed is not None and not running:
             break
         if not running:  # nothing can start: a dependency is missing from the run list
@@ -230,7 +247,99 @@ def execute_parallel(runs: list[Run], jobs: int, worker_args: list[str], *,
     return results, float(sum(seconds.values())), reused
 
 
+def can_fork() -> bool:
+    """Whether workers can be forked from this process: Linux only (macOS forbids forking after its frameworks
+    are loaded; Windows has no fork)."""
+    import multiprocessing
+
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def preload_worker_modules() -> None:
+    """Import what every run needs (torch, Lightning, MONAI's sliding window, evaluation, matplotlib) once, in the
+    process that forks the workers. Importing runs no parallel torch work, so forked workers start with a clean
+    OpenMP state."""
+    import importlib
+
+    for name in ("medgap.training.loop", "medgap.evaluation.evaluate", "medgap.evaluation.subsets",
+                 "medgap.training.curves"):
+        importlib.import_module(name)
+
+
+def _worker_environment(threads: int) -> dict[str, str]:
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), PARENT_ENV: str(os.getpid()),
+            LAUNCHED_ENV: repr(time.time())}
+
+
+def _spawn_worker(run: Run, threads: int, log_path: Path, worker_args: list[str]):
+    """A fresh ``python -m medgap.reproduce`` process training ``run`` (it finds the run by name)."""
+    import subprocess
+
+    with open(log_path, "w") as output:
+        return subprocess.Popen([sys.executable, "-m", "medgap.reproduce", worker_args[0], run.run_dir.name,
+                                 *worker_args[1:]], stdout=output, stderr=subprocess.STDOUT,
+                                env={**os.environ, **_worker_environment(threads)})
+
+
+class _ForkedWorker:
+    """A forked worker with :class:`subprocess.Popen`'s ``poll``/``returncode``."""
+
+    def __init__(self, run: Run, threads: int, log_path: Path):
+        import multiprocessing
+
+        for stream in (sys.stdout, sys.stderr):  # or the child would write this process's buffered lines again
+            stream.flush()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_forked_worker_main, args=(run, threads, log_path, _worker_environment(threads)),
+            name=f"reproduce {run.run_dir.name}", daemon=False)
+        self.process.start()
+        self.returncode = None
+
+    def poll(self) -> int | None:
+        self.returncode = self.process.exitcode
+        return self.returncode
+
+
+def _fork_worker(run: Run, threads: int, log_path: Path, worker_args: list[str]) -> _ForkedWorker:
+    return _ForkedWorker(run, threads, log_path)
+
+
+def _forked_worker_main(run: Run, threads: int, log_path: Path, environment: dict[str, str]) -> None:
+    """The body of a forked worker: its output to ``log_path``, ``threads`` torch threads, ended with its parent;
+    a MedgapError is one line and exit 2, as the CLI does."""
+    import traceback
+
+    import torch
+
+    from medgap.errors import MedgapError
+
+    recorder = PhaseRecorder()
+    recorder.add("start-up", max(time.time() - float(environment[LAUNCHED_ENV]), 0.0))
+    output = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for descriptor in (1, 2):
+        os.dup2(output, descriptor)
+    # new streams on those descriptors: the inherited sys.stdout/stderr may be wrappers of the parent's (pytest's)
+    sys.stdout, sys.stderr = (open(descriptor, "w", buffering=1, closefd=False) for descriptor in (1, 2))
+    os.environ.update(environment)
+    torch.set_num_threads(threads)
+    exit_with_parent(int(environment[PARENT_ENV]))
+    code = 0
+    try:
+        execute(run, recorder=recorder)
+    except MedgapError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 2
+    except BaseException:  # noqa: BLE001 - the log must say why; the parent reports the exit code
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    raise SystemExit(code)
+
+
 PARENT_ENV = "MEDGAP_PARENT_PID"  # set for reproduce --jobs workers: the process whose death ends them
+LAUNCHED_ENV = "MEDGAP_LAUNCHED_AT"  # and the time.time() of their launch: their start-up phase is timed from it
 
 
 def exit_with_parent(parent: int | None = None, *, kernel_signal: bool = True, interval: float = 1.0) -> None:
@@ -345,8 +454,19 @@ def convergence_note(runs: list[Run]) -> str:
             "best and added at least a quarter of the curve's range)" + (f": {listed}." if rising else "."))
 
 
+def phase_line(profile: dict) -> str:
+    """One sentence: the runs' minutes per phase (summed over runs) and this invocation's own, from
+    :func:`medgap.reproduce.phase_profile`."""
+    summed = ", ".join(f"{name} {seconds / 60:.1f}" for name, seconds in profile["runs_summed_s"].items()
+                       if seconds >= 0.05 * 60)
+    own = ", ".join(f"{name} {seconds / 60:.1f}" for name, seconds in profile.get("invocation_s", {}).items()
+                    if name != "runs" and seconds >= 0.05 * 60)
+    return (f"Where the minutes went (summed over the runs; `reproduce.json` in the work folder): {summed}"
+            + (f"; besides the runs: {own}" if own else ""))
+
+
 def write_page(path: Path, *, title: str, command: str, context: Context, report: Report, seconds: float,
-               trained_seconds: float, reused: int, fresh_run: dict | None = None) -> Path:
+               trained_seconds: float, reused: int, fresh_run: dict | None = None, phases: dict | None = None) -> Path:
     from medgap.training.run_folder import git_revision
 
     header = [
@@ -362,6 +482,7 @@ def write_page(path: Path, *, title: str, command: str, context: Context, report
         "evaluation summed over all runs"
         + (f"; the last invocation that trained all {fresh_run['runs']} runs took {fresh_run['minutes']:.1f} min "
            f"(--jobs {fresh_run['jobs']}, finished {fresh_run['finished']})" if fresh_run else ""),
+        *([f"- {phase_line(phases)}"] if phases and phases.get("runs_summed_s") else []),
         f"- Machine: {machine()}",
         f"- medgap revision: `{git_revision() or 'unknown'}`; finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",

@@ -17,12 +17,14 @@ from torch import nn
 
 from medgap.atomic import atomic_path
 from medgap.errors import CheckpointError
+from medgap.phases import timed
 
 
 # What ``last.pt`` holds besides the weights: without them a run cannot continue exactly.
 RESUME_KEYS = ("model", "optimizer", "scheduler", "step", "best", "rng")
 
 
+@timed('checkpoints')
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` with ``torch.save`` to a temporary file, then rename: a crash leaves the old file intact.
 

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from medgap.atomic import atomic_path  # noqa: E402
+from medgap.phases import timed  # noqa: E402
 from medgap.training.run_folder import read_jsonl  # noqa: E402
 
 
@@ -23,6 +24,7 @@ def _save(figure, path: str | os.PathLike) -> Path:
     return path
 
 
+@timed('plots')
 def plot_training_curves(metrics_jsonl: str | os.PathLike, path: str | os.PathLike) -> Path | None:
     """Training loss (and its components) and validation Dice against the step."""
     rows = read_jsonl(Path(metrics_jsonl))

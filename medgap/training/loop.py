@@ -24,6 +24,7 @@ from medgap.atomic import write_json, write_text
 from medgap.config import ExperimentConfig, config_to_dict, load_config, save_config
 from medgap.data.pipeline import PreparedData, prepare_data, training_loader
 from medgap.errors import MedgapError, TrainingError
+from medgap.phases import phase, timed
 from medgap.progress import progress_bar
 from medgap.registry import build_method
 from medgap.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
@@ -44,12 +45,13 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
     given, config = config.data.dataset_dir, with_absolute_paths(config)  # config.yaml names the data absolutely
     trainer = config.trainer
     check_loggers(trainer.loggers)  # a missing TensorBoard is reported before anything is written
-    fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
-                    strategy=trainer.strategy, precision=trainer.precision)
-    fabric.launch()
-    _rank_zero_first(fabric, lambda: prepare_run_folder(
-        run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir,
-        provenance={"dataset_dir_as_given": given, "working_directory": os.getcwd()}))
+    with phase("setup"):
+        fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
+                        strategy=trainer.strategy, precision=trainer.precision)
+        fabric.launch()
+        _rank_zero_first(fabric, lambda: prepare_run_folder(
+            run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir,
+            provenance={"dataset_dir_as_given": given, "working_directory": os.getcwd()}))
     try:
         with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
             return _train(fabric, config, run_dir, resume, console)
@@ -93,11 +95,12 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
         data = prepare_data(config.data, seed, run_dir, write_splits=False)
 
     torch.manual_seed(seed)  # identical initial weights on every rank and on resume
-    method = build_method(config, data.spec)
-    optimizer = build_optimizer([p for p in method.parameters() if p.requires_grad], config.optim)
-    scheduler = build_scheduler(optimizer, config.optim, trainer.max_steps)
-    model, optimizer = fabric.setup(method, optimizer)
-    model.mark_forward_method("training_step")  # route through forward so DDP syncs gradients
+    with phase("setup"):
+        method = build_method(config, data.spec)
+        optimizer = build_optimizer([p for p in method.parameters() if p.requires_grad], config.optim)
+        scheduler = build_scheduler(optimizer, config.optim, trainer.max_steps)
+        model, optimizer = fabric.setup(method, optimizer)
+        model.mark_forward_method("training_step")  # route through forward so DDP syncs gradients
 
     start_step, best = 0, {"metric": -math.inf, "step": None}
     checkpoints = run_dir / "checkpoints"
@@ -121,7 +124,8 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
     running: dict[str, list[float]] = {}
     started = time.perf_counter()
     method.train()
-    with TrainingLog(config, run_dir, enabled=rank_zero, console=console, start_step=start_step) as log:
+    with phase("training"), TrainingLog(config, run_dir, enabled=rank_zero, console=console,
+                                        start_step=start_step) as log:
         batches = iter(loader)
         for step in range(start_step, trainer.max_steps):
             batch = _to_device(next(batches), fabric.device)
@@ -192,6 +196,7 @@ def optimisation_step(fabric: Fabric, model, optimizer, scheduler, loss: torch.T
     scheduler.step()
 
 
+@timed("validation")
 @torch.inference_mode()
 def validate(method, data: PreparedData, config: ExperimentConfig, device) -> dict[str, float]:
     """The method's validation scores on the val split (eval mode, no autograd); the first entry selects

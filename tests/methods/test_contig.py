@@ -374,3 +374,32 @@ def test_random_init_probe_calibrates_batchnorm_then_freezes_it(cohort):
     with torch.no_grad():
         spread = probe.encoder(batches[0]).std(0).mean() / plain.encoder(batches[0]).std(0).mean()
     assert spread > 10
+
+
+def test_grading_scores_match_a_hand_computed_quadratic_kappa():
+    from medgap.methods.classifier import grading_scores
+
+    # O·w / N = (1/4 + 1/4) / 4 = 0.125; E·w = 22 / 64 (grade counts [1, 1, 2] both): κ = 1 − 0.125 / 0.34375 = 7/11
+    scores = grading_scores(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1]))
+    assert scores == pytest.approx({"kappa": 7 / 11, "accuracy": 0.5})
+    assert grading_scores(np.array([1, 1]), np.array([1, 1])) == {"kappa": 0.0, "accuracy": 1.0}  # undefined: 0
+
+
+def test_reproduce_grading_scores_the_test_split_as_validation_scores_do(cohort, tmp_path):
+    """The reproduction scores the test split from its per-image predictions (no second pass): same numbers."""
+    from medgap.config import load_config
+    from medgap.evaluation.evaluate import load_run
+    from medgap.reproduce.contig import _evaluate_grading
+    from medgap.training.loop import train
+
+    config = load_config(None, [f"data.dataset_dir={cohort}", "data.patch_size=[16, 16]", "data.labelled_batch_size=4",
+                                "data.num_workers=0", "data.normalisation=none", "method.name=image_classifier",
+                                "method.backbone_widths=[4, 8]", "trainer.max_steps=3", "trainer.val_every=3",
+                                "trainer.progress=false"])
+    train(config, tmp_path / "down")
+    result = _evaluate_grading(tmp_path / "down")
+    loaded = load_run(tmp_path / "down", "test")
+    reference = loaded.method.validation_scores(loaded.data, loaded.config, None, split="test")
+    assert {key: result[key] for key in reference} == reference
+    truth, predicted = np.array(list(result["per_case"].values())).T
+    assert result["accuracy"] == float((truth == predicted).mean()) and len(truth) > 1

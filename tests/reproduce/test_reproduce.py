@@ -140,19 +140,37 @@ def test_parallel_jobs_write_the_same_page_and_are_reused(tmp_path, capsys):
     runs = sorted(p.parent.name for p in (tmp_path / "work" / "runs").glob("*/reproduce.json"))
     logs = sorted(p.stem for p in (tmp_path / "work" / "runs").glob("*.log"))
     assert runs and runs == logs  # every run trained in a worker, with its own log
+    # each run's seconds per phase, their sums in the work folder's reproduce.json and on the page
+    profile = json.loads((tmp_path / "work" / "reproduce.json").read_text())
+    summed = {}
+    for name in runs:
+        phases = json.loads((tmp_path / "work" / "runs" / name / "reproduce.json").read_text())["phases"]
+        assert {"start-up", "preprocess", "training", "validation", "test evaluation", "plots"} <= set(phases), name
+        assert profile["runs"][name] == phases
+        for key, seconds in phases.items():
+            summed[key] = summed.get(key, 0.0) + seconds
+    assert profile["runs_summed_s"] == pytest.approx(summed, abs=0.1)
+    assert {"data generation", "runs", "report"} <= set(profile["invocation_s"])
+    assert "Where the minutes went (summed over the runs" in page and "training" in page.split("Where the minutes", 1)[1]
     again = run_tiny("shaspec", tmp_path, capsys)
     assert re.search(r"runs: (\d+) \(\1 reused from an earlier invocation\)", again)
 
 
-def test_a_failed_worker_is_reported_with_its_log(tmp_path):
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_failed_worker_is_reported_with_its_log(tmp_path, fork):
     from medgap.errors import MedgapError
-    from medgap.reproduce.runner import Run, execute_parallel
+    from medgap.reproduce.runner import Run, can_fork, execute_parallel
 
+    if fork and not can_fork():
+        pytest.skip("no fork on this platform")
     missing = Run(tmp_path / "work" / "runs" / "no_such_run", "x.yaml", {})
     with pytest.raises(MedgapError, match=r"no_such_run: failed \(exit 2\); see .*no_such_run\.log"):
         execute_parallel([missing], 2, ["shaspec", "--budget", "tiny", "--seeds", "1", "--work-dir",
-                                        str(tmp_path / "work")], log=lambda line: None)
-    assert "no run called 'no_such_run'" in (tmp_path / "work" / "runs" / "no_such_run.log").read_text()
+                                        str(tmp_path / "work")], log=lambda line: None, fork=fork)
+    log = (tmp_path / "work" / "runs" / "no_such_run.log").read_text()
+    # a spawned worker looks the run up by name; a forked one is handed the Run and fails on its config
+    assert ("x.yaml: config not found" if fork else "no run called 'no_such_run'") in log
+    assert log.count("error:") == 1  # one line, no traceback
 
 
 def test_ss_net_miniature_scales_vat_to_the_official_per_voxel_perturbation(tmp_path):
