@@ -106,10 +106,18 @@ def generate_missing(shared: torch.Tensor, availability: torch.Tensor, mode: str
     return (shared * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True).clamp(min=1)
 
 
+def _capturing_graph() -> bool:
+    """True while the model is traced or exported (TorchScript, torch.export, ONNX): a captured graph keeps the
+    branch it took, so the exported model must not take the data-dependent shortcuts that skip work for the
+    availability it was traced with."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 def substitute_missing(features: torch.Tensor, shared: torch.Tensor, availability: torch.Tensor,
                        mode: str = "mean", source: torch.Tensor | None = None) -> torch.Tensor:
     """``features (B, N, C, *S)`` with the rows of missing modalities replaced by :func:`generate_missing`."""
-    if bool(availability.all()):  # nothing to replace (inference on complete cases): no full-size temporaries
+    # Nothing to replace (inference on complete cases): no full-size temporaries.
+    if not _capturing_graph() and bool(availability.all()):
         return features
     generated = generate_missing(shared, availability, mode, source).expand_as(features)
     return torch.where(_per_modality(availability, features.ndim), features, generated)
@@ -265,7 +273,7 @@ class SharedSpecificEncoder(nn.Module):
         ``copy_source (B,)``: the modality ``missing_feature: copy`` copies (default: the first available).
         Without autograd (inference), modalities that no sample has are not encoded at all; while training they
         are, so that every parameter gets its (zero) gradient and the optimiser updates stay the same."""
-        present = None if torch.is_grad_enabled() else availability.any(0)
+        present = None if torch.is_grad_enabled() or _capturing_graph() else availability.any(0)
         return self.substitute(self.encode(image, present), availability, copy_source)
 
 

@@ -178,6 +178,8 @@ def test_one_pass_over_all_subsets_predicts_what_one_pass_per_subset_does(runs, 
             for subset, a, b in zip(wanted, together, one_by_one):
                 assert np.array_equal(a, b), (mode, case.case_id, subset)
             # and the probabilities behind them, bit for bit (label maps of a 4-step model may all be background)
+            if name != "shaspec":  # only a method with predict_subsets_logits takes (M, C) availabilities
+                continue
             image = np.array(case.image(), dtype=np.float32)
             present = np.stack([case.availability & subset for subset in wanted])
             window = dict(overlap=0.5, sw_batch_size=2)
@@ -187,4 +189,4 @@ def test_one_pass_over_all_subsets_predicts_what_one_pass_per_subset_does(runs, 
                 alone = predict_probabilities(method, zeroed, row, config.data.patch_size, **window)
                 assert torch.equal(probabilities, alone), (mode, case.case_id, row)
             differ = differ or not torch.equal(joint[0], joint[-1])
-        assert differ  # the subsets do predict differently (not a vacuous equality)
+        assert differ or name != "shaspec"  # the subsets do predict differently (not a vacuous equality)
