@@ -4,7 +4,6 @@ simple segmenter."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -24,16 +23,10 @@ from medgap.data.synthetic.atrium import (
 from medgap.data.synthetic.common import case_rng, grid_mm
 from medgap.errors import MedgapError
 
+from test_synthetic_difficulty import digest, fit_logistic  # the brain-tumour file's (tests/data is on sys.path)
+
 SMALL = {"shape": (32, 32, 16), "spacing": 4.0}   # ~0.03 s a case
 BUDGET = {"shape": (40, 40, 24), "spacing": 3.0}  # the SS-Net reproduction's "small" budget
-
-
-def digest(case) -> str:
-    sha = hashlib.sha256()
-    for image in case.images:
-        sha.update(np.ascontiguousarray(image, dtype=np.float32).tobytes())
-    sha.update(np.ascontiguousarray(case.label, dtype=np.uint8).tobytes())
-    return sha.hexdigest()
 
 
 @pytest.mark.parametrize("stream, index, before", [
@@ -130,17 +123,6 @@ def voxel_features(case):
                *coordinates, *(c * c for c in coordinates)]
     features = np.stack([column.ravel() for column in columns], 1)
     return np.column_stack([features, np.ones(len(features))]), case.label.ravel().astype(float)
-
-
-def fit_logistic(features, target, iterations=25, ridge=1e-3):
-    """Per-voxel logistic regression by Newton's method (IRLS): a fixed, deterministic reference segmenter."""
-    weights = np.zeros(features.shape[1])
-    for _ in range(iterations):
-        probability = 1.0 / (1.0 + np.exp(-features @ weights))
-        gradient = features.T @ (probability - target) + ridge * weights
-        hessian = (features * (probability * (1 - probability))[:, None]).T @ features + ridge * np.eye(len(weights))
-        weights -= np.linalg.solve(hessian, gradient)
-    return weights
 
 
 def held_out_dice(difficulty, train=8, test=4):
