@@ -49,9 +49,13 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
         fabric = Fabric(accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
                         strategy=trainer.strategy, precision=trainer.precision)
         fabric.launch()
-        _rank_zero_first(fabric, lambda: prepare_run_folder(
-            run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir,
-            provenance={"dataset_dir_as_given": given, "working_directory": os.getcwd()}))
+        try:
+            _rank_zero_first(fabric, lambda: prepare_run_folder(
+                run_dir, resume=resume, overwrite=overwrite, dataset_dir=config.data.dataset_dir,
+                provenance={"dataset_dir_as_given": given, "working_directory": os.getcwd()}))
+        except MedgapError:
+            _leave_process_group()
+            raise
     try:
         with RunLock(run_dir) if fabric.is_global_zero else nullcontext():
             return _train(fabric, config, run_dir, resume, console)
@@ -59,6 +63,13 @@ def train(config: ExperimentConfig, run_dir: str | os.PathLike | None = None, *,
         if fabric.is_global_zero and not resume:  # bad data/config: leave no half-made run folder behind
             remove_unstarted_run(run_dir)
         raise
+
+
+def _leave_process_group() -> None:
+    """Tear the process group down before an error ends a rank: left to interpreter exit, gloo's threads can
+    abort the process (SIGABRT) instead of letting it exit with the CLI's code 2."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _rank_zero_first(fabric: Fabric, action):
