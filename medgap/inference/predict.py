@@ -41,10 +41,14 @@ def predict_array(method, image: np.ndarray, availability: np.ndarray, config: E
     """Normalised ``image (C, *S)`` → (label map with the dataset's values, probabilities ``(K, *S)``).
 
     ``name`` (a case id or file) names the input in the error raised when no modality is available."""
-    if not np.asarray(availability).any():
-        raise MedgapError(f"{name}: no modality available (empty availability): nothing to predict from")
+    _require_a_modality(availability, name)
     probabilities = _probabilities(method, image, availability, config, device)
     return _label_map(method, probabilities, config), probabilities
+
+
+def _require_a_modality(availability: np.ndarray, name: str) -> None:
+    if not np.asarray(availability).any():
+        raise MedgapError(f"{name}: no modality available (empty availability): nothing to predict from")
 
 
 def _probabilities(method, image: np.ndarray, availability: np.ndarray, config: ExperimentConfig,
@@ -80,8 +84,8 @@ def predict_case_subsets(method, case: PreprocessedCase, config: ExperimentConfi
     if not hasattr(method, "predict_subsets_logits") or len(subsets) < 2:
         return [predict_case(method, case, config, availability=subset, device=device) for subset in subsets]
     present = np.stack([case.availability & np.asarray(subset) for subset in subsets])
-    if not present.any(1).all():
-        raise MedgapError(f"case {case.case_id}: no modality available (empty availability): nothing to predict from")
+    for row in present:
+        _require_a_modality(row, f"case {case.case_id}")
     image = np.array(case.image(), dtype=np.float32)
     image[~case.availability] = 0.0
     probabilities = _probabilities(method, image, present, config, device)  # (M, K, *S)
