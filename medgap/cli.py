@@ -6,6 +6,7 @@ A :class:`MedgapError` (bad input, bad config, run-folder conflict) is printed a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -310,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`medgap reproduce --plan | head`): stop quietly, as `cat` does. Point stdout at
+        # devnull so that the interpreter's final flush does not raise a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, the status a shell reports for a command killed by a closed pipe
 
 
 if __name__ == "__main__":

@@ -74,3 +74,21 @@ def test_verify_refuses_genetics_whose_ids_match_no_case(tmp_path, capsys):
     assert err.strip() == (f"error: {root / 'genetics' / 'pgs.csv'}: none of its 2 ids matches the case ids of "
                            "imagesTr (first id 'UKB1001', e.g. 'case_000' expected)")
     assert f"{root / 'genetics' / 'burden.csv'}: 1 of 2 ids match no case (e.g. 'UKB1002')" in out
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
+    """`medgap reproduce PAPER --plan | head -1`: the reader leaves early; no traceback, the shell's SIGPIPE status."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe fails with EPIPE, whatever the timing
+    try:
+        done = subprocess.run([sys.executable, "-m", "medgap.cli", "reproduce", "amvlm", "--plan",
+                               "--work-dir", str(tmp_path)], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""
