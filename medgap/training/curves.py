@@ -26,11 +26,20 @@ def _save(figure, path: str | os.PathLike) -> Path:
 
 @timed('plots')
 def plot_training_curves(metrics_jsonl: str | os.PathLike, path: str | os.PathLike) -> Path | None:
-    """Training loss (and its components) and validation Dice against the step."""
-    rows = read_jsonl(Path(metrics_jsonl))
+    """Training loss (and its components) and every validation score against the step."""
+    figure = training_curves_figure(read_jsonl(Path(metrics_jsonl)))
+    return _save(figure, path) if figure is not None else None
+
+
+def training_curves_figure(rows: list[dict]):
+    """The two panels of ``plot_training_curves`` from metrics.jsonl rows; None when there is nothing to plot.
+
+    The right panel shows whatever the method validates on (Dice or accuracy of a segmenter or classifier, retrieval
+    and the negative contrastive loss of a pretraining run), so no run gets an empty panel."""
     train = [row for row in rows if "loss" in row]
-    val = [row for row in rows if "val_dice" in row or "val_accuracy" in row]
-    if not train and not val:
+    val_keys = sorted({key for row in rows for key, value in row.items()
+                       if key.startswith("val_") and isinstance(value, (int, float)) and not isinstance(value, bool)})
+    if not train and not val_keys:
         return None
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key in sorted({k for row in train for k in row if k.startswith("loss")}):
@@ -39,10 +48,14 @@ def plot_training_curves(metrics_jsonl: str | os.PathLike, path: str | os.PathLi
     left.set_xlabel("step"), left.set_ylabel("loss"), left.set_title("training loss")
     if train:
         left.legend(fontsize=8)
-    for key in sorted({k for row in val for k in row if k.startswith(("val_dice", "val_accuracy"))}):
-        points = [(row["step"], row[key]) for row in val if key in row]
+    values = []
+    for key in val_keys:
+        points = [(row["step"], row[key]) for row in rows if key in row and "step" in row]
+        values += [value for _, value in points]
         right.plot(*zip(*points), marker="o", label=key.removeprefix("val_"))
-    right.set_xlabel("step"), right.set_ylabel("Dice"), right.set_title("validation Dice"), right.set_ylim(0, 1)
-    if val:
+    right.set_xlabel("step"), right.set_ylabel("score"), right.set_title("validation")
+    if values and all(0 <= value <= 1 for value in values):  # Dice, accuracy, retrieval: the whole scale
+        right.set_ylim(0, 1)
+    if val_keys:
         right.legend(fontsize=8)
-    return _save(figure, path)
+    return figure

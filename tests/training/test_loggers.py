@@ -120,3 +120,25 @@ def test_the_bar_shows_the_last_validation_score(tmp_path, capsys):
         log.bar.refresh()
     assert "loss 0.2500 · val dice 0.5000 @ 5" in re.sub(r"\x1b\[[0-9;]*m", "", terminal.file.getvalue())
     assert capsys.readouterr().out == ""  # no plain lines beside a bar
+
+
+def test_training_curves_show_a_pretraining_runs_validation_scores():
+    """A pretraining run validates retrieval and a negative loss, not Dice: its right panel must not be empty."""
+    import matplotlib.pyplot as plt
+
+    from medgap.training.curves import training_curves_figure
+
+    rows = [{"step": 10, "loss": 4.1}, {"step": 20, "loss": 3.9},
+            {"step": 20, "val_retrieval_top1": 0.05, "val_neg_contrastive_loss": -4.0},
+            {"step": 40, "loss": 3.5}, {"step": 40, "val_retrieval_top1": 0.20, "val_neg_contrastive_loss": -3.2}]
+    figure = training_curves_figure(rows)
+    left, right = figure.axes
+    lines = {line.get_label(): list(line.get_ydata()) for line in right.get_lines()}
+    assert lines == {"neg_contrastive_loss": [-4.0, -3.2], "retrieval_top1": [0.05, 0.20]}
+    assert right.get_ylim()[0] < -3.2  # a negative loss is not clipped by a [0, 1] axis
+    plt.close(figure)
+
+    segmenter = training_curves_figure([{"step": 5, "loss": 1.0}, {"step": 5, "val_dice": 0.4}])
+    assert segmenter.axes[1].get_ylim() == (0.0, 1.0)
+    plt.close(segmenter)
+    assert training_curves_figure([{"step": 1, "lr": 0.01}]) is None
