@@ -15,6 +15,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,12 +135,15 @@ TABLE_TITLES = ("### Comparison at 25 % and 50 % labelled", "### Ablation at 25 
 DIFFICULTY = "realistic"
 
 
-def datasets(budget: dict, root: Path, create: bool = True, difficulty: str = DIFFICULTY) -> dict[str, Path]:
+def datasets(budget: dict, root: Path, create: bool = True, difficulty: str = DIFFICULTY,
+             **options: Any) -> dict[str, Path]:
+    """The budget's data folder (generated unless ``create`` is false) with its persisted split; ``options`` are
+    further generator options (the calibration's diagnostics)."""
     folder = root / f"chest_xray_text_{difficulty}"
     if not create:
         return {"chest": folder}
     generate("chest-xray-text", folder, cases=budget["cases"], seed=0, test_cases=0, exist_ok=True,
-             size=budget["size"], difficulty=difficulty)
+             size=budget["size"], difficulty=difficulty, **options)
     splits = folder / "splits.json"
     if not splits.is_file():  # one split for every run (pretraining included): 60 % train / 20 % val / 20 % test
         cases = sorted(path.name[: -len(".png")] for path in (folder / "labelsTr").glob("*.png"))
