@@ -3,7 +3,7 @@
 training label, scored on the test split, beside the published U-Net on QaTa-COV19.
 
 Prints a Markdown table, the validation curve and the per-image Dice split by the test images' lesion size, and
-writes ``<work-dir>/calibration_<difficulty>.json``::
+writes ``<work-dir>/calibration_<difficulty>_seed<seed>.json``::
 
     OMP_NUM_THREADS=1 python benchmarks/calibrate_chest_xray_text.py --difficulty realistic --steps 1000
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = calibrate(args.difficulty, args.steps, args.seed, args.work_dir, size=args.size, cases=args.cases,
                        empty_fraction=args.empty_fraction)
-    write_json(args.work_dir / f"calibration_{args.difficulty}.json", result)
+    write_json(args.work_dir / f"calibration_{args.difficulty}_seed{args.seed}.json", result)
     print("| data | steps | test images | Dice (LViT, %) | IoU (LViT, %) | Dice (pooled, %) | published U-Net Dice / IoU "
           "| wall s | load |")
     print("|---|---:|---:|---:|---:|---:|---|---:|---|")
