@@ -71,7 +71,7 @@ def test_realistic_images_are_all_infected_and_old_realistic_folders_are_refused
     realistic = [make_case(ChestXrayTextOptions(size=32, difficulty="realistic"), case_rng(0, 0, index))[1]
                  for index in range(40)]
     easy = [make_case(ChestXrayTextOptions(size=32), case_rng(0, 0, index))[1] for index in range(40)]
-    assert all(mask.mean() > 0.03 for mask in realistic)       # not even a tiny lesion: ≥ 3 % of the image
+    assert all(mask.mean() > 0.01 for mask in realistic)       # no tiny lesion (400 images of 64²: ≥ 1.4 %)
     assert sum(not mask.any() for mask in easy) == 6            # easy: 15 % of 40, its draws unchanged
     normal = ChestXrayTextOptions(size=32, difficulty="realistic", empty_fraction=1.0)
     assert not make_case(normal, case_rng(0, 0, 0))[1].any()

@@ -365,8 +365,8 @@ class ChestXrayTextGenerator:
         if cases < 1 or test_cases < 0 or resolved.size < 32:
             raise MedgapError(f"synth {self.name}: need cases >= 1, test_cases >= 0, size >= 32")
         out_dir = Path(out_dir)
-        synthetic = {"generator": self.name, "version": DIFFICULTY_VERSIONS.get(resolved.difficulty, VERSION), "cases": cases, "seed": int(seed),
-                     "test_cases": test_cases, "options": asdict(resolved)}
+        synthetic = {"generator": self.name, "version": DIFFICULTY_VERSIONS.get(resolved.difficulty, VERSION),
+                     "cases": cases, "seed": int(seed), "test_cases": test_cases, "options": asdict(resolved)}
         if _reuse_existing(out_dir, synthetic, exist_ok):
             return out_dir
         total, done = cases + test_cases, 0
