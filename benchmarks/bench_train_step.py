@@ -88,6 +88,8 @@ AMVLM_OFFICIAL = {**AMVLM_PAPER_TOKENS, "method.vit_width": 768, "method.vit_dep
                   "method.text_width": 768, "method.text_depth": 12, "method.text_heads": 12,
                   "method.embed_dim": 128, "method.projection_hidden": 2048}
 SSMIS_ENCODER = {"method.pretrained_run": ""}  # untrained encoders (the same modules as a pretraining run's)
+# The supervised U-Net of `medgap reproduce amvlm --budget small` on every label (its calibration run, issue 23).
+CHEST_UNET_SMALL = {"data.labelled_ratio": 1.0, "data.labelled_batch_size": 4, "data.unlabelled_batch_size": 0}
 
 ROWS = [
     # semi-supervised, 3-D left atrium (V-Net, batch 2 labelled + 2 unlabelled)
@@ -153,6 +155,10 @@ ROWS = [
         skip="minutes per step",
         note="ViT-B/16; text transformer of BERT-base size from scratch"),
     Row("chest/amvlm_ssmis/cpu", "AMVLM SSMIS", "amvlm_ssmis_chest", "chest-xray-text", "CPU", SSMIS_ENCODER),
+    Row("chest/unet_small/cpu", "U-Net (all labels, batch 4)", "amvlm_unet_chest", "chest-xray-text", "CPU",
+        CHEST_UNET_SMALL, note="the `small` budget's grid, 64²"),
+    Row("chest/unet_small/96", "U-Net (all labels, batch 4)", "amvlm_unet_chest", "chest-xray-text", "CPU",
+        {**CHEST_UNET_SMALL, "data.patch_size": [96, 96]}, note="the calibration's alternative grid, 96²"),
     Row("chest/amvlm_ssmis/official", "AMVLM SSMIS", "amvlm_ssmis_chest", "chest-xray-text", "official",
         {**SSMIS_ENCODER, "data.patch_size": [224, 224], "data.labelled_batch_size": 16,
          "data.unlabelled_batch_size": 16}, skip="~1 min/step",

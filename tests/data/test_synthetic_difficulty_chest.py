@@ -49,7 +49,7 @@ def test_realistic_is_deterministic_and_recorded(tmp_path):
     assert json.loads((first / "dataset.json").read_text())["synthetic"]["options"]["difficulty"] == "realistic"
     assert generate("chest-xray-text", first, cases=2, test_cases=1, size=48, exist_ok=True,
                     difficulty="realistic") == first
-    with pytest.raises(MedgapError, match="different parameters: options="):
+    with pytest.raises(MedgapError, match="different parameters: version=3 .*options="):
         generate("chest-xray-text", first, cases=2, test_cases=1, size=48, exist_ok=True)
 
 
@@ -62,6 +62,31 @@ def test_dataset_from_before_the_option_counts_as_easy(tmp_path):
     assert generate("chest-xray-text", folder, cases=1, test_cases=0, size=48, exist_ok=True) == folder
     with pytest.raises(MedgapError, match="different parameters"):
         generate("chest-xray-text", folder, cases=1, test_cases=0, size=48, exist_ok=True, difficulty="realistic")
+
+
+def test_realistic_images_are_all_infected_and_old_realistic_folders_are_refused(tmp_path):
+    """QaTa-COV19 has no normal images: realistic draws none (an empty mask scores per-image Dice 0 for one false
+    positive pixel), easy keeps its 15 % and an explicit ``empty_fraction`` still wins; the realistic data of
+    version 2 (which had normal images) is not reused."""
+    realistic = [make_case(ChestXrayTextOptions(size=32, difficulty="realistic"), case_rng(0, 0, index))[1]
+                 for index in range(40)]
+    easy = [make_case(ChestXrayTextOptions(size=32), case_rng(0, 0, index))[1] for index in range(40)]
+    assert all(mask.mean() > 0.01 for mask in realistic)       # no tiny lesion (400 images of 64²: ≥ 1.4 %)
+    assert sum(not mask.any() for mask in easy) == 6            # easy: 15 % of 40, its draws unchanged
+    normal = ChestXrayTextOptions(size=32, difficulty="realistic", empty_fraction=1.0)
+    assert not make_case(normal, case_rng(0, 0, 0))[1].any()
+
+    folder = generate("chest-xray-text", tmp_path / "r", cases=1, test_cases=0, size=32, difficulty="realistic")
+    synthetic = json.loads((folder / "dataset.json").read_text())["synthetic"]
+    assert synthetic["version"] == 3 and synthetic["options"]["empty_fraction"] == 0.0
+    easy_folder = generate("chest-xray-text", tmp_path / "e", cases=1, test_cases=0, size=32)
+    easy_synthetic = json.loads((easy_folder / "dataset.json").read_text())["synthetic"]
+    assert easy_synthetic["version"] == 2 and easy_synthetic["options"]["empty_fraction"] == 0.15
+    raw = json.loads((folder / "dataset.json").read_text())
+    raw["synthetic"]["version"] = 2
+    (folder / "dataset.json").write_text(json.dumps(raw))
+    with pytest.raises(MedgapError, match="different parameters: version=2"):
+        generate("chest-xray-text", folder, cases=1, test_cases=0, size=32, exist_ok=True, difficulty="realistic")
 
 
 def test_unknown_difficulty(tmp_path):
