@@ -50,8 +50,20 @@ def test_realistic_is_deterministic_and_recorded(tmp_path):
         assert (first / name).read_bytes() != (easy / name).read_bytes()
     synthetic = json.loads((first / "dataset.json").read_text())["synthetic"]
     assert synthetic["options"]["difficulty"] == "realistic"
-    with pytest.raises(MedgapError, match="different parameters: options="):
+    assert synthetic["version"] == 3   # the realistic calibrated against LA; easy keeps version 2
+    assert json.loads((easy / "dataset.json").read_text())["synthetic"]["version"] == 2
+    with pytest.raises(MedgapError, match="different parameters: version=3 \\(asked 2\\), options="):
         generate("atrium-3d", first, cases=2, test_cases=1, exist_ok=True, **SMALL)
+
+
+def test_realistic_from_before_the_calibration_is_not_reused(tmp_path):
+    folder = generate("atrium-3d", tmp_path / "old", cases=1, test_cases=0, difficulty="realistic", **SMALL)
+    path = folder / "dataset.json"
+    raw = json.loads(path.read_text())
+    raw["synthetic"]["version"] = 2   # as written before the calibration (the too-hard realistic)
+    path.write_text(json.dumps(raw))
+    with pytest.raises(MedgapError, match=r"version=2 \(asked 3\)"):
+        generate("atrium-3d", folder, cases=1, test_cases=0, exist_ok=True, difficulty="realistic", **SMALL)
 
 
 def test_unknown_difficulty(tmp_path):
