@@ -138,6 +138,7 @@ def voxel_features(case):
 
 
 def held_out_dice(difficulty, train=8, test=4):
+    """Dice of the fixed voxel classifier on each of ``test`` held-out cases."""
     options = AtriumOptions(**SMALL, difficulty=difficulty)
     training = [voxel_features(make_case(options, case_rng(0, 0, index))) for index in range(train)]
     weights = fit_logistic(np.concatenate([x for x, _ in training]), np.concatenate([y for _, y in training]))
@@ -146,11 +147,13 @@ def held_out_dice(difficulty, train=8, test=4):
         features, truth = voxel_features(make_case(options, case_rng(0, 1, index)))
         predicted, truth = features @ weights > 0, truth > 0
         scores.append(2 * (predicted & truth).sum() / max(predicted.sum() + truth.sum(), 1))
-    return float(np.mean(scores))
+    return np.array(scores)
 
 
 def test_realistic_is_harder_for_a_fixed_voxel_classifier():
     easy, realistic = held_out_dice("easy"), held_out_dice("realistic")
-    # Measured: Dice 0.67 (easy) vs 0.56 (realistic); on every one of the 4 held-out cases realistic is lower.
-    assert easy > 0.6
-    assert realistic < easy - 0.07
+    # Measured (synthetic version 3, the realistic calibrated against LA): Dice 0.667 (easy) vs 0.634 (realistic),
+    # lower on every one of the 4 held-out cases. The converged V-Net loses more: 85.4 vs 79.9 (docs/datasets.md).
+    assert easy.mean() > 0.6
+    assert (realistic < easy).all()
+    assert realistic.mean() < easy.mean() - 0.02
