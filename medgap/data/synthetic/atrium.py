@@ -362,5 +362,5 @@ GENERATOR = Generator(
     options=AtriumOptions,
     build=_build,
     default_cases=40,
-    difficulty_versions={"realistic": 3},  # 3: realistic calibrated against SS-Net's LA V-Net (issue 23); easy unchanged
+    difficulty_versions={"realistic": 3},  # 3: realistic calibrated against the LA V-Net (issue 23); easy unchanged
 )
