@@ -50,8 +50,20 @@ def test_realistic_is_deterministic_and_recorded(tmp_path):
         assert (first / name).read_bytes() != (easy / name).read_bytes()
     synthetic = json.loads((first / "dataset.json").read_text())["synthetic"]
     assert synthetic["options"]["difficulty"] == "realistic"
-    with pytest.raises(MedgapError, match="different parameters: options="):
+    assert synthetic["version"] == 3   # the realistic calibrated against LA; easy keeps version 2
+    assert json.loads((easy / "dataset.json").read_text())["synthetic"]["version"] == 2
+    with pytest.raises(MedgapError, match="different parameters: version=3 \\(asked 2\\), options="):
         generate("atrium-3d", first, cases=2, test_cases=1, exist_ok=True, **SMALL)
+
+
+def test_realistic_from_before_the_calibration_is_not_reused(tmp_path):
+    folder = generate("atrium-3d", tmp_path / "old", cases=1, test_cases=0, difficulty="realistic", **SMALL)
+    path = folder / "dataset.json"
+    raw = json.loads(path.read_text())
+    raw["synthetic"]["version"] = 2   # as written before the calibration (the too-hard realistic)
+    path.write_text(json.dumps(raw))
+    with pytest.raises(MedgapError, match=r"version=2 \(asked 3\)"):
+        generate("atrium-3d", folder, cases=1, test_cases=0, exist_ok=True, difficulty="realistic", **SMALL)
 
 
 def test_unknown_difficulty(tmp_path):
@@ -126,6 +138,7 @@ def voxel_features(case):
 
 
 def held_out_dice(difficulty, train=8, test=4):
+    """Dice of the fixed voxel classifier on each of ``test`` held-out cases."""
     options = AtriumOptions(**SMALL, difficulty=difficulty)
     training = [voxel_features(make_case(options, case_rng(0, 0, index))) for index in range(train)]
     weights = fit_logistic(np.concatenate([x for x, _ in training]), np.concatenate([y for _, y in training]))
@@ -134,11 +147,13 @@ def held_out_dice(difficulty, train=8, test=4):
         features, truth = voxel_features(make_case(options, case_rng(0, 1, index)))
         predicted, truth = features @ weights > 0, truth > 0
         scores.append(2 * (predicted & truth).sum() / max(predicted.sum() + truth.sum(), 1))
-    return float(np.mean(scores))
+    return np.array(scores)
 
 
 def test_realistic_is_harder_for_a_fixed_voxel_classifier():
     easy, realistic = held_out_dice("easy"), held_out_dice("realistic")
-    # Measured: Dice 0.67 (easy) vs 0.56 (realistic); on every one of the 4 held-out cases realistic is lower.
-    assert easy > 0.6
-    assert realistic < easy - 0.07
+    # Measured (synthetic version 3, the realistic calibrated against LA): Dice 0.667 (easy) vs 0.634 (realistic),
+    # lower on every one of the 4 held-out cases. The converged V-Net loses more: 85.7 vs 81.3 (docs/datasets.md).
+    assert easy.mean() > 0.6
+    assert (realistic < easy).all()
+    assert realistic.mean() < easy.mean() - 0.02
