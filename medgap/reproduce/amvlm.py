@@ -85,13 +85,15 @@ BUDGETS = {
              "steps": 3, "batch": 2, "lr": 1e-3, "features": [4, 8, 16, 32], "val_cases": 4,
              "vit": {"vit_width": 32, "vit_depth": 1, "vit_heads": 2, "text_width": 32, "text_depth": 1,
                      "text_heads": 2, "projection_hidden": 32, "embed_dim": 16}},
-    # ~41 single-thread CPU minutes (per run: pretraining ~60 s, U-Net ~30 s, MT ~70 s, AMVLM ~75 s, SS-Net ~160 s)
+    # ~80 single-thread CPU minutes, ~41 min with --jobs 2 (CPU s per step at 64², batch 4+4: U-Net ~0.15, MT and
+    # AMVLM ~0.25, SS-Net ~0.5; 57 segmentation runs of 300 steps + 5 pretrainings + ~10 s per run to start and
+    # score). 300 steps stop short of convergence: the all-labels U-Net scores ~73 there, ~77 at 800 (the page says so)
     # 3 seeds for every table (the ablation and few-shot claims need them too), 80 test images (issue 17);
     # 400 images of 64²: the supervised U-Net on all 240 training images converges to ~78 test Dice on `realistic`,
     # the U-Net on QaTa-COV19 scores 79.02 (docs/datasets.md); more images cost no more per step, a larger grid does
     "small": {"seeds": 3, "detail_seeds": 3, "cases": 400, "size": 64, "pretrain_steps": 200, "pretrain_batch": 16,
               "pretrain_lr": 1e-3, "ema_decay": 0.99,
-              "steps": 300, "batch": 4, "lr": 1e-3, "features": [16, 32, 64, 128], "val_cases": 16, "vit": {}},
+              "steps": 300, "batch": 4, "lr": 1e-3, "features": [16, 32, 64, 128], "val_cases": 40, "vit": {}},
     "medium": {"seeds": 3, "detail_seeds": 3, "cases": 1000, "size": 128, "pretrain_steps": 4000,
                "pretrain_lr": 3e-4, "ema_decay": 0.995,
                "pretrain_batch": 32, "steps": 3000, "batch": 8, "lr": 3e-4, "features": [16, 32, 64, 128, 256],
