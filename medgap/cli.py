@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "results page beside the paper's numbers")
     reproduce.add_argument("paper", choices=list(PAPERS))
     reproduce.add_argument("--budget", choices=BUDGETS, default="small",
-                           help="tiny: minutes (tests); small: <= 30 min on 2 CPU cores; medium: <= 1 h on one GPU")
+                           help="tiny: minutes (tests); small: <= 45 min on 2 CPU cores (--jobs 2); medium: <= 1 h on one GPU")
     reproduce.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's)")
     reproduce.add_argument("--work-dir", default=None, help="data and runs (default runs/reproduce/PAPER-BUDGET); "
                            "finished runs there are reused (with --smoke: runs/reproduce/PAPER-BUDGET-smoke)")

@@ -210,8 +210,8 @@ def bootstrap_ci(by_seed: Mapping[Any, Mapping[Any, float]], *, resamples: int =
         means = matrix.mean(axis=0)[draws].mean(axis=1)  # the mean over seeds commutes with the case mean
     else:
         means = np.zeros(resamples)
-        for values in seeds:
-            array = np.fromiter(values.values(), dtype=np.float64)
+        for values, cases in zip(seeds, case_sets):  # sorted cases: the same interval whatever the input order
+            array = np.array([values[case] for case in cases], dtype=np.float64)
             means += array[rng.integers(0, array.size, size=(resamples, array.size))].mean(axis=1)
         means /= len(seeds)
     # Hesterberg's expanded percentile interval: the plug-in bootstrap spread is too narrow by √((n−1)/n) and a

@@ -275,8 +275,9 @@ from medgap.methods.deviations import Deviation  # noqa: E402  (the page's table
 DEVIATIONS = [
     Deviation("data", "synthetic `atrium-3d` and `cardiac-2d`", "paper: LA (80 train / 20 test) and ACDC (70/10/20 "
               "patients)", "no downloads; not comparable in absolute terms", None, "paper; official code (ycwu1997/SS-Net)"),
-    Deviation("schedule", "200 (atrium-3d) / 400 (cardiac-2d) steps of 2 + 2 small patches; λ's ramp compressed "
-              "to the same fraction of training", "paper: 15k (LA) / 30k (ACDC) iterations, patches 112×112×80 / "
+    Deviation("schedule", f"`small`: {BUDGETS['small']['atrium3d']['steps']} (atrium-3d) / "
+              f"{BUDGETS['small']['cardiac2d']['steps']} (cardiac-2d) steps of 2 + 2 small patches; λ's ramp "
+              "compressed to the same fraction of training", "paper: 15k (LA) / 30k (ACDC) iterations, patches 112×112×80 / "
               "256×256, batch 2 + 2 / 12 + 12", "CPU budget", None, "paper; official code (ycwu1997/SS-Net)"),
     Deviation("atrium-3d learning rate", "SGD 0.05", "official: 0.01", "at 0.01 the V-Net of some seeds still "
               "predicted no atrium after 200 steps", None, "paper; official code (ycwu1997/SS-Net)"),

@@ -110,6 +110,15 @@ def test_seeds_are_strata_and_shared_cases_are_resampled_together():
     assert 2.0 <= low < high <= 3.0
 
 
+def test_the_interval_does_not_depend_on_the_order_the_scores_arrive_in():
+    # seeds with different test cases (the per-seed draw): a page rebuilt from finished runs, which load in plan
+    # order rather than in the order parallel workers finished, must print the same interval
+    rng = np.random.default_rng(1)
+    by_seed = {seed: {f"c{seed}_{case}": float(rng.normal()) for case in range(12)} for seed in range(3)}
+    shuffled = {seed: dict(reversed(list(values.items()))) for seed, values in by_seed.items()}
+    assert bootstrap_ci(by_seed, resamples=2000) == bootstrap_ci(shuffled, resamples=2000)
+
+
 def test_orderings_are_checked_pair_by_pair():
     rng = np.random.default_rng(3)
     c = rng.uniform(0.4, 0.6, size=(3, 30))
