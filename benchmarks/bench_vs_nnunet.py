@@ -19,8 +19,10 @@ hours. What it does, in order:
 5. both predict the held-out test cases (each tool's defaults: nnU-Net ``checkpoint_final`` with mirroring,
    medgap ``best.pt`` picked on the validation cases) and ``medgap.metrics`` scores both (``medgap score``: WT/TC/ET
    Dice and HD95);
-6. a table on stdout, ``benchmarks/results/bench_vs_nnunet.json`` (machine, load, versions, per-row wall times),
-   and its README section via ``python benchmarks/readme.py``.
+6. a table on stdout, ``benchmarks/results/bench_vs_nnunet.json`` (machine, load, versions, per-row wall times
+   and start times), and its README section via ``python benchmarks/readme.py``. The JSON keeps an earlier run's
+   rows of other (budget, pipeline) pairs on the same cases and test split (``--replace`` starts afresh), so the
+   budgets can be measured in separate sittings, e.g. ``--budgets 20 --pipelines nnU-Net medgap``.
 
 Run (a quiet machine; ~4.5 h for 5 + 20 + 60 min):
     python benchmarks/bench_vs_nnunet.py --budgets 5 20 60
@@ -304,6 +306,19 @@ def table(rows: list[dict]) -> str:
     return markdown_table(header, cells)
 
 
+def merged_rows(path: Path, dataset: dict, new_rows: list[dict]) -> list[dict]:
+    """``new_rows`` plus the rows of an earlier (non-smoke) run on the same cases and test split whose (budget,
+    pipeline) this run did not redo, ordered by budget then pipeline: a 20-minute run keeps the 5-minute rows."""
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    if earlier.get("smoke") or earlier.get("dataset") != dataset:
+        return new_rows
+    redone = {(row["budget_s"], row["pipeline"]) for row in new_rows}
+    kept = [row for row in earlier.get("rows", []) if (row["budget_s"], row["pipeline"]) not in redone]
+    order = ["nnU-Net", *MEDGAP_ROWS]
+    return sorted(kept + new_rows, key=lambda row: (row["budget_s"], order.index(row["pipeline"])
+                                                    if row["pipeline"] in order else len(order)))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[5, 20, 60], help="training minutes per row")
@@ -320,6 +335,8 @@ def main(argv=None) -> int:
                         help="prove the path end to end: 12 cases, 1-minute budgets, no mirroring, 6 calibration "
                              "steps; the JSON is marked as a smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--replace", action="store_true",
+                        help="start the JSON afresh instead of keeping its rows of other (budget, pipeline) pairs")
     args = parser.parse_args(argv)
     if args.smoke:
         args.cases, args.budgets, args.no_tta, args.calibration_steps = 12, [1], True, 6
@@ -347,11 +364,16 @@ def main(argv=None) -> int:
                 if {k: sorted(v) for k, v in row.pop("split").items() if k in ("train", "val", "test")} != \
                         {k: sorted(splits[k]) for k in ("train", "val", "test")}:
                     raise SystemExit(f"{pipeline}: medgap's run used another split than nnU-Net's")
-            row.update(pipeline=pipeline, budget_s=budget_s, load_average_at_start=load,
+            row.update(pipeline=pipeline, budget_s=budget_s, load_average_at_start=load, measured_at=time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        scores=score(row["predictions"], args.work, data))
             row["predictions"] = str(row["predictions"].relative_to(args.work))  # under --work
             rows.append(row)
             print(table(rows[-1:]).splitlines()[-1], flush=True)
+    dataset = {"generator": "brain-tumour", "cases": args.cases, "seed": args.seed,
+               "split_sizes": {k: len(splits[k]) for k in ("train", "val", "test")}, "test": splits["test"]}
+    if not (args.replace or args.smoke):
+        rows = merged_rows(args.out, dataset, rows)
     markdown = table(rows)
     title = "SMOKE RUN (tiny budget and data: proves the path, not a comparison)" if args.smoke else ""
     result = {
@@ -359,9 +381,9 @@ def main(argv=None) -> int:
         "machine": machine_info(**{f"nnunet_venv_{k}": v for k, v in versions.items()}),
         "load_average_before": load_before,
         "threads": args.threads,
-        "dataset": {"generator": "brain-tumour", "cases": args.cases, "seed": args.seed,
-                    "split_sizes": {k: len(splits[k]) for k in ("train", "val", "test")}, "test": splits["test"]},
-        "nnunet_plan": plan, "nnunet_tta": not args.no_tta, "budgets_s": budgets_s, "rows": rows,
+        "dataset": dataset,
+        "nnunet_plan": plan, "nnunet_tta": not args.no_tta, "budgets_s": sorted({row["budget_s"] for row in rows}),
+        "rows": rows,
         "table_markdown": (f"**{title}**\n\n" if title else "") + markdown,
     }
     write_json(args.out, result)

@@ -85,15 +85,16 @@ BUDGETS = {
              "steps": 3, "batch": 2, "lr": 1e-3, "features": [4, 8, 16, 32], "val_cases": 4,
              "vit": {"vit_width": 32, "vit_depth": 1, "vit_heads": 2, "text_width": 32, "text_depth": 1,
                      "text_heads": 2, "projection_hidden": 32, "embed_dim": 16}},
-    # ~80 single-thread CPU minutes, ~41 min with --jobs 2 (CPU s per step at 64², batch 4+4: U-Net ~0.15, MT and
-    # AMVLM ~0.25, SS-Net ~0.5; 57 segmentation runs of 300 steps + 5 pretrainings + ~10 s per run to start and
-    # score). 300 steps stop short of convergence: the all-labels U-Net scores ~73 there, ~77 at 800 (the page says so)
+    # Steps: what fits ~45 min with --jobs 2 on 2 cores, from the wall seconds per run measured at 300 steps
+    # (pretraining 68-83, U-Net 48-51, MT 84-86, MT+PL 94, SS-Net 202-205, AMVLM 113-128, vision-only 108: ~5,900
+    # worker-s, ~51 min, so 240 steps). They stop short of convergence: the all-labels U-Net scores ~73 at 300 steps,
+    # ~77 at 800 (docs/datasets.md; the page says so)
     # 3 seeds for every table (the ablation and few-shot claims need them too), 80 test images (issue 17);
     # 400 images of 64²: the supervised U-Net on all 240 training images converges to ~78 test Dice on `realistic`,
     # the U-Net on QaTa-COV19 scores 79.02 (docs/datasets.md); more images cost no more per step, a larger grid does
     "small": {"seeds": 3, "detail_seeds": 3, "cases": 400, "size": 64, "pretrain_steps": 200, "pretrain_batch": 16,
               "pretrain_lr": 1e-3, "ema_decay": 0.99,
-              "steps": 300, "batch": 4, "lr": 1e-3, "features": [16, 32, 64, 128], "val_cases": 40, "vit": {}},
+              "steps": 240, "batch": 4, "lr": 1e-3, "features": [16, 32, 64, 128], "val_cases": 40, "vit": {}},
     "medium": {"seeds": 3, "detail_seeds": 3, "cases": 1000, "size": 128, "pretrain_steps": 4000,
                "pretrain_lr": 3e-4, "ema_decay": 0.995,
                "pretrain_batch": 32, "steps": 3000, "batch": 8, "lr": 3e-4, "features": [16, 32, 64, 128, 256],
@@ -516,7 +517,23 @@ def _diagnosis(context: Context) -> str:
             f"{student * 100:.1f}: {_pretraining_state(context)}, so the mask does not find the zones the report "
             f"names. Fused into the pseudo labels it {effect}: at the end of training they mark "
             f"{pseudo['amvlm']:.1%} of unlabelled pixels as infection (MT with pseudo labels and no text: "
-            f"{pseudo['mt_pl']:.1%}; the labels: {truth:.1%}).{teacher}\n")
+            f"{pseudo['mt_pl']:.1%}; the labels: {truth:.1%}).{teacher}{_pretrained_text_state(context)}\n")
+
+
+def _pretrained_text_state(context: Context) -> str:
+    """What the frozen pretrained text encoder (the `minilm` variant, where the `[text]` extra is installed) changed."""
+    runs = context.select(kind="segmentation", method="amvlm_minilm", ratio=0.25)
+    pretraining = context.select(kind="pretraining", variant="minilm")
+    if not runs or not pretraining:
+        return ""
+    gate = context.results[pretraining[0].run_dir]["gate"]
+    mask = np.mean([context.results[r.run_dir].get("text_mask_dice", math.nan) for r in runs])
+    student = np.mean([context.results[r.run_dir]["paper_dice"] for r in runs])
+    v2t = _final_losses(pretraining[0].run_dir).get("loss_v2t", math.nan)
+    return (f" A pretrained text encoder (all-MiniLM-L6-v2, frozen) does not change this at this scale: L_V2T ends at "
+            f"{v2t:.2f}, the gate's own- vs shuffled-report AUROC on the finding patches is {gate['auroc_pair']:.2f} "
+            f"(0.5: the report does not matter), its text-guided mask scores {mask * 100:.1f} Dice and its U-Net "
+            f"{student * 100:.1f}.")
 
 
 def _foreground_share(context: Context) -> float:
@@ -533,7 +550,9 @@ DEVIATIONS = [
     Deviation("data", "synthetic `chest-xray-text` (64² radiograph-like images, LViT-template reports, 4 "
               "equivalent phrasings each)", "paper: QaTa-COV19, BM-Seg, MoNuSeg, MRSpineSeg", "no downloads; not "
               "comparable in absolute terms", None, "paper; official code (QingtaoPan/AMVLM)"),
-    Deviation("schedule", "pretraining 200 steps of 16 pairs; segmentation 300 steps of 4 + 4 at Adam 1e-3, "
+    Deviation("schedule", f"`small`: pretraining {BUDGETS['small']['pretrain_steps']} steps of "
+              f"{BUDGETS['small']['pretrain_batch']} pairs; segmentation {BUDGETS['small']['steps']} steps of "
+              f"{BUDGETS['small']['batch']} + {BUDGETS['small']['batch']} at Adam {BUDGETS['small']['lr']:g}, "
               "unsupervised weights ramped over the first half", "paper: 100 epochs, batch 32 (pretraining) / "
               "16 + 16 at Adam 3e-4 (segmentation)", "CPU budget", None, "paper; official code (QingtaoPan/AMVLM)"),
 ]

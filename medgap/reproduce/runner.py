@@ -58,11 +58,28 @@ class Run:
         overrides and the fingerprints of the runs it reads (a retrained pretraining retrains its fine-tunings)."""
         path = self.config_path
         config_text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        identity = {"config": self.config, "config_text": config_text, "overrides": self.overrides}
+        identity = {"config": self.config, "config_text": config_text,
+                    "overrides": _as_spelled_from_here(self.overrides)}
         if self.upstream:
             identity["upstream"] = [other.fingerprint() for other in self.upstream]
         text = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _as_spelled_from_here(value: Any) -> Any:
+    """``value`` with every path under the working directory spelled relative to it, so that ``--work-dir
+    runs/x`` and ``--work-dir $PWD/runs/x`` name the same runs (the overrides carry the data and run folders)."""
+    if isinstance(value, dict):
+        return {key: _as_spelled_from_here(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_spelled_from_here(item) for item in value]
+    if isinstance(value, (str, Path)) and os.path.isabs(value):
+        here = os.getcwd()
+        if os.path.commonpath([here, os.path.normpath(value)]) == here:
+            return os.path.relpath(value, here)
+    elif isinstance(value, Path):
+        return os.path.normpath(value)
+    return value
 
 
 @dataclass

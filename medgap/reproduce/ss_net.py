@@ -40,18 +40,19 @@ BUDGETS = {
                            "patch": [32, 32], "features": [4, 8, 16, 32, 64], "steps": 4}},
     # ≥ 3 seeds and ≥ 20 test cases for the 3-D set, ≥ 30 for the 2-D one (20 % of the cases), so that the
     # minimum detectable difference is a few Dice points (issue 17). Steps: what fits ~45 min with --jobs 2 on 2
-    # cores (CPU seconds per step, one thread, measured per run kind: atrium lower 0.09, MT 0.16, SS-Net 0.33-0.39,
-    # upper 0.13, i.e. 4.1 s per step over the 21 atrium runs; cardiac ~0.9 s per step over its 21 runs), not
-    # convergence: the supervised upper bound needs ~2,500 (atrium) and ~3,000 (cardiac) steps to flatten
+    # cores (wall seconds per run, measured at 450 / 1,500 steps: atrium lower 45-46, MT 83-94, SS-Net 188-204,
+    # upper 70-75; cardiac lower 35-45, MT 60-64, SS-Net 133-149, upper 49-55; 31.9 min in all, 2026-12-03). At
+    # 1,000 cardiac steps one seed's upper bound stopped at 58 Dice (validation 0.00 at step 200), hence 1,500.
+    # Not convergence: the supervised upper bound needs ~2,500 (atrium) and ~3,000 (cardiac) steps to flatten
     # (docs/datasets.md), so the page states that the runs stop before it.
     "small": {"seeds": 3, "cases": 100, "batch": 2, "val_cases": 10,
               # LR 0.05 (official 0.01): at 0.01 the V-Net of some seeds still predicted no atrium after 200 steps
               "atrium3d": {"options": {"shape": (40, 40, 24), "spacing": 3.0, "difficulty": "realistic"},
-                           "patch": [32, 32, 16], "features": [8, 16, 32, 64, 128], "steps": 600, "lr": 0.05},
+                           "patch": [32, 32, 16], "features": [8, 16, 32, 64, 128], "steps": 450, "lr": 0.05},
               # cardiac: calibrated realistic data (issue 23; docs/datasets.md, cardiac-2d)
               "cardiac2d": {"cases": 150, "options": {"size": (48, 48), "spacing": (4.0, 4.0, 10.0),
                                                       "difficulty": "realistic"},
-                            "patch": [48, 48], "features": [8, 16, 32, 64, 128], "steps": 1200}},
+                            "patch": [48, 48], "features": [8, 16, 32, 64, 128], "steps": 1500}},
     "medium": {"seeds": 3, "cases": 100, "batch": 4,
                "atrium3d": {"options": {"shape": (96, 96, 64), "spacing": 1.25, "difficulty": "realistic"},
                             "patch": [80, 80, 48], "features": [16, 32, 64, 128, 256], "steps": 2000},

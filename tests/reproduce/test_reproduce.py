@@ -5,6 +5,7 @@ import importlib
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -128,6 +129,20 @@ def test_a_changed_pretraining_changes_the_fingerprint_of_the_runs_that_read_it(
     assert first[1].upstream == (first[0],) and first[2].upstream == ()
     assert changed[1].fingerprint() != first[1].fingerprint()
     assert changed[2].fingerprint() == first[2].fingerprint()  # a run that reads nothing keeps its fingerprint
+
+
+def test_the_fingerprint_does_not_depend_on_how_the_work_dir_is_spelled(tmp_path, monkeypatch):
+    from medgap.reproduce.runner import Run
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(work_dir):
+        return Run(Path(work_dir) / "runs" / "a", "x.yaml", {"data.root": str(Path(work_dir) / "data"),
+                                                              "method.pretrained": Path(work_dir) / "runs" / "p"})
+
+    relative = run("work").fingerprint()
+    assert run(tmp_path / "work").fingerprint() == relative
+    assert run(tmp_path / "elsewhere").fingerprint() != relative
 
 
 @pytest.mark.slow
