@@ -19,8 +19,8 @@ hours. What it does, in order:
 5. both predict the held-out test cases (each tool's defaults: nnU-Net ``checkpoint_final`` with mirroring,
    medgap ``best.pt`` picked on the validation cases) and ``medgap.metrics`` scores both (``medgap score``: WT/TC/ET
    Dice and HD95);
-6. a table on stdout, ``benchmarks/results/bench_vs_nnunet.json`` (machine, load, versions, per-row wall times
-   and start times), and its README section via ``python benchmarks/readme.py``. The JSON keeps an earlier run's
+6. a table on stdout, ``benchmarks/results/bench_vs_nnunet.json`` (machine, load, versions, per-row wall times,
+   start and end times), and its README section via ``python benchmarks/readme.py``. The JSON keeps an earlier run's
    rows of other (budget, pipeline) pairs on the same cases and test split (``--replace`` starts afresh), so the
    budgets can be measured in separate sittings, e.g. ``--budgets 20 --pipelines nnU-Net medgap``.
 
@@ -290,9 +290,10 @@ def score(predictions: Path, work: Path, data: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    """One line per (budget, pipeline): wall time, steps, Dice (%) and HD95 (mm) per region (WT, TC, ET)."""
+    """One line per (budget, pipeline): wall time (and its ratio to the budget: medgap's step count comes from a
+    calibration run, so it can overrun), steps, Dice (%) and HD95 (mm) per region (WT, TC, ET)."""
     structures = [entry["structure"] for entry in rows[0]["scores"]["aggregated"]] if rows else []
-    header = ["budget (min)", "pipeline", "train wall (s)", "steps", *(f"{s} Dice" for s in structures),
+    header = ["budget (min)", "pipeline", "train wall (s)", "× budget", "steps", *(f"{s} Dice" for s in structures),
               *(f"{s} HD95" for s in structures)]
     cells = []
     for row in rows:
@@ -300,6 +301,7 @@ def table(rows: list[dict]) -> str:
         dice = [by_structure.get(s, {}).get("dice") for s in structures]
         hd95 = [by_structure.get(s, {}).get("hd95") for s in structures]
         cells.append([f"{row['budget_s'] / 60:g}", row["pipeline"], f"{row['train_wall_s']:.0f}",
+                      f"{row['train_wall_s'] / row['budget_s']:.2f}",
                       "–" if row.get("steps") is None else str(row["steps"]),
                       *("–" if v is None or v != v else f"{100 * v:.1f}" for v in dice),
                       *("–" if v is None or v != v else f"{v:.1f}" for v in hd95)])
@@ -355,7 +357,7 @@ def main(argv=None) -> int:
     for budget_s in budgets_s:
         for pipeline in args.pipelines:
             print(f"{budget_s / 60:g} min: {pipeline} ...", flush=True)
-            load = os.getloadavg()
+            load, started = os.getloadavg(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             if pipeline == "nnU-Net":
                 row = nnunet_row(args.venv, roots, args.work, budget_s, args.threads, not args.no_tta, log)
             else:
@@ -364,8 +366,8 @@ def main(argv=None) -> int:
                 if {k: sorted(v) for k, v in row.pop("split").items() if k in ("train", "val", "test")} != \
                         {k: sorted(splits[k]) for k in ("train", "val", "test")}:
                     raise SystemExit(f"{pipeline}: medgap's run used another split than nnU-Net's")
-            row.update(pipeline=pipeline, budget_s=budget_s, load_average_at_start=load, measured_at=time.strftime(
-                "%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            row.update(pipeline=pipeline, budget_s=budget_s, load_average_at_start=load, started_at=started,
+                       finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        scores=score(row["predictions"], args.work, data))
             row["predictions"] = str(row["predictions"].relative_to(args.work))  # under --work
             rows.append(row)

@@ -65,7 +65,11 @@ BENCHMARKS = {
         "supervision (`method.deep_supervision`), for as many steps as a calibration run says fit the budget. Both "
         "predict the test cases (nnU-Net with its mirroring unless `--no-tta`) and `medgap score` scores both: "
         "Dice (%) and HD95 (mm) per BraTS region. Not part of `make bench`: it installs nnU-Net into its own "
-        "virtual environment and runs for hours (`python benchmarks/bench_vs_nnunet.py --budgets 5 20 60`).",
+        "virtual environment and runs for hours (`python benchmarks/bench_vs_nnunet.py --budgets 5 20 60`); "
+        "budgets measured in separate sittings are merged, each row keeping its start and end times and load "
+        "average in the JSON (the machine line below is the latest sitting's). `× budget`: training wall time over "
+        "the budget; nnU-Net's trainer stops on the clock, medgap's step count comes from a 12-step calibration "
+        "run and can overrun it.",
         "medgap ahead of nnU-Net at every budget up to an hour on the CPU (issue 22)."),
     "bench_reproduce": (
         "Where a reproduction's minutes go",
