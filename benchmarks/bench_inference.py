@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, markdown_table  # noqa: E402
+from common import machine_info, markdown_table, utc_now  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_inference.json"
 SHAPE = (4, 240, 240, 155)
@@ -145,7 +145,7 @@ def window_timings(size: int, repeats: int, threads: int) -> dict:
     seconds = {name: float(np.median(values)) for name, values in times.items()}
     return {"size": size, "repeats": repeats, "threads": torch.get_num_threads(), "seconds": seconds,
             "load_average_1min": os.getloadavg()[0],
-            "seconds_per_repeat": times, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "seconds_per_repeat": times, "measured_at": utc_now()}
 
 
 def window_table(windows: dict) -> str:
@@ -213,7 +213,7 @@ def main(argv=None):
     if args.full:
         args.models, args.monai_models, args.sw_batches = list(MODEL_NAMES), list(MODEL_NAMES), [1, 4]
     monai_models = ["supervised"] if args.monai_models is None else args.monai_models
-    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    measured_at = utc_now()
     results = {}
     engines = {model: ["medgap", "monai"] if model in monai_models else ["medgap"] for model in args.models}
     runs = {(model, sw_batch, engine): [] for model in args.models for sw_batch in args.sw_batches

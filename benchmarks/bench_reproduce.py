@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, markdown_table  # noqa: E402
+from common import machine_info, markdown_table, utc_now  # noqa: E402
 
 from medgap.atomic import write_json  # noqa: E402
 from medgap.phases import add_totals, phase, recording  # noqa: E402
@@ -115,7 +115,7 @@ def profile(paper: str, budget: str, selection: str, workers: str, jobs: int, wo
             "stands_for": {run.run_dir.name: {"runs": plan_counts[kind(run)] / chosen_counts[kind(run)],
                                               "factors": factors[run.run_dir.name], "config": run.config,
                                               "tags": run.tags} for run in chosen},
-            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "measured_at": utc_now()}
 
 
 def identical_outputs(first: Path, second: Path) -> bool:

@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import current_rss_mib, machine_info, markdown_table, peak_rss_mib  # noqa: E402
+from common import current_rss_mib, machine_info, markdown_table, peak_rss_mib, utc_now  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_train_step.json"
@@ -602,7 +602,7 @@ def main(argv=None) -> int:
     results = earlier_results(args.out, args.device)
     for result in results.values():
         result["earlier"] = True
-    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    measured_at = utc_now()
     with tempfile.TemporaryDirectory() as tmp:
         datasets = {}
         for row in rows:

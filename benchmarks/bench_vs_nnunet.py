@@ -45,7 +45,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, markdown_table  # noqa: E402
+from common import machine_info, markdown_table, utc_now  # noqa: E402
 
 from medgap.atomic import write_json  # noqa: E402
 
@@ -357,7 +357,7 @@ def main(argv=None) -> int:
     for budget_s in budgets_s:
         for pipeline in args.pipelines:
             print(f"{budget_s / 60:g} min: {pipeline} ...", flush=True)
-            load, started = os.getloadavg(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            load, started = os.getloadavg(), utc_now()
             if pipeline == "nnU-Net":
                 row = nnunet_row(args.venv, roots, args.work, budget_s, args.threads, not args.no_tta, log)
             else:
@@ -367,7 +367,7 @@ def main(argv=None) -> int:
                         {k: sorted(splits[k]) for k in ("train", "val", "test")}:
                     raise SystemExit(f"{pipeline}: medgap's run used another split than nnU-Net's")
             row.update(pipeline=pipeline, budget_s=budget_s, load_average_at_start=load, started_at=started,
-                       finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       finished_at=utc_now(),
                        scores=score(row["predictions"], args.work, data))
             row["predictions"] = str(row["predictions"].relative_to(args.work))  # under --work
             rows.append(row)

@@ -13,10 +13,15 @@ import torch
 import medgap
 
 
+def utc_now() -> str:
+    """The current UTC time as the benchmarks' JSON stores it (``2026-12-03T08:54:18Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def machine_info(**versions: str) -> dict:
     """Where and when a benchmark ran: platform, CPUs, torch threads, GPU (if any), load, package versions."""
     return {
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": utc_now(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),

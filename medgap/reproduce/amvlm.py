@@ -484,8 +484,7 @@ def _why_not(context: Context, holds: bool, topic: str = "segmentation") -> str:
         return "tiny budget: a few steps only, for tests"
     if topic == "pretraining":
         return _pretraining_state(context)
-    mask = np.mean([context.results[r.run_dir].get("text_mask_dice", math.nan)
-                    for r in context.select(kind="segmentation", method="amvlm", ratio=0.25)])
+    mask, _ = _mask_and_student_dice(context, "amvlm")
     return f"the text-guided mask alone scores {mask * 100:.1f} Dice; see *{DIAGNOSIS_TITLE[4:]}* above"
 
 
@@ -501,9 +500,7 @@ def _pretraining_state(context: Context) -> str:
 
 def _diagnosis(context: Context) -> str:
     """What the runs measured about the text guidance: the mask's own quality and the pseudo labels it shapes."""
-    runs = context.select(kind="segmentation", method="amvlm", ratio=0.25)
-    mask = np.mean([context.results[r.run_dir].get("text_mask_dice", math.nan) for r in runs])
-    student = np.mean([context.results[r.run_dir]["paper_dice"] for r in runs])
+    mask, student = _mask_and_student_dice(context, "amvlm")
     pseudo = {m: float(np.mean([_final_losses(r.run_dir).get("pseudo_foreground", math.nan)
                                 for r in context.select(kind="segmentation", method=m, ratio=0.25)]))
               for m in ("amvlm", "mt_pl")}
@@ -522,18 +519,23 @@ def _diagnosis(context: Context) -> str:
 
 def _pretrained_text_state(context: Context) -> str:
     """What the frozen pretrained text encoder (the `minilm` variant, where the `[text]` extra is installed) changed."""
-    runs = context.select(kind="segmentation", method="amvlm_minilm", ratio=0.25)
     pretraining = context.select(kind="pretraining", variant="minilm")
-    if not runs or not pretraining:
+    if not context.select(kind="segmentation", method="amvlm_minilm", ratio=0.25) or not pretraining:
         return ""
     gate = context.results[pretraining[0].run_dir]["gate"]
-    mask = np.mean([context.results[r.run_dir].get("text_mask_dice", math.nan) for r in runs])
-    student = np.mean([context.results[r.run_dir]["paper_dice"] for r in runs])
+    mask, student = _mask_and_student_dice(context, "amvlm_minilm")
     v2t = _final_losses(pretraining[0].run_dir).get("loss_v2t", math.nan)
     return (f" A pretrained text encoder (all-MiniLM-L6-v2, frozen) does not change this at this scale: L_V2T ends at "
             f"{v2t:.2f}, the gate's own- vs shuffled-report AUROC on the finding patches is {gate['auroc_pair']:.2f} "
             f"(0.5: the report does not matter), its text-guided mask scores {mask * 100:.1f} Dice and its U-Net "
             f"{student * 100:.1f}.")
+
+
+def _mask_and_student_dice(context: Context, method: str) -> tuple[float, float]:
+    """Mean over the 25 % runs of ``method``: the text-guided mask's own test Dice and the student's (paper) Dice."""
+    results = [context.results[r.run_dir] for r in context.select(kind="segmentation", method=method, ratio=0.25)]
+    return (float(np.mean([result.get("text_mask_dice", math.nan) for result in results])),
+            float(np.mean([result["paper_dice"] for result in results])))
 
 
 def _foreground_share(context: Context) -> float:
