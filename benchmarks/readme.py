@@ -62,14 +62,14 @@ BENCHMARKS = {
         "nnU-Net v2 plans and preprocesses the dataset itself (3d_fullres) and trains on the CPU through a "
         "time-limited trainer (its loop stopped at the budget, its poly learning rate over the budget's time); "
         "medgap trains its demo config, with nnU-Net's augmentation (`data.augmentation.nnunet`) and with deep "
-        "supervision (`method.deep_supervision`), for as many steps as a calibration run says fit the budget. Both "
+        "supervision (`method.deep_supervision`), its poly schedule over as many steps as a calibration run says fit "
+        "the budget and its loop stopped on the clock like nnU-Net's (`trainer.max_minutes`). Both "
         "predict the test cases (nnU-Net with its mirroring unless `--no-tta`) and `medgap score` scores both: "
         "Dice (%) and HD95 (mm) per BraTS region. Not part of `make bench`: it installs nnU-Net into its own "
         "virtual environment and runs for hours (`python benchmarks/bench_vs_nnunet.py --budgets 5 20 60`); "
         "budgets measured in separate sittings are merged, each row keeping its start and end times and load "
-        "average in the JSON (the machine line below is the latest sitting's). `× budget`: training wall time over "
-        "the budget; nnU-Net's trainer stops on the clock, medgap's step count comes from a 12-step calibration "
-        "run and can overrun it.",
+        "average in the JSON (the machine line below is the latest sitting's). `× budget`: the training command's "
+        "wall time (start-up included) over the budget, which both training loops keep.",
         "medgap ahead of nnU-Net at every budget up to an hour on the CPU (issue 22)."),
     "bench_reproduce": (
         "Where a reproduction's minutes go",

@@ -91,7 +91,10 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 1000  # optimiser steps (iterations)
+    max_steps: int = 1000  # optimiser steps (iterations); the LR schedule spans them
+    max_minutes: float | None = None  # also stop once training (validations included, summed over resumes) would
+    # pass this many minutes: the step's validation and last.pt are written first. Machine-speed dependent, so a run
+    # stopped by it is not reproducible step for step; the LR schedule still spans max_steps.
     val_every: int = 250  # validate on the val split (picks best.pt) every this many steps
     val_max_cases: int | None = None  # validate on at most this many cases
     log_every: int = 10  # metrics.jsonl row every this many steps
@@ -419,9 +422,9 @@ RANGES: dict[type, dict[str, Range]] = {
     NetConfig: {"features": AT_LEAST_ONE, "dropout": FRACTION},
     OptimConfig: {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "momentum": PROBABILITY, "poly_power": NON_NEGATIVE,
                   "step_size": AT_LEAST_ONE, "gamma": POSITIVE, "warmup_steps": NON_NEGATIVE, "grad_clip": POSITIVE},
-    TrainerConfig: {"max_steps": AT_LEAST_ONE, "val_every": AT_LEAST_ONE, "val_max_cases": AT_LEAST_ONE,
-                    "log_every": AT_LEAST_ONE, "checkpoint_every": AT_LEAST_ONE, "devices": AT_LEAST_ONE,
-                    "num_nodes": AT_LEAST_ONE},
+    TrainerConfig: {"max_steps": AT_LEAST_ONE, "max_minutes": POSITIVE, "val_every": AT_LEAST_ONE,
+                    "val_max_cases": AT_LEAST_ONE, "log_every": AT_LEAST_ONE, "checkpoint_every": AT_LEAST_ONE,
+                    "devices": AT_LEAST_ONE, "num_nodes": AT_LEAST_ONE},
     InferenceConfig: {"patch_size": AT_LEAST_ONE, "overlap": FRACTION, "stride": AT_LEAST_ONE,
                       "sw_batch_size": AT_LEAST_ONE},
     EvaluationConfig: {"empty_penalty": NON_NEGATIVE},

@@ -113,7 +113,7 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
         model, optimizer = fabric.setup(method, optimizer)
         model.mark_forward_method("training_step")  # route through forward so DDP syncs gradients
 
-    start_step, best = 0, {"metric": -math.inf, "step": None}
+    start_step, best, seconds_before = 0, {"metric": -math.inf, "step": None}, 0.0
     checkpoints = run_dir / "checkpoints"
     if resume:
         state = load_checkpoint(checkpoints / "last.pt", resume=True)
@@ -121,6 +121,10 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_step, best = int(state["step"]), dict(state["best"])
+        seconds_before = float(state.get("train_seconds", 0.0))  # checkpoints before max_minutes lack it
+        if trainer.max_minutes is not None and seconds_before >= trainer.max_minutes * 60:
+            raise TrainingError(f"{checkpoints / 'last.pt'}: the run already trained {seconds_before / 60:.1f} min, "
+                                f"trainer.max_minutes is {trainer.max_minutes:g}; raise it to continue")
         if int(state.get("world_size", fabric.world_size)) != fabric.world_size:
             raise TrainingError(f"{checkpoints / 'last.pt'}: saved by {state['world_size']} process(es), resumed with "
                                 f"{fabric.world_size}; the batches would differ (resume with the same --devices)")
@@ -134,11 +138,13 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                              start_step=start_step)
     running: dict[str, list[float]] = {}
     started = time.perf_counter()
+    last_validation_s, stopped_by, done = 0.0, None, start_step
     method.train()
     with phase("training"), TrainingLog(config, run_dir, enabled=rank_zero, console=console,
                                         start_step=start_step) as log:
         batches = iter(loader)
         for step in range(start_step, trainer.max_steps):
+            step_started = time.perf_counter()
             batch = _to_device(next(batches), fabric.device)
             output = model.training_step(batch, step)
             if not torch.isfinite(output.loss):
@@ -152,14 +158,22 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
             for key, value in {"loss": float(output.loss.detach()), **output.logs}.items():
                 running.setdefault(key, []).append(value)
             log.step(done, running["loss"][-1])
-            if done % trainer.log_every == 0 or done == trainer.max_steps:
+            if trainer.max_minutes is not None and done < trainer.max_steps:
+                now = time.perf_counter()  # stop unless one more step and a validation fit
+                if _out_of_time(fabric, seconds_before + now - started + (now - step_started) + last_validation_s,
+                                trainer.max_minutes):
+                    stopped_by = "max_minutes"
+            last = done == trainer.max_steps or stopped_by is not None
+            if done % trainer.log_every == 0 or last:
                 row = {"step": done, "lr": scheduler.get_last_lr()[0],
                        **{k: float(np.mean(v)) for k, v in running.items()},
                        "elapsed_s": round(time.perf_counter() - started, 3)}
                 running = {}
                 log.write(row)
-            if done % trainer.val_every == 0 or done == trainer.max_steps:
+            if done % trainer.val_every == 0 or last:
+                validation_started = time.perf_counter()
                 scores = validate(method, data, config, fabric.device)
+                last_validation_s = time.perf_counter() - validation_started  # the final one must fit max_minutes
                 method.train()
                 log.validation(done, scores)
                 if rank_zero:
@@ -169,21 +183,26 @@ def _train(fabric: Fabric, config: ExperimentConfig, run_dir: Path, resume: bool
                         best = {"metric": metric, "step": done, "name": metric_name}
                         save_checkpoint(checkpoints / "best.pt",
                                         {"model": method.state_dict(), "step": done, f"val_{metric_name}": metric})
-            if done % trainer.checkpoint_every == 0 or done == trainer.max_steps:
+            if done % trainer.checkpoint_every == 0 or last:
                 if rank_zero:
-                    save_checkpoint(checkpoints / "last.pt", _training_state(method, optimizer, scheduler, done, best,
-                                                                             fabric.world_size))
+                    save_checkpoint(checkpoints / "last.pt", _training_state(
+                        method, optimizer, scheduler, done, best, fabric.world_size,
+                        train_seconds=seconds_before + time.perf_counter() - started))
                 fabric.barrier()
+            if stopped_by:
+                break
 
     if rank_zero and best["step"] is None:  # no validation score ever (no validation cases): the final weights
-        save_checkpoint(checkpoints / "best.pt", {"model": method.state_dict(), "step": trainer.max_steps})
+        save_checkpoint(checkpoints / "best.pt", {"model": method.state_dict(), "step": done})
     summary = {
         "run_dir": str(run_dir), "name": config.name, "method": config.method.name,
-        "dataset": data.spec.name, "steps": trainer.max_steps, "seed": seed,
+        "dataset": data.spec.name, "steps": done, "max_steps": trainer.max_steps, "stopped_by": stopped_by,
+        "seed": seed,
         # named after the selecting score (the method's first validation score: dice, kappa, neg_contrastive_loss ...)
         f"best_val_{best.get('name') or 'score'}": best["metric"] if best["step"] is not None else None,
         "best_step": best["step"],
         "train_seconds_this_session": round(time.perf_counter() - started, 1),
+        "train_seconds": round(seconds_before + time.perf_counter() - started, 1),  # summed over resumes
         "resumed_from_step": start_step if resume else None,
         "splits": {key: len(data.splits[key]) for key in ("train", "val", "test", "labelled", "unlabelled")},
         "world_size": fabric.world_size, "environment": environment(),
@@ -217,8 +236,8 @@ def validate(method, data: PreparedData, config: ExperimentConfig, device) -> di
 
 
 # Keys that may change between a run and its resumption without changing what is computed.
-_RESUME_MAY_CHANGE = {"trainer.progress", "trainer.loggers", "trainer.log_every", "data.num_workers", "data.cache_dir",
-                      "run_dir"}
+_RESUME_MAY_CHANGE = {"trainer.progress", "trainer.loggers", "trainer.log_every", "trainer.max_minutes",
+                      "data.num_workers", "data.cache_dir", "run_dir"}
 
 
 def _check_resume_config(config: ExperimentConfig, run_dir: Path) -> None:
@@ -244,12 +263,19 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _training_state(method, optimizer, scheduler, step: int, best: dict, world_size: int) -> dict:
+def _training_state(method, optimizer, scheduler, step: int, best: dict, world_size: int,
+                    train_seconds: float) -> dict:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return {"model": method.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "step": step, "best": best, "rng": rng, "world_size": world_size}
+            "step": step, "best": best, "rng": rng, "world_size": world_size, "train_seconds": train_seconds}
+
+
+def _out_of_time(fabric: Fabric, projected_seconds: float, max_minutes: float) -> bool:
+    """Whether to stop now; rank 0's clock decides for every rank (they must stop at the same step)."""
+    out = projected_seconds > max_minutes * 60
+    return bool(fabric.broadcast(out, src=0)) if fabric.world_size > 1 else out
 
 
 def _prepare_with_progress(config, seed, run_dir, console) -> PreparedData:

@@ -56,6 +56,28 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_p
     assert final_parameters(tmp_path / "interrupted").keys() == straight.keys()  # nothing was touched
 
 
+def test_max_minutes_stops_with_a_validation_and_a_checkpoint_and_resumes_exactly(tiny_dataset, tmp_path):
+    train(tiny_config(tiny_dataset), tmp_path / "straight")
+    run = tmp_path / "capped"
+    capped = tiny_config(tiny_dataset, **{"trainer.max_minutes": 1e-9})  # out of time after the first step
+    summary = train(capped, run)
+    assert (summary["steps"], summary["max_steps"], summary["stopped_by"]) == (1, 6, "max_minutes")
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 1
+    assert load_checkpoint(run / "checkpoints" / "best.pt")["step"] == 1
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "val_dice" in r] == [1]
+
+    with pytest.raises(TrainingError, match=r"last.pt: the run already trained .* min, trainer.max_minutes is 1e-09; "
+                                            r"raise it to continue"):
+        train(capped, run, resume=True)
+    # The cap may change on resume; the seconds already spent count, and the run continues the same training.
+    resumed = train(tiny_config(tiny_dataset, **{"trainer.max_minutes": 60}), run, resume=True)
+    assert (resumed["steps"], resumed["stopped_by"], resumed["resumed_from_step"]) == (6, None, 1)
+    assert resumed["train_seconds"] >= summary["train_seconds"] + resumed["train_seconds_this_session"] - 0.1
+    straight, continued = final_parameters(tmp_path / "straight"), final_parameters(run)
+    for key in straight:
+        assert torch.equal(straight[key], continued[key]), key
+
+
 def test_existing_run_folder_is_refused_unless_resume_or_overwrite(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     config = tiny_config(tiny_dataset, **{"trainer.max_steps": 1, "trainer.val_every": 1})
