@@ -296,10 +296,11 @@ def score(predictions: Path, work: Path, data: Path) -> dict:
 
 def table(rows: list[dict]) -> str:
     """One line per (budget, pipeline): wall time of the whole training command, start-up included (and its ratio
-    to the budget, which both tools' training loops keep), steps, Dice (%) and HD95 (mm) per region (WT, TC, ET)."""
+    to the budget, which both tools' training loops keep), steps, Dice (%) and HD95 (mm) per region (WT, TC, ET),
+    and when the row finished (rows of separate sittings ran at the shared machine's speed of their day)."""
     structures = [entry["structure"] for entry in rows[0]["scores"]["aggregated"]] if rows else []
     header = ["budget (min)", "pipeline", "train wall (s)", "× budget", "steps", *(f"{s} Dice" for s in structures),
-              *(f"{s} HD95" for s in structures)]
+              *(f"{s} HD95" for s in structures), "finished (UTC)"]
     cells = []
     for row in rows:
         by_structure = {entry["structure"]: entry for entry in row["scores"]["aggregated"]}
@@ -309,7 +310,8 @@ def table(rows: list[dict]) -> str:
                       f"{row['train_wall_s'] / row['budget_s']:.2f}",
                       "–" if row.get("steps") is None else str(row["steps"]),
                       *("–" if v is None or v != v else f"{100 * v:.1f}" for v in dice),
-                      *("–" if v is None or v != v else f"{v:.1f}" for v in hd95)])
+                      *("–" if v is None or v != v else f"{v:.1f}" for v in hd95),
+                      row.get("finished_at", "")[:16].replace("T", " ")])
     return markdown_table(header, cells)
 
 

@@ -69,7 +69,8 @@ BENCHMARKS = {
         "virtual environment and runs for hours (`python benchmarks/bench_vs_nnunet.py --budgets 5 20 60`); "
         "budgets measured in separate sittings are merged, each row keeping its start and end times and load "
         "average in the JSON (the machine line below is the latest sitting's). `× budget`: the training command's "
-        "wall time (start-up included) over the budget, which both training loops keep.",
+        "wall time (start-up included) over the budget, which both training loops keep. Compare rows of one sitting "
+        "(`finished`): the shared machine's speed changes between sittings, as the steps of one pipeline show.",
         "medgap ahead of nnU-Net at every budget up to an hour on the CPU (issue 22)."),
     "bench_reproduce": (
         "Where a reproduction's minutes go",
