@@ -132,6 +132,9 @@ def held_out_dice(difficulty, train=16, test=6, steps=300):
     torch.manual_seed(0)
     net = UNet(2, 1, 4, features=[8, 16, 32], norm="batch")
     optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
+    # Linear decay to 0: with a constant rate the last step's weights oscillated, and one CPU's float path landed
+    # on an easy LV of 0.88 (realistic 0.93), deciding nothing about the data.
+    decay = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1.0 - step / steps)
     order = torch.Generator().manual_seed(0)
     for _ in range(steps):
         batch = torch.randint(len(images), (16,), generator=order)
@@ -139,6 +142,7 @@ def held_out_dice(difficulty, train=16, test=6, steps=300):
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        decay.step()
     net.eval()
     images, labels = slices([make_case(options, case_rng(0, 1, index)) for index in range(test)])
     with torch.no_grad():
@@ -156,10 +160,10 @@ def test_realistic_is_harder_for_a_fixed_small_unet():
         easy, realistic = held_out_dice("easy"), held_out_dice("realistic")
     finally:
         torch.set_num_threads(threads)
-    # Measured (voxels pooled over the 6 held-out stacks), RV / Myo / LV: easy 0.83 / 0.86 / 0.98, realistic
-    # 0.76 / 0.79 / 0.93 on one machine; easy 0.78 / 0.86 / 0.96, realistic 0.79 / 0.79 / 0.92 on another CPU (the
-    # float maths differ): the RV of this 6-stack miniature swings by ±0.03, so the test asks for a harder mean
-    # and for the thin myocardium, which the realism targets, to be clearly harder.
+    # Measured (voxels pooled over the 6 held-out stacks), RV / Myo / LV: easy 0.82 / 0.90 / 0.98, realistic
+    # 0.81 / 0.81 / 0.92 (2026-12-04). The RV of this 6-stack miniature swings by ±0.03 between CPUs (their float
+    # maths differ), so the test asks for a harder mean and for the thin myocardium, which the realism targets, to
+    # be clearly harder.
     mean = {level: sum(scores.values()) / len(scores) for level, scores in (("easy", easy), ("realistic", realistic))}
     assert mean["realistic"] < mean["easy"] - 0.02, (easy, realistic)
     assert realistic["myocardium"] < easy["myocardium"] - 0.03, (easy, realistic)
