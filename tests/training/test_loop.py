@@ -74,7 +74,8 @@ def test_max_minutes_stops_with_a_validation_and_a_checkpoint_and_resumes_exactl
     resumed = train(tiny_config(tiny_dataset, **{"trainer.max_minutes": 60}), run, resume=True)
     assert (resumed["steps"], resumed["stopped_by"], resumed["resumed_from_step"]) == (6, None, 1)
     # Both summary figures are rounded to 0.1 s, hence the tolerance.
-    assert resumed["train_seconds"] == pytest.approx(last["train_seconds"] + resumed["train_seconds_this_session"], abs=0.11)
+    spent = last["train_seconds"] + resumed["train_seconds_this_session"]
+    assert resumed["train_seconds"] == pytest.approx(spent, abs=0.11)
     straight, continued = final_parameters(tmp_path / "straight"), final_parameters(run)
     for key in straight:
         assert torch.equal(straight[key], continued[key]), key
