@@ -81,8 +81,8 @@ BENCHMARKS = {
         "--steps-fraction 0.2`, not part of `make bench`) trains one run of each kind for a fifth of its steps and "
         "extrapolates by the step and plan counts. `spawn` rows start a fresh interpreter per run (medgap before "
         "issue 22), `fork` rows fork the workers after the imports; measured in turn, outputs compared. The second "
-        "table puts each paper's `small` cost before and after issue 22 side by side. Each entry keeps its date "
-        "and load until re-measured.",
+        "table puts each paper's `small` cost before and after issue 22 side by side, with the share of the training "
+        "steps and the speed-up they bound. Each entry keeps its date and load until re-measured.",
         "≥ 2× less wall time for the same runs at `small`, outputs identical; where training steps dominate, "
         "the table shows the bound."),
 }
